@@ -1,0 +1,43 @@
+# Sluice — build, run and test. `make run` and `make test` work on a fresh Debian machine
+# (as root: missing C libraries are installed with apt-get).
+SWIFT ?= swift
+BIN_DEBUG = .build/debug/sluice
+BIN_RELEASE = .build/release/sluice
+WORKERS ?= 2
+OUT ?= out
+
+.PHONY: deps build release run test bench bench-peers clean
+
+deps:
+	@missing=""; \
+	for pkg in libz-dev:zlib.h libarchive-dev:archive.h; do \
+	  name=$${pkg%%:*}; header=$${pkg##*:}; \
+	  [ -f /usr/include/$$header ] || missing="$$missing $$name"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The main job on the bundled data: word count over two public-domain books.
+run: release
+	@rm -rf $(OUT)/wordcount
+	$(BIN_RELEASE) run wordcount --input datasets/texts --output $(OUT)/wordcount --workers $(WORKERS)
+	@echo; echo "Top 10 tokens:"; sort -t '	' -k2,2nr -k1,1 $(OUT)/wordcount/part-* | head -10
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+bench: release
+	bash bench/run.sh
+
+clean:
+	rm -rf .build $(OUT)

@@ -1,0 +1,45 @@
+#define _GNU_SOURCE
+#include "CSluiceSys.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int sluice_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int sluice_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                 int child_stdin, int child_stdout) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    posix_spawn_file_actions_adddup2(&actions, child_stdin, 0);
+    posix_spawn_file_actions_adddup2(&actions, child_stdout, 1);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_init(&attr);
+    /* The coordinator ignores SIGPIPE; the worker starts with default dispositions. */
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    rc = posix_spawnp(pid, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    return rc;
+}
+
+int sluice_wait_status(int status, int *code) {
+    if (WIFEXITED(status)) { *code = WEXITSTATUS(status); return 1; }
+    if (WIFSIGNALED(status)) { *code = WTERMSIG(status); return 2; }
+    return 0;
+}
+
+void sluice_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }

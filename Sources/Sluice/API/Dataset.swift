@@ -1,0 +1,280 @@
+/// A lazy, partitioned collection of records of type `T`: each operator adds a node to the
+/// job's graph and nothing runs until the job does. Narrow operators (`map`, `filter`,
+/// `flatMap` …) are fused into one pass per task; wide ones (`reduceByKey`, `join`,
+/// `sortByKey` …) cut a stage at a shuffle.
+public struct Dataset<T> {
+    let node: Node<T>
+    let graph: JobGraph
+
+    init(_ node: Node<T>, _ graph: JobGraph) {
+        self.node = node
+        self.graph = graph
+    }
+
+    /// Names the node in `explain` output.
+    public func named(_ label: String) -> Dataset<T> {
+        node.userLabel = label
+        return self
+    }
+
+    // MARK: Narrow operators
+
+    /// One record out per record in.
+    public func map<U>(_ transform: @escaping (T) throws -> U) -> Dataset<U> {
+        Dataset<U>(MapNode(node, transform), graph)
+    }
+
+    /// Keeps the records for which `predicate` is true.
+    public func filter(_ predicate: @escaping (T) throws -> Bool) -> Dataset<T> {
+        Dataset(FilterNode(node, predicate), graph)
+    }
+
+    /// Any number of records per record, returned as a sequence.
+    public func flatMap<S: Sequence>(_ transform: @escaping (T) throws -> S) -> Dataset<S.Element> {
+        Dataset<S.Element>(EmitNode(node, op: "flatMap") { t, emit in
+            for u in try transform(t) { try emit(u) }
+        }, graph)
+    }
+
+    /// Any number of records per record, pushed with `emit` — no array per record.
+    /// ```swift
+    /// lines.flatMap(emitting: { line, emit in try line.forEachToken(emit) })
+    /// ```
+    public func flatMap<U>(emitting body: @escaping (T, _ emit: (U) throws -> Void) throws -> Void) -> Dataset<U> {
+        Dataset<U>(EmitNode(node, op: "flatMap", body), graph)
+    }
+
+    /// Per-partition processing with state: `setup` runs once per partition, `process` for
+    /// every record, `finish` at the end of the partition; each may emit records.
+    public func mapPartitions<U, State>(
+        setup: @escaping (_ partition: Int) throws -> State,
+        process: @escaping (inout State, T, _ emit: (U) throws -> Void) throws -> Void,
+        finish: @escaping (inout State, _ emit: (U) throws -> Void) throws -> Void = { _, _ in }
+    ) -> Dataset<U> {
+        Dataset<U>(PartitionNode(node, setup: setup, process: process, finish: finish), graph)
+    }
+
+    /// Pairs every record with a key.
+    public func keyBy<K>(_ key: @escaping (T) throws -> K) -> Dataset<(K, T)> {
+        Dataset<(K, T)>(MapNode(node, op: "keyBy") { (try key($0), $0) }, graph)
+    }
+
+    /// The records of both datasets (no data moves; partitions are concatenated).
+    public func union(_ others: Dataset<T>...) -> Dataset<T> {
+        Dataset(UnionNode([node] + others.map(\.node)), graph)
+    }
+
+    // MARK: Actions
+
+    /// Writes the records as text lines into `part-NNNNN` files in the folder `path`,
+    /// committed atomically with a `_SUCCESS` marker.
+    public func write(to path: String) where T: TextRepresentable {
+        graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered) { t, w in t.writeText(to: &w) })
+    }
+
+    /// Writes the records as text lines formatted by `format`.
+    public func write(to path: String, format: @escaping (T, inout ByteWriter) -> Void) {
+        graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered, format: format))
+    }
+
+    /// Counts the records.
+    @discardableResult
+    public func count() -> ResultHandle<Int> {
+        let action = CountAction(node)
+        graph.add(action)
+        return ResultHandle(action: action) { try action.total($0) }
+    }
+
+    /// Brings every record back to the coordinator.
+    @discardableResult
+    public func collect() -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+        collect(limit: nil)
+    }
+
+    /// Brings the first `n` records (in partition order) back to the coordinator.
+    @discardableResult
+    public func take(_ n: Int) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+        collect(limit: n)
+    }
+
+    private func collect(limit: Int?) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+        let action = CollectAction(node, limit: limit, encode: { t, w in t.encode(to: &w) },
+                                   decode: { try T.decode(from: &$0) }, format: { t, w in t.writeText(to: &w) })
+        graph.add(action)
+        return ResultHandle(action: action) { try action.values($0) }
+    }
+}
+
+/// A typed handle on an action's result, read from a finished run with `JobResult.value(of:)`.
+public struct ResultHandle<R> {
+    let action: Action
+    let decode: ([[UInt8]]) throws -> R
+}
+
+// MARK: - Operators on key-value pairs
+
+extension Dataset {
+    /// Transforms the values, keeping the keys.
+    public func mapValues<K, V, U>(_ transform: @escaping (V) throws -> U) -> Dataset<(K, U)> where T == (K, V) {
+        Dataset<(K, U)>(MapNode(node, op: "mapValues") { (k, v) in (k, try transform(v)) }, graph)
+    }
+
+    /// Merges the values of each key with an associative function, combining on the map
+    /// side before the shuffle.
+    public func reduceByKey<K: ShuffleKey, V: BinaryCodable>(
+        partitions: Int? = nil, _ combine: @escaping (V, V) throws -> V
+    ) -> Dataset<(K, V)> where T == (K, V) {
+        let agg = Aggregator<V, V>(create: { $0 }, mergeValue: { $0 = try combine($0, $1) },
+                                   mergeCombiners: { $0 = try combine($0, $1) })
+        return Dataset<(K, V)>(CombinedNode(op: "reduceByKey", node, aggregator: agg, mapSideCombine: true,
+                                            partitions: partitions), graph)
+    }
+
+    /// Folds the values of each key into an accumulator starting at `zero`: `seq` adds a
+    /// value, `comb` merges two accumulators (both must be associative).
+    public func aggregateByKey<K: ShuffleKey, V: BinaryCodable, U: BinaryCodable>(
+        _ zero: U, partitions: Int? = nil,
+        _ seq: @escaping (U, V) throws -> U, _ comb: @escaping (U, U) throws -> U
+    ) -> Dataset<(K, U)> where T == (K, V) {
+        let agg = Aggregator<V, U>(create: { try seq(zero, $0) }, mergeValue: { $0 = try seq($0, $1) },
+                                   mergeCombiners: { $0 = try comb($0, $1) })
+        return Dataset<(K, U)>(CombinedNode(op: "aggregateByKey", node, aggregator: agg, mapSideCombine: true,
+                                            partitions: partitions), graph)
+    }
+
+    /// All values of each key, as an array (no map-side combine: it would not shrink the data).
+    public func groupByKey<K: ShuffleKey, V: BinaryCodable>(partitions: Int? = nil) -> Dataset<(K, [V])> where T == (K, V) {
+        let agg = Aggregator<V, [V]>(create: { [$0] }, mergeValue: { $0.append($1) },
+                                     mergeCombiners: { $0 += $1 }, growsBy: { $0.estimatedMemory })
+        return Dataset<(K, [V])>(CombinedNode(op: "groupByKey", node, aggregator: agg, mapSideCombine: false,
+                                              partitions: partitions), graph)
+    }
+
+    /// For each key on either side, its values from both sides.
+    public func cogroup<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+        _ other: Dataset<(K, W)>, partitions: Int? = nil
+    ) -> Dataset<(K, ([V], [W]))> where T == (K, V) {
+        Dataset<(K, ([V], [W]))>(CoGroupedNode(node, other.node, partitions: partitions), graph)
+    }
+
+    /// Inner join on the key: one record per matching pair of values.
+    public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+        _ other: Dataset<(K, W)>, partitions: Int? = nil
+    ) -> Dataset<(K, (V, W))> where T == (K, V) {
+        Dataset<(K, (V, W))>(EmitNode(CoGroupedNode(node, other.node, partitions: partitions), op: "join") { kg, emit in
+            for v in kg.1.0 { for w in kg.1.1 { try emit((kg.0, (v, w))) } }
+        }, graph)
+    }
+
+    /// Left outer join: every left record, with each matching right value or `nil`.
+    public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+        _ other: Dataset<(K, W)>, partitions: Int? = nil
+    ) -> Dataset<(K, (V, W?))> where T == (K, V) {
+        Dataset<(K, (V, W?))>(EmitNode(CoGroupedNode(node, other.node, partitions: partitions), op: "leftOuterJoin") { kg, emit in
+            for v in kg.1.0 {
+                if kg.1.1.isEmpty {
+                    try emit((kg.0, (v, nil)))
+                } else {
+                    for w in kg.1.1 { try emit((kg.0, (v, w))) }
+                }
+            }
+        }, graph)
+    }
+
+    /// Sorts by key across all partitions: range partitioning from a key sample, then a sort
+    /// of each partition, so part 0 holds the smallest keys and the parts are in order.
+    public func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(
+        ascending: Bool = true, partitions: Int? = nil
+    ) -> Dataset<(K, V)> where T == (K, V) {
+        Dataset<(K, V)>(SortedNode(node, ascending: ascending, partitions: partitions), graph)
+    }
+
+    /// Writes `key<TAB>value` lines.
+    public func write<K: TextRepresentable, V: TextRepresentable>(to path: String) where T == (K, V) {
+        graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered) { kv, w in
+            kv.0.writeText(to: &w)
+            w.write(0x09)
+            kv.1.writeText(to: &w)
+        })
+    }
+
+    /// Counts the records of each key (map-side combined), brought back to the coordinator.
+    @discardableResult
+    public func countByKey<K: ShuffleKey & TextRepresentable, V>() -> ResultHandle<[K: Int]> where T == (K, V) {
+        let counted = Dataset<(K, Int)>(MapNode(node, op: "countByKey") { ($0.0, 1) }, graph).reduceByKey(+)
+        let action = CollectAction(counted.node, limit: nil, encode: { kv, w in
+            kv.0.encode(to: &w)
+            kv.1.encode(to: &w)
+        }, decode: { r in (try K.decode(from: &r), try Int.decode(from: &r)) }, format: { kv, w in
+            kv.0.writeText(to: &w)
+            w.write(0x09)
+            kv.1.writeText(to: &w)
+        })
+        graph.add(action)
+        return ResultHandle(action: action) { Dictionary(uniqueKeysWithValues: try action.values($0)) }
+    }
+
+    /// Brings every `(key, value)` record back to the coordinator.
+    @discardableResult
+    public func collect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>() -> ResultHandle<[(K, V)]> where T == (K, V) {
+        pairCollect(limit: nil)
+    }
+
+    /// Brings the first `n` `(key, value)` records back to the coordinator.
+    @discardableResult
+    public func take<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(_ n: Int) -> ResultHandle<[(K, V)]> where T == (K, V) {
+        pairCollect(limit: n)
+    }
+
+    private func pairCollect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(limit: Int?) -> ResultHandle<[(K, V)]> where T == (K, V) {
+        let action = CollectAction(node, limit: limit, encode: { kv, w in
+            kv.0.encode(to: &w)
+            kv.1.encode(to: &w)
+        }, decode: { r in (try K.decode(from: &r), try V.decode(from: &r)) }, format: { kv, w in
+            kv.0.writeText(to: &w)
+            w.write(0x09)
+            kv.1.writeText(to: &w)
+        })
+        graph.add(action)
+        return ResultHandle(action: action) { try action.values($0) }
+    }
+}
+
+extension Dataset where T: ShuffleKey {
+    /// The distinct records (map-side de-duplicated, then shuffled).
+    public func distinct(partitions: Int? = nil) -> Dataset<T> {
+        let keyed = Dataset<(T, Unit)>(MapNode(node, op: "distinct") { ($0, Unit()) }, graph)
+        let agg = Aggregator<Unit, Unit>(create: { $0 }, mergeValue: { _, _ in }, mergeCombiners: { _, _ in })
+        let reduced = CombinedNode(op: "distinct", keyed.node, aggregator: agg, mapSideCombine: true, partitions: partitions)
+        return Dataset(MapNode(reduced, op: "keys") { $0.0 }, graph)
+    }
+}
+
+extension Dataset where T: BinaryCodable {
+    /// The `n` greatest records under `areInIncreasingOrder`, greatest first, as a single
+    /// ordered partition: each task keeps its own top `n`, one reducer merges them.
+    public func top(_ n: Int, by areInIncreasingOrder: @escaping (T, T) -> Bool) -> Dataset<T> {
+        let before: (T, T) -> Bool = { areInIncreasingOrder($1, $0) }
+        let local = Dataset<(Int, T)>(PartitionNode(node, setup: { _ in [T]() }, process: { kept, t, _ in
+            kept.append(t)
+            if kept.count >= 2 * n + 64 {
+                kept.sort(by: before)
+                kept.removeLast(kept.count - n)
+            }
+        }, finish: { kept, emit in
+            kept.sort(by: before)
+            for t in kept.prefix(n) { try emit((0, t)) }
+        }), graph)
+        let gathered = local.groupByKey(partitions: 1)
+        let result = EmitNode(gathered.node, op: "top(\(n))") { (kv: (Int, [T]), emit: (T) throws -> Void) in
+            for t in kv.1.sorted(by: before).prefix(n) { try emit(t) }
+        }
+        result.ordersOutput = true
+        return Dataset(result, graph)
+    }
+}
+
+extension Dataset where T: BinaryCodable & Comparable {
+    /// The `n` greatest records, greatest first.
+    public func top(_ n: Int) -> Dataset<T> { top(n, by: <) }
+}

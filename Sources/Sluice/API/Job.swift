@@ -1,0 +1,209 @@
+/// A job: a name, a one-line summary, documented parameters, and a closure that builds the
+/// dataset graph. The closure runs in the coordinator and again in every worker with the
+/// same arguments, so it must be deterministic (no clocks, no unseeded randomness).
+///
+/// ```swift
+/// Job("wordcount", summary: "Counts words in text files") { ctx in
+///     ctx.textFiles(ctx.inputs)
+///         .flatMap(emitting: { line, emit in try line.forEachToken(emit) })
+///         .map { ($0, 1) }
+///         .reduceByKey(+)
+///         .write(to: ctx.output)
+/// }
+/// ```
+public struct Job: Sendable {
+    public let name: String
+    public let summary: String
+    public let parameters: [JobParameter]
+    /// Inputs used when the user gives none (bundled data), relative to the working folder.
+    public let defaultInputs: [String]
+    /// Hidden jobs (test fixtures) are listed only by `sluice jobs --all`.
+    public let hidden: Bool
+    let build: @Sendable (JobContext) throws -> Void
+
+    public init(_ name: String, summary: String, parameters: [JobParameter] = [], defaultInputs: [String] = [],
+                hidden: Bool = false, build: @escaping @Sendable (JobContext) throws -> Void) {
+        self.hidden = hidden
+        self.name = name
+        self.summary = summary
+        self.parameters = parameters
+        self.defaultInputs = defaultInputs
+        self.build = build
+    }
+
+    /// Builds the job's graph for the given arguments.
+    public func graph(_ arguments: JobArguments) throws -> JobGraph {
+        let graph = JobGraph()
+        let ctx = JobContext(job: self, arguments: arguments, graph: graph)
+        try build(ctx)
+        guard !graph.actions.isEmpty else {
+            throw JobError.invalid("job \(name) defines no action (write, count, collect …)")
+        }
+        graph.seal()
+        return graph
+    }
+}
+
+/// A parameter a job accepts (`--param name=value` on the command line).
+public struct JobParameter: Sendable {
+    public let name: String
+    public let help: String
+    public let defaultValue: String?
+    public init(_ name: String, help: String, default defaultValue: String? = nil) {
+        self.name = name
+        self.help = help
+        self.defaultValue = defaultValue
+    }
+}
+
+/// What a job is run with: inputs, output folder and parameters. It travels to every worker.
+public struct JobArguments: Sendable, Equatable {
+    public var inputs: [String]
+    public var output: String?
+    public var parameters: [String: String]
+    public init(inputs: [String] = [], output: String? = nil, parameters: [String: String] = [:]) {
+        self.inputs = inputs
+        self.output = output
+        self.parameters = parameters
+    }
+
+    func encode(to w: inout ByteWriter) {
+        inputs.encode(to: &w)
+        output.encode(to: &w)
+        let keys = parameters.keys.sorted()
+        keys.encode(to: &w)
+        for k in keys { parameters[k]!.encode(to: &w) }
+    }
+
+    static func decode(from r: inout ByteReader) throws -> JobArguments {
+        let inputs = try [String].decode(from: &r)
+        let output = try String?.decode(from: &r)
+        var parameters: [String: String] = [:]
+        for k in try [String].decode(from: &r) { parameters[k] = try String.decode(from: &r) }
+        return JobArguments(inputs: inputs, output: output, parameters: parameters)
+    }
+}
+
+/// Errors in how a job is defined or invoked, reported to the user as one line.
+public enum JobError: Error, CustomStringConvertible {
+    case invalid(String)
+    case badParameter(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let s), .badParameter(let s): return s
+        }
+    }
+}
+
+/// Handed to a job's build closure: its arguments, and the sources that start a graph.
+public final class JobContext {
+    public let job: Job
+    public let arguments: JobArguments
+    let graph: JobGraph
+
+    init(job: Job, arguments: JobArguments, graph: JobGraph) {
+        self.job = job
+        self.arguments = arguments
+        self.graph = graph
+    }
+
+    /// The input paths (files, folders or globs); the job's defaults when none were given.
+    public var inputs: [String] { arguments.inputs.isEmpty ? job.defaultInputs : arguments.inputs }
+
+    /// The output folder. Jobs that write need one; the error says how to give it.
+    public var output: String {
+        get throws {
+            guard let out = arguments.output else { throw JobError.badParameter("job \(job.name) needs --output DIR") }
+            return out
+        }
+    }
+
+    /// A parameter's value, or its declared default.
+    public func parameter(_ name: String) throws -> String {
+        if let v = arguments.parameters[name] { return v }
+        if let p = job.parameters.first(where: { $0.name == name }), let d = p.defaultValue { return d }
+        throw JobError.badParameter("job \(job.name) needs --param \(name)=VALUE")
+    }
+
+    /// A parameter parsed as an integer.
+    public func intParameter(_ name: String) throws -> Int {
+        let s = try parameter(name)
+        guard let v = Int(s) else { throw JobError.badParameter("--param \(name)=\(s): not an integer") }
+        return v
+    }
+
+    /// The lines of text files (files, folders, globs; gzip and archives too), as bytes.
+    public func textFiles(_ paths: [String]) -> Dataset<Bytes> {
+        Dataset(graph.source(TextLinesNode(paths: paths)), graph)
+    }
+
+    /// The lines of text files with the name of the document each comes from.
+    public func documentLines(_ paths: [String]) -> Dataset<DocumentLine> {
+        Dataset(graph.source(DocumentLinesNode(paths: paths)), graph)
+    }
+
+    /// CSV (or TSV with `delimiter: "\t"`) files, each record parsed by `parse` into a
+    /// value (return nil to drop it). The record is borrowed: read its fields inside `parse`.
+    /// With `header`, the first line names the columns (`record.int("value")`).
+    public func csv<T>(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false,
+                       parse: @escaping (CSVRecord) throws -> T?) -> Dataset<T> {
+        Dataset(CSVSourceNode(paths: paths, delimiter: delimiter.asciiValue ?? UInt8(ascii: ","), hasHeader: header,
+                              multiLine: multiLine, parse: parse), graph)
+    }
+
+    /// CSV files as owned rows.
+    public func csvRows(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false) -> Dataset<CSVRow> {
+        csv(paths, delimiter: delimiter, header: header, multiLine: multiLine) { $0.toRow() }
+    }
+
+    /// In-memory records in `partitions` slices. The closure builds the array in every
+    /// process, so it must build the same one each time.
+    public func parallelize<T>(_ items: [T], partitions: Int = 4) -> Dataset<T> {
+        Dataset(ParallelizeNode(items, slices: partitions), graph)
+    }
+}
+
+/// A job's logical graph: its sources and actions, sealed with deterministic ids.
+public final class JobGraph {
+    private(set) var actions: [Action] = []
+    private(set) var fileSources: [AnyNode] = []
+    /// Every node in traversal order (parents before children).
+    private(set) var nodes: [AnyNode] = []
+    /// Every shuffle in traversal order.
+    private(set) var shuffles: [ShuffleDependency] = []
+
+    func add(_ action: Action) {
+        action.index = actions.count
+        actions.append(action)
+    }
+
+    func source<N: AnyNode>(_ node: N) -> N { node }
+
+    /// Assigns node and shuffle ids by a depth-first traversal from the actions in order:
+    /// the same graph gets the same ids in every process.
+    func seal() {
+        var seen = Set<ObjectIdentifier>()
+        func visit(_ node: AnyNode) {
+            guard seen.insert(ObjectIdentifier(node)).inserted else { return }
+            for p in node.parents { visit(p) }
+            node.id = nodes.count
+            nodes.append(node)
+            for s in node.shuffleDependencies {
+                s.id = shuffles.count
+                shuffles.append(s)
+            }
+        }
+        for a in actions { visit(a.node) }
+        fileSources = nodes.filter { $0 is FileSourceLike }
+    }
+}
+
+/// Marks the sources whose partitions are planned input splits.
+protocol FileSourceLike: AnyObject {
+    var paths: [String] { get }
+    var splits: [InputSplit] { get set }
+    var splittable: Bool { get }
+}
+
+extension FileSourceNode: FileSourceLike {}

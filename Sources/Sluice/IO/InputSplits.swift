@@ -1,0 +1,198 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a file's bytes are stored.
+public enum InputFormat: UInt8, Sendable {
+    case plain = 0, gzip = 1, archive = 2
+
+    /// The format a path's extension announces.
+    static func of(path: String) -> InputFormat {
+        if ArchiveReader.isArchive(path: path) { return .archive }
+        if path.hasSuffix(".gz") { return .gzip }
+        return .plain
+    }
+}
+
+/// A piece of one input file: a byte range of a plain file, a whole gzip file, or a range
+/// of entries (by ordinal) of an archive.
+public struct InputChunk: Sendable, Equatable {
+    public var path: String
+    public var format: InputFormat
+    /// Byte range `[start, end)` for plain files; entry ordinals `[start, end)` for archives.
+    public var start: Int64
+    public var end: Int64
+    /// Size on disk of the piece, for balancing and `explain`.
+    public var bytes: Int64
+
+    func encode(to w: inout ByteWriter) {
+        w.writeString(path)
+        w.write(format.rawValue)
+        w.writeFixed(start)
+        w.writeFixed(end)
+        w.writeFixed(bytes)
+    }
+
+    static func decode(from r: inout ByteReader) throws -> InputChunk {
+        let path = try r.readString()
+        guard let format = InputFormat(rawValue: try r.readByte()) else { throw DecodingError("bad input format") }
+        return InputChunk(path: path, format: format, start: try r.readFixed(), end: try r.readFixed(),
+                          bytes: try r.readFixed())
+    }
+}
+
+/// The input of one source task: one or more chunks (small files are packed together).
+public struct InputSplit: Sendable, Equatable {
+    public var chunks: [InputChunk]
+    public var bytes: Int64 { chunks.reduce(0) { $0 + $1.bytes } }
+
+    func encode(to w: inout ByteWriter) {
+        w.writeVarint(UInt64(chunks.count))
+        for c in chunks { c.encode(to: &w) }
+    }
+
+    static func decode(from r: inout ByteReader) throws -> InputSplit {
+        let n = try r.readVarint()
+        var chunks: [InputChunk] = []
+        for _ in 0..<n { chunks.append(try InputChunk.decode(from: &r)) }
+        return InputSplit(chunks: chunks)
+    }
+
+    /// A one-line description for `explain`.
+    var summary: String {
+        if chunks.count == 1 {
+            let c = chunks[0]
+            switch c.format {
+            case .plain where c.start == 0 && c.end == c.bytes: return "\(c.path) (\(formatBytes(c.bytes)))"
+            case .plain: return "\(c.path) [\(c.start), \(c.end))"
+            case .gzip: return "\(c.path) (gzip, \(formatBytes(c.bytes)))"
+            case .archive:
+                return c.end == Int64.max ? "\(c.path) (archive)" : "\(c.path) (archive entries \(c.start)..<\(c.end))"
+            }
+        }
+        return "\(chunks.count) files (\(formatBytes(bytes)))"
+    }
+}
+
+/// Expands input paths (files, folders, globs) and cuts them into splits: big plain files
+/// into line-aligned byte ranges of about `splitSize`, many small files packed together,
+/// gzip files whole (gzip cannot be split).
+public struct SplitPlanner: Sendable {
+    public var splitSize: Int64
+
+    public init(splitSize: Int64 = 32 << 20) { self.splitSize = max(1, splitSize) }
+
+    /// Every file named by `paths`, in a deterministic order. Folders are listed recursively
+    /// (hidden files and names starting with `_`, such as `_SUCCESS`, are skipped, as Hadoop
+    /// does); globs are expanded. A path that matches nothing is an error naming it.
+    public static func expand(_ paths: [String]) throws -> [(path: String, size: Int64)] {
+        var result: [(String, Int64)] = []
+        for path in paths {
+            if path.contains(where: { "*?[".contains($0) }) {
+                let matches = try glob(path)
+                if matches.isEmpty { throw InputError(source: path, reason: "no file matches this pattern") }
+                for m in matches { try collect(m, into: &result) }
+            } else {
+                try collect(path, into: &result)
+            }
+        }
+        return result
+    }
+
+    private static func collect(_ path: String, into result: inout [(String, Int64)]) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw InputError(source: path, reason: "input not found: \(String(cString: strerror(errno)))")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            guard let dir = opendir(path) else {
+                throw InputError(source: path, reason: "cannot list folder: \(String(cString: strerror(errno)))")
+            }
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name.hasPrefix(".") || name.hasPrefix("_") { continue }
+                names.append(name)
+            }
+            closedir(dir)
+            for name in names.sorted() {
+                try collect(path.hasSuffix("/") ? path + name : path + "/" + name, into: &result)
+            }
+        } else {
+            guard access(path, R_OK) == 0 else {
+                throw InputError(source: path, reason: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            result.append((path, Int64(st.st_size)))
+        }
+    }
+
+    private static func glob(_ pattern: String) throws -> [String] {
+        var g = glob_t()
+        defer { globfree(&g) }
+        let rc = Glibc.glob(pattern, 0, nil, &g)
+        if rc == GLOB_NOMATCH { return [] }
+        guard rc == 0 else { throw InputError(source: pattern, reason: "cannot expand pattern") }
+        return (0..<Int(g.gl_pathc)).compactMap { g.gl_pathv[$0].map { String(cString: $0) } }
+    }
+
+    /// Cuts the files into splits.
+    public func plan(_ paths: [String], splittable: Bool = true) throws -> [InputSplit] {
+        var splits: [InputSplit] = []
+        var pack: [InputChunk] = []
+        var packBytes: Int64 = 0
+        func flushPack() {
+            if !pack.isEmpty { splits.append(InputSplit(chunks: pack)) }
+            pack = []
+            packBytes = 0
+        }
+        for (path, size) in try SplitPlanner.expand(paths) {
+            let format = InputFormat.of(path: path)
+            switch format {
+            case .plain where size > splitSize && splittable:
+                flushPack()
+                // Even pieces of about splitSize, so the last one is not a sliver.
+                let pieces = (size + splitSize - 1) / splitSize
+                let step = (size + pieces - 1) / pieces
+                var start: Int64 = 0
+                while start < size {
+                    let end = min(size, start + step)
+                    splits.append(InputSplit(chunks: [InputChunk(path: path, format: .plain, start: start, end: end, bytes: end - start)]))
+                    start = end
+                }
+            case .plain:
+                if packBytes + size > splitSize { flushPack() }
+                pack.append(InputChunk(path: path, format: .plain, start: 0, end: size, bytes: size))
+                packBytes += size
+            case .gzip, .archive:
+                flushPack()
+                splits.append(InputSplit(chunks: [InputChunk(path: path, format: format, start: 0, end: format == .gzip ? size : Int64.max, bytes: size)]))
+            }
+        }
+        flushPack()
+        return splits
+    }
+}
+
+/// `1.5 MiB`-style sizes for people.
+func formatBytes(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 {
+        v /= 1024
+        u += 1
+    }
+    return u == 0 ? "\(n) B" : String(format1: v) + " " + units[u]
+}
+
+extension String {
+    /// One decimal place, without Foundation.
+    init(format1 v: Double) {
+        let tenths = Int((v * 10).rounded())
+        self = "\(tenths / 10).\(tenths % 10)"
+    }
+}

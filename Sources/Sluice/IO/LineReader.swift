@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Splits a byte stream into lines with `memchr` over a large reused buffer: no copy and no
+/// allocation per line. A line is handed out without its `\n` (and without a `\r` before
+/// it); the final line needs no newline. The buffer grows for lines longer than itself.
+final class LineReader {
+    private var buffer: UnsafeMutableRawBufferPointer
+
+    init(capacity: Int = 1 << 20) {
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Reads `source` to its end (or until a line starts at or after `end`, counted from the
+    /// stream position `origin` of its first byte) and calls `body` with each line and the
+    /// stream offset where the line starts. With `skipFirst`, bytes up to and including the
+    /// first newline are skipped: the line they end belongs to the previous split.
+    func forEachLine(_ source: ByteSource, origin: Int64 = 0, end: Int64 = .max, skipFirst: Bool = false,
+                     _ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws {
+        var base = origin          // stream offset of buffer[0]
+        var filled = 0
+        var consumed = 0
+        var skipping = skipFirst
+        var scanFrom = 0
+        while true {
+            if filled == buffer.count {
+                if consumed > 0 {
+                    let rest = filled - consumed
+                    if rest > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + consumed, rest) }
+                    base += Int64(consumed)
+                    scanFrom -= consumed
+                    filled = rest
+                    consumed = 0
+                } else {
+                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 16)
+                    bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
+                    buffer.deallocate()
+                    buffer = bigger
+                }
+            }
+            let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { break }
+            filled += n
+            let p = buffer.baseAddress!
+            while scanFrom < filled {
+                guard let hit = memchr(p + scanFrom, 0x0A, filled - scanFrom) else {
+                    scanFrom = filled
+                    break
+                }
+                let nl = p.distance(to: hit)
+                if skipping {
+                    skipping = false
+                } else {
+                    let lineStart = base + Int64(consumed)
+                    if lineStart >= end { return }
+                    var len = nl - consumed
+                    if len > 0 && p.load(fromByteOffset: consumed + len - 1, as: UInt8.self) == 0x0D { len -= 1 }
+                    try body(UnsafeRawBufferPointer(start: p + consumed, count: len), lineStart)
+                }
+                consumed = nl + 1
+                scanFrom = consumed
+            }
+        }
+        if consumed < filled && !skipping {
+            let lineStart = base + Int64(consumed)
+            if lineStart >= end { return }
+            var len = filled - consumed
+            if buffer[consumed + len - 1] == 0x0D { len -= 1 }
+            try body(UnsafeRawBufferPointer(start: buffer.baseAddress! + consumed, count: len), lineStart)
+        }
+    }
+}
+
+/// Reads the lines of one input split, whatever its chunks' formats, calling `body` with
+/// the document name (file, or `archive!entry`) and each line.
+struct SplitLineReader {
+    var maxExpandedBytes: Int64 = 64 << 30
+
+    func forEachLine(_ split: InputSplit, metrics: TaskMetrics,
+                     _ body: (_ document: String, _ line: UnsafeRawBufferPointer) throws -> Void) throws {
+        let reader = LineReader()
+        for chunk in split.chunks {
+            switch chunk.format {
+            case .plain:
+                let origin = chunk.start > 0 ? chunk.start - 1 : 0
+                let source = try FileByteSource(path: chunk.path, start: origin)
+                let document = chunk.path
+                try reader.forEachLine(source, origin: origin, end: chunk.end, skipFirst: chunk.start > 0) { line, _ in
+                    metrics.recordsRead += 1
+                    metrics.bytesRead += Int64(line.count + 1)
+                    try body(document, line)
+                }
+            case .gzip:
+                let source = try GzipSource(path: chunk.path, maxExpandedBytes: maxExpandedBytes)
+                let document = chunk.path
+                try reader.forEachLine(source) { line, _ in
+                    metrics.recordsRead += 1
+                    metrics.bytesRead += Int64(line.count + 1)
+                    try body(document, line)
+                }
+            case .archive:
+                let archive = try ArchiveReader(path: chunk.path, maxEntryBytes: maxExpandedBytes)
+                while let entry = try archive.nextEntry() {
+                    if Int64(entry.index) < chunk.start || !entry.isRegularFile { continue }
+                    if Int64(entry.index) >= chunk.end { break }
+                    let source = archive.entrySource()
+                    let document = source.name
+                    try reader.forEachLine(source) { line, _ in
+                        metrics.recordsRead += 1
+                        metrics.bytesRead += Int64(line.count + 1)
+                        try body(document, line)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// CSV (or TSV) files parsed record by record straight into the user's type: the parse
+/// closure sees a borrowed `CSVRecord` (no allocation per record) and returns a value, or
+/// nil to drop the record. With `multiLine: false` (the default, as in Spark) a record
+/// never spans lines, so big files are split into line-aligned byte ranges and every split
+/// gets the file's header; with `multiLine: true` quoted fields may hold newlines and each
+/// file is one task.
+final class CSVSourceNode<T>: FileSourceNode<T> {
+    let delimiter: UInt8
+    let hasHeader: Bool
+    let multiLine: Bool
+    let parse: (CSVRecord) throws -> T?
+
+    init(paths: [String], delimiter: UInt8, hasHeader: Bool, multiLine: Bool, parse: @escaping (CSVRecord) throws -> T?) {
+        self.delimiter = delimiter
+        self.hasHeader = hasHeader
+        self.multiLine = multiLine
+        self.parse = parse
+        super.init(op: "csv", paths: paths)
+    }
+
+    override var splittable: Bool { !multiLine }
+
+    /// Reads one CSV document (a whole file, a gzip stream or an archive entry).
+    private func read(_ source: ByteSource, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
+        let reader = try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader)
+        let parse = self.parse
+        try reader.readAll { record in
+            task.metrics.recordsRead += 1
+            if let t = try parse(record) { try sink(t) }
+        }
+    }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
+        for chunk in splits[partition].chunks {
+            switch chunk.format {
+            case .plain where chunk.start > 0 || chunk.end < chunk.bytes:
+                try readRange(chunk, task, sink)
+            case .plain:
+                try read(try FileByteSource(path: chunk.path), task, sink)
+            case .gzip:
+                try read(try GzipSource(path: chunk.path, maxExpandedBytes: task.maxExpandedBytes), task, sink)
+            case .archive:
+                let archive = try ArchiveReader(path: chunk.path, maxEntryBytes: task.maxExpandedBytes)
+                while let entry = try archive.nextEntry() {
+                    guard entry.isRegularFile, Int64(entry.index) >= chunk.start else { continue }
+                    if Int64(entry.index) >= chunk.end { break }
+                    try read(archive.entrySource(), task, sink)
+                }
+            }
+        }
+    }
+
+    /// A line-aligned byte range of a big file; the header comes from the file's first line.
+    private func readRange(_ chunk: InputChunk, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
+        let start = chunk.start == 0 ? 0 : try lineStart(atOrAfter: chunk.start, in: chunk.path)
+        let end = try lineStart(atOrAfter: chunk.end, in: chunk.path)
+        guard start < end else { return }
+        let body = try FileByteSource(path: chunk.path, start: start, end: end)
+        let source: ByteSource
+        if hasHeader && start > 0 {
+            var header: [UInt8] = []
+            do {
+                try LineReader(capacity: 1 << 16).forEachLine(try FileByteSource(path: chunk.path)) { line, _ in
+                    header = Array(line) + [0x0A]
+                    throw StopPipeline()
+                }
+            } catch is StopPipeline {}
+            source = ConcatenatedSource(prefix: header, rest: body, name: "\(chunk.path) (split from byte \(start); line 1 is the header)")
+        } else {
+            source = body
+        }
+        try read(source, task, sink)
+    }
+
+    /// The offset of the first line that starts at or after `offset` (the file size if none).
+    private func lineStart(atOrAfter offset: Int64, in path: String) throws -> Int64 {
+        if offset == 0 { return 0 }
+        let source = try FileByteSource(path: path, start: offset - 1)
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var at = offset - 1
+        while true {
+            let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
+            if n == 0 { return at }
+            if let i = buf[0..<n].firstIndex(of: 0x0A) { return at + Int64(i) + 1 }
+            at += Int64(n)
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [T] {
+        var out: [T] = []
+        for (path, _) in try SplitPlanner.expand(paths) {
+            var sources: [ByteSource] = []
+            switch InputFormat.of(path: path) {
+            case .plain: sources = [try FileByteSource(path: path)]
+            case .gzip: sources = [try GzipSource(path: path)]
+            case .archive:
+                let archive = try ArchiveReader(path: path)
+                while let entry = try archive.nextEntry() {
+                    if entry.isRegularFile { sources.append(MemorySource(bytes: try readAll(archive.entrySource()), name: path)) }
+                }
+            }
+            for s in sources {
+                try CSVReader(s, delimiter: delimiter, hasHeader: hasHeader).readAll { r in
+                    if let t = try parse(r) { out.append(t) }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Bytes in memory as a source.
+final class MemorySource: ByteSource {
+    let name: String
+    private let bytes: [UInt8]
+    private var position = 0
+    init(bytes: [UInt8], name: String) {
+        self.bytes = bytes
+        self.name = name
+    }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = min(buffer.count, bytes.count - position)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[position..<position + n])) }
+        position += n
+        return n
+    }
+}
+
+/// A few bytes (a header line) followed by another source.
+final class ConcatenatedSource: ByteSource {
+    let name: String
+    private let prefix: MemorySource
+    private let rest: ByteSource
+    private var inPrefix = true
+    init(prefix: [UInt8], rest: ByteSource, name: String) {
+        self.prefix = MemorySource(bytes: prefix, name: name)
+        self.rest = rest
+        self.name = name
+    }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if inPrefix {
+            let n = try prefix.read(into: buffer)
+            if n > 0 { return n }
+            inPrefix = false
+        }
+        return try rest.read(into: buffer)
+    }
+}

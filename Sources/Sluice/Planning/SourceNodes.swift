@@ -1,0 +1,121 @@
+/// A source whose partitions are input splits planned by the coordinator from the files on
+/// disk and sent to every worker, so all processes agree on them.
+class FileSourceNode<T>: Node<T> {
+    let paths: [String]
+    /// Set by the planner (coordinator) or from the setup message (worker).
+    var splits: [InputSplit] = []
+
+    init(op: String, paths: [String]) {
+        self.paths = paths
+        super.init(op: op, parents: [])
+    }
+
+    override var partitionCount: Int { splits.count }
+
+    /// Whether big plain files may be cut into byte ranges (line-oriented formats).
+    var splittable: Bool { true }
+
+    /// Every line of every file, read naively for the reference executor.
+    func referenceLines() throws -> [(document: String, line: Bytes)] {
+        var out: [(String, Bytes)] = []
+        for (path, _) in try SplitPlanner.expand(paths) {
+            let documents: [(String, [UInt8])]
+            switch InputFormat.of(path: path) {
+            case .plain: documents = [(path, try readAll(FileByteSource(path: path)))]
+            case .gzip: documents = [(path, try readAll(GzipSource(path: path)))]
+            case .archive:
+                let archive = try ArchiveReader(path: path)
+                var docs: [(String, [UInt8])] = []
+                while let entry = try archive.nextEntry() {
+                    guard entry.isRegularFile else { continue }
+                    let source = archive.entrySource()
+                    docs.append((source.name, try readAll(source)))
+                }
+                documents = docs
+            }
+            for (name, bytes) in documents {
+                var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line -> Bytes in
+                    line.last == 0x0D ? Bytes(line.dropLast()) : Bytes(line)
+                }
+                if bytes.last == 0x0A || bytes.isEmpty { lines.removeLast() }
+                out += lines.map { (name, $0) }
+            }
+        }
+        return out
+    }
+}
+
+/// Reads a whole byte source into memory (reference executor and small side inputs only).
+func readAll(_ source: ByteSource) throws -> [UInt8] {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
+        if n == 0 { return out }
+        out.append(contentsOf: chunk[0..<n])
+    }
+}
+
+/// The lines of text files: `ctx.textFiles(...)`.
+final class TextLinesNode: FileSourceNode<Bytes> {
+    init(paths: [String]) { super.init(op: "textFiles", paths: paths) }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (Bytes) throws -> Void) throws {
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { _, line in
+            try sink(Bytes(line))
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [Bytes] {
+        try referenceLines().map(\.line)
+    }
+}
+
+/// A line together with the document it comes from (a file, or `archive!entry`).
+public struct DocumentLine: Sendable {
+    /// The file path as listed, or `archive.tar.gz!path/in/archive`.
+    public var document: String
+    /// The line's bytes, without its newline.
+    public var line: Bytes
+}
+
+/// The lines of text files with their document names: `ctx.documentLines(...)`.
+final class DocumentLinesNode: FileSourceNode<DocumentLine> {
+    init(paths: [String]) { super.init(op: "documentLines", paths: paths) }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (DocumentLine) throws -> Void) throws {
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { doc, line in
+            try sink(DocumentLine(document: doc, line: Bytes(line)))
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [DocumentLine] {
+        try referenceLines().map { DocumentLine(document: $0.document, line: $0.line) }
+    }
+}
+
+/// In-memory records cut into `slices` partitions. The job's closure builds the same array
+/// in every process, so only the slice number crosses the pipe.
+final class ParallelizeNode<T>: Node<T> {
+    let items: [T]
+    let slices: Int
+
+    init(_ items: [T], slices: Int) {
+        self.items = items
+        self.slices = max(1, slices)
+        super.init(op: "parallelize", parents: [])
+    }
+
+    override var partitionCount: Int { slices }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
+        let lo = items.count * partition / slices
+        let hi = items.count * (partition + 1) / slices
+        for i in lo..<hi {
+            task.metrics.recordsRead += 1
+            try sink(items[i])
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [T] { items }
+}

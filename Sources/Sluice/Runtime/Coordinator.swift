@@ -1,0 +1,458 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CSluiceSys
+import Foundation
+
+/// How a run is carried out.
+public struct RunOptions: Sendable {
+    /// Worker processes (default: the core count).
+    public var workers: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    /// Reduce partitions per shuffle (default: twice the workers).
+    public var partitions: Int?
+    /// Bytes a task may hold before it spills (map-side table, buffers, reduce tables).
+    public var memoryPerTask: Int = 256 << 20
+    /// Target size of one input split of a large plain file.
+    public var splitSize: Int64 = 32 << 20
+    /// Where shuffle and spill files go (default: a fresh folder under $TMPDIR or /tmp).
+    public var workDir: String?
+    /// Keep the work directory after the run (it is removed after success otherwise).
+    public var keepWork = false
+    /// Replace an existing output folder.
+    public var overwrite = false
+    /// Attempts per task before the job fails (Spark's spark.task.maxFailures).
+    public var maxAttempts = 4
+    /// Seconds without a heartbeat before a worker is declared hung and killed.
+    public var taskTimeout: Double = 120
+    /// Guard against decompression bombs, per gzip stream or archive entry.
+    public var maxExpandedBytes: Int64 = 64 << 30
+    /// How workers are started.
+    public var launcher: any WorkerLauncher = ProcessLauncher()
+    /// Receives one line per notable event (stage finished, task retried, worker replaced).
+    public var log: (@Sendable (String) -> Void)?
+
+    public init() {}
+
+    var effectivePartitions: Int { partitions ?? max(2, 2 * workers) }
+}
+
+/// What one stage did, for the run summary.
+public struct StageSummary: Sendable {
+    public var id: Int
+    public var kind: String
+    public var operators: String
+    public var tasks: Int
+    public var recordsIn: Int
+    public var recordsOut: Int
+    public var bytesRead: Int64
+    public var shuffleBytesWritten: Int64
+    public var shuffleBytesRead: Int64
+    public var outputBytes: Int64
+    public var spills: Int
+    public var spillBytes: Int64
+    public var retries: Int
+    public var wallMicros: Int64
+    public var maxTaskMicros: Int64
+    public var medianTaskMicros: Int64
+    /// Tasks completed by each worker (worker id → count).
+    public var tasksPerWorker: [Int: Int]
+}
+
+/// The outcome of a successful run.
+public struct JobResult: Sendable {
+    /// Per action, the lines to show (counts, collected records); empty for writes.
+    public var rendered: [[String]]
+    /// Per stage, what it did.
+    public var stages: [StageSummary]
+    /// Output folders written.
+    public var outputs: [String]
+    public var wallMicros: Int64
+    /// Process ids of every worker started.
+    public var workerPids: [Int32]
+    let results: [[[UInt8]]]
+
+    /// The typed result of an action (`count()`, `collect()` …).
+    public func value<R>(of handle: ResultHandle<R>) throws -> R {
+        try handle.decode(results[handle.action.index])
+    }
+}
+
+/// Why a run failed, as one clear line.
+public struct JobFailure: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The coordinator: plans the job, starts the workers, hands out tasks as workers ask for
+/// them (pull-based), commits their outputs by rename (first attempt wins), retries failed
+/// tasks, and commits the job's output atomically. Single-threaded around `poll(2)`.
+public final class Coordinator {
+    let job: Job
+    let arguments: JobArguments
+    let options: RunOptions
+
+    public init(job: Job, arguments: JobArguments, options: RunOptions) {
+        self.job = job
+        self.arguments = arguments
+        self.options = options
+    }
+
+    private struct TaskKey: Hashable {
+        var stage: Int
+        var partition: Int
+    }
+
+    private final class WorkerState {
+        let process: WorkerProcess
+        var reader = FrameReader()
+        var running: (key: TaskKey, attempt: Int, started: Int64)?
+        var idle = false
+        var lastHeard = monotonicMicros()
+        var alive = true
+        init(_ p: WorkerProcess) { process = p }
+    }
+
+    private final class StageState {
+        var submitted = false
+        var remaining = Set<Int>()
+        var done = false
+        var results: [[UInt8]] = []
+        var metrics = TaskMetrics()
+        var taskMicros: [Int64] = []
+        var retries = 0
+        var started: Int64 = 0
+        var finished: Int64 = 0
+        var perWorker: [Int: Int] = [:]
+    }
+
+    /// Runs the job to completion; throws `JobFailure` with a one-line reason otherwise.
+    public func run() throws -> JobResult {
+        let started = monotonicMicros()
+        let runID = "\(getpid())-\(started)"
+        let graph: JobGraph
+        let splits: [[InputSplit]]
+        let plan: ExecutionPlan
+        do {
+            graph = try job.graph(arguments)
+            splits = try ExecutionPlan.planSplits(graph, splitSize: options.splitSize)
+            plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions), splits: splits)
+        } catch {
+            throw JobFailure(description: "\(error)")
+        }
+
+        // Output folders: refuse to clobber unless asked; stage next to the target.
+        let fm = FileManager.default
+        var staging: [Int: (final: String, dir: String)] = [:]
+        for action in graph.actions {
+            guard let out = action.outputPath else { continue }
+            if fm.fileExists(atPath: out) && !options.overwrite {
+                throw JobFailure(description: "output folder \(out) already exists (use --overwrite to replace it)")
+            }
+            let url = URL(fileURLWithPath: out)
+            let dir = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).sluice-\(runID)"
+            staging[action.index] = (out, dir)
+        }
+        let workDir = options.workDir ?? ((ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") + "/sluice-\(job.name)-\(runID)")
+        var succeeded = false
+        defer {
+            if !succeeded || !options.keepWork { try? fm.removeItem(atPath: workDir) }
+            if !succeeded { for (_, s) in staging { try? fm.removeItem(atPath: s.dir) } }
+        }
+        do {
+            try fm.createDirectory(atPath: workDir + "/tmp", withIntermediateDirectories: true)
+            for s in graph.shuffles { try fm.createDirectory(atPath: "\(workDir)/shuffle-\(s.id)", withIntermediateDirectories: true) }
+            for (_, s) in staging {
+                try fm.createDirectory(atPath: s.dir + "/_attempts", withIntermediateDirectories: true)
+            }
+        } catch {
+            throw JobFailure(description: "cannot prepare folders: \(error)")
+        }
+
+        let setup = Message.Setup(job: job.name, arguments: arguments, options: plan.options, splits: splits,
+                                  workDir: workDir, memoryBudget: options.memoryPerTask,
+                                  maxExpandedBytes: options.maxExpandedBytes)
+        let states = plan.stages.map { _ in StageState() }
+        var queue: [(key: TaskKey, attempt: Int)] = []
+        var queueHead = 0
+        var failures: [TaskKey: Int] = [:]
+        var bounds: [Int: [UInt8]] = [:]
+        var workers: [WorkerState] = []
+        var allPids: [Int32] = []
+        var nextWorkerID = 0
+        var replacements = 0
+        let log = options.log ?? { _ in }
+
+        func describe(_ stage: Stage, _ partition: Int) -> String {
+            "job \(job.name), stage \(stage.id) (\(stage.kindName)), partition \(partition)"
+        }
+
+        func submitReadyStages() {
+            var progress = true
+            while progress {
+                progress = false
+                for stage in plan.stages where !states[stage.id].submitted && stage.parents.allSatisfy({ states[$0.id].done }) {
+                    let st = states[stage.id]
+                    st.submitted = true
+                    st.started = monotonicMicros()
+                    st.results = Array(repeating: [], count: stage.taskCount)
+                    if case .shuffleMap(let dep) = stage.kind, dep.needsSample {
+                        let sampleStage = stage.parents.last!
+                        bounds[dep.id] = (try? dep.bounds(fromSamples: states[sampleStage.id].results)) ?? []
+                    }
+                    if stage.taskCount == 0 {
+                        st.done = true
+                        st.finished = st.started
+                        progress = true
+                    } else {
+                        st.remaining = Set(0..<stage.taskCount)
+                        for p in 0..<stage.taskCount { queue.append((TaskKey(stage: stage.id, partition: p), 0)) }
+                    }
+                }
+            }
+        }
+
+        func spawnWorker() throws {
+            let process = try options.launcher.launch(id: nextWorkerID)
+            nextWorkerID += 1
+            allPids.append(process.pid)
+            let w = WorkerState(process)
+            workers.append(w)
+            try send(.setup(setup), to: w)
+        }
+
+        func send(_ message: Message, to w: WorkerState) throws {
+            try FrameWriter(fd: w.process.toWorker).send(message)
+        }
+
+        func killAll() {
+            for w in workers where w.alive {
+                kill(w.process.pid, SIGKILL)
+                close(w.process.toWorker)
+                close(w.process.fromWorker)
+                var status: Int32 = 0
+                waitpid(w.process.pid, &status, 0)
+                w.alive = false
+            }
+        }
+
+        func taskFailed(_ key: TaskKey, attempt: Int, worker: WorkerState, reason: String) throws {
+            let stage = plan.stages[key.stage]
+            guard !states[key.stage].done, states[key.stage].remaining.contains(key.partition) else { return }
+            failures[key, default: 0] += 1
+            states[key.stage].retries += 1
+            let where_ = "\(describe(stage, key.partition)), attempt \(attempt + 1) of \(options.maxAttempts), worker \(worker.process.id) (pid \(worker.process.pid))"
+            if failures[key]! >= options.maxAttempts {
+                throw JobFailure(description: "\(where_) failed: \(reason)")
+            }
+            log("retrying after failure: \(where_): \(reason)")
+            queue.append((key, attempt + 1))
+        }
+
+        func commit(_ report: Message.TaskReport, worker: WorkerState) throws {
+            let key = TaskKey(stage: report.stage, partition: report.partition)
+            let stage = plan.stages[key.stage]
+            let st = states[key.stage]
+            guard st.remaining.contains(key.partition) else {
+                // A losing duplicate attempt: its files never reach a reader.
+                if let f = report.file { unlink(f) }
+                return
+            }
+            switch stage.kind {
+            case .shuffleMap(let dep):
+                let final = ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: key.partition)
+                guard rename(report.file!, final) == 0 else { throw SystemError("cannot commit \(final)") }
+            case .result(let action):
+                if let s = staging[action.index], let f = report.file {
+                    let final = s.dir + "/" + partName(key.partition)
+                    guard rename(f, final) == 0 else { throw SystemError("cannot commit \(final)") }
+                }
+            case .sample:
+                break
+            }
+            st.results[key.partition] = report.result
+            st.remaining.remove(key.partition)
+            st.metrics.add(report.metrics)
+            st.taskMicros.append(report.micros)
+            st.perWorker[worker.process.id, default: 0] += 1
+            if st.remaining.isEmpty {
+                st.done = true
+                st.finished = monotonicMicros()
+                log("stage \(stage.id) (\(stage.kindName)) finished: \(stage.taskCount) tasks in \(formatMicros(st.finished - st.started))")
+                submitReadyStages()
+            }
+        }
+
+        func assign(_ w: WorkerState) throws {
+            guard w.idle, w.alive, queueHead < queue.count else { return }
+            let (key, attempt) = queue[queueHead]
+            queueHead += 1
+            if !states[key.stage].remaining.contains(key.partition) { return try assign(w) }
+            let stage = plan.stages[key.stage]
+            var blob: [UInt8] = []
+            var outputPath: String?
+            switch stage.kind {
+            case .shuffleMap(let dep): blob = bounds[dep.id] ?? []
+            case .result(let action):
+                if let s = staging[action.index] { outputPath = "\(s.dir)/_attempts/\(partName(key.partition)).attempt\(attempt)" }
+            case .sample: break
+            }
+            w.idle = false
+            w.running = (key, attempt, monotonicMicros())
+            try send(.assign(Message.TaskDescriptor(stage: key.stage, partition: key.partition, attempt: attempt,
+                                                     blob: blob, outputPath: outputPath)), to: w)
+        }
+
+        func workerLost(_ w: WorkerState, reason: String) throws {
+            guard w.alive else { return }
+            w.alive = false
+            kill(w.process.pid, SIGKILL)
+            close(w.process.toWorker)
+            close(w.process.fromWorker)
+            var status: Int32 = 0
+            waitpid(w.process.pid, &status, 0)
+            var code: Int32 = 0
+            var why = reason
+            switch sluice_wait_status(status, &code) {
+            case 1: why += " (exit code \(code))"
+            case 2: why += " (killed by signal \(code))"
+            default: break
+            }
+            if let running = w.running {
+                try taskFailed(running.key, attempt: running.attempt, worker: w, reason: "worker lost: \(why)")
+            } else {
+                log("worker \(w.process.id) (pid \(w.process.pid)) lost while idle: \(why)")
+            }
+            replacements += 1
+            guard replacements <= options.maxAttempts * max(1, options.workers) else {
+                throw JobFailure(description: "job \(job.name): workers keep failing (last: \(why)); giving up")
+            }
+            try spawnWorker()
+        }
+
+        do {
+            submitReadyStages()
+            for _ in 0..<max(1, options.workers) { try spawnWorker() }
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while !plan.stages.allSatisfy({ states[$0.id].done }) {
+                for w in workers where w.idle { try assign(w) }
+                let live = workers.filter(\.alive)
+                var fds = live.map { pollfd(fd: $0.process.fromWorker, events: Int16(POLLIN), revents: 0) }
+                let n = poll(&fds, nfds_t(fds.count), 1000)
+                if n < 0 && errno != EINTR { throw SystemError("poll") }
+                let now = monotonicMicros()
+                for (i, w) in live.enumerated() {
+                    if fds[i].revents == 0 {
+                        if w.running != nil && Double(now - w.lastHeard) > options.taskTimeout * 1e6 {
+                            try workerLost(w, reason: "no heartbeat for \(Int(options.taskTimeout)) s (hung)")
+                        }
+                        continue
+                    }
+                    let got = buffer.withUnsafeMutableBytes { read(w.process.fromWorker, $0.baseAddress, $0.count) }
+                    if got <= 0 {
+                        if got < 0 && errno == EINTR { continue }
+                        try workerLost(w, reason: "worker \(w.process.id) (pid \(w.process.pid)) closed its pipe")
+                        continue
+                    }
+                    w.lastHeard = now
+                    buffer.withUnsafeBytes { w.reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+                    while w.alive {
+                        let message: Message?
+                        do {
+                            message = try w.reader.next()
+                        } catch {
+                            try workerLost(w, reason: "worker \(w.process.id) sent a malformed frame: \(error)")
+                            break
+                        }
+                        guard let message else { break }
+                        switch message {
+                        case .hello(let version, _):
+                            if version != Message.protocolVersion {
+                                throw JobFailure(description: "worker speaks protocol \(version), coordinator \(Message.protocolVersion)")
+                            }
+                        case .ready:
+                            w.running = nil
+                            w.idle = true
+                            try assign(w)
+                        case .heartbeat:
+                            break
+                        case .done(let report):
+                            w.running = nil
+                            try commit(report, worker: w)
+                        case .failed(let f):
+                            w.running = nil
+                            try taskFailed(TaskKey(stage: f.stage, partition: f.partition), attempt: f.attempt, worker: w, reason: f.message)
+                        case .setup, .assign, .shutdown:
+                            try workerLost(w, reason: "worker \(w.process.id) sent a coordinator-only frame")
+                        }
+                    }
+                }
+            }
+            for w in workers where w.alive {
+                try? send(.shutdown, to: w)
+                close(w.process.toWorker)
+                close(w.process.fromWorker)
+                var status: Int32 = 0
+                waitpid(w.process.pid, &status, 0)
+                w.alive = false
+            }
+        } catch {
+            killAll()
+            if let failure = error as? JobFailure { throw failure }
+            throw JobFailure(description: "job \(job.name) failed: \(error)")
+        }
+
+        // Job commit: every part is in place; mark success and move the folder into place.
+        var outputs: [String] = []
+        for (_, s) in staging.sorted(by: { $0.key < $1.key }) {
+            do {
+                try? fm.removeItem(atPath: s.dir + "/_attempts")
+                guard fm.createFile(atPath: s.dir + "/_SUCCESS", contents: Data()) else { throw SystemError("cannot write _SUCCESS") }
+                if fm.fileExists(atPath: s.final) {
+                    let old = s.dir + ".old"
+                    try fm.moveItem(atPath: s.final, toPath: old)
+                    try fm.moveItem(atPath: s.dir, toPath: s.final)
+                    try? fm.removeItem(atPath: old)
+                } else {
+                    try fm.moveItem(atPath: s.dir, toPath: s.final)
+                }
+                outputs.append(s.final)
+            } catch {
+                throw JobFailure(description: "cannot commit output \(s.final): \(error)")
+            }
+        }
+        succeeded = true
+
+        var rendered: [[String]] = []
+        var results: [[[UInt8]]] = []
+        for action in graph.actions {
+            let stage = plan.stages.first { if case .result(let a) = $0.kind { return a === action } else { return false } }!
+            results.append(states[stage.id].results)
+            rendered.append(try action.render(states[stage.id].results))
+        }
+        let summaries = plan.stages.map { stage -> StageSummary in
+            let st = states[stage.id]
+            let sorted = st.taskMicros.sorted()
+            return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(\.label).joined(separator: " → "),
+                                tasks: stage.taskCount, recordsIn: st.metrics.recordsRead, recordsOut: st.metrics.recordsWritten,
+                                bytesRead: st.metrics.bytesRead, shuffleBytesWritten: st.metrics.shuffleBytesWritten,
+                                shuffleBytesRead: st.metrics.shuffleBytesRead, outputBytes: st.metrics.outputBytes,
+                                spills: st.metrics.spills, spillBytes: st.metrics.spillBytes, retries: st.retries,
+                                wallMicros: st.finished - st.started, maxTaskMicros: sorted.last ?? 0,
+                                medianTaskMicros: sorted.isEmpty ? 0 : sorted[sorted.count / 2], tasksPerWorker: st.perWorker)
+        }
+        return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
+                         workerPids: allPids, results: results)
+    }
+}
+
+/// `part-00007`.
+func partName(_ p: Int) -> String {
+    let digits = String(p)
+    return "part-" + String(repeating: "0", count: max(0, 5 - digits.count)) + digits
+}
+
+/// `1.23 s` / `45 ms`.
+func formatMicros(_ us: Int64) -> String {
+    us >= 1_000_000 ? String(format1: Double(us) / 1e6) + " s" : "\(us / 1000) ms"
+}

@@ -1,0 +1,283 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The coordinator–worker protocol: length-prefixed binary frames over the worker's stdin
+/// and stdout (stderr stays free for logs). A frame is `u32 length, u8 type, payload`.
+/// Only task descriptors, metadata and small results cross; never closures.
+enum Message {
+    /// Worker → coordinator, first frame: protocol version and process id.
+    case hello(version: Int, pid: Int32)
+    /// Coordinator → worker: which job to build, with which arguments and plan inputs.
+    case setup(Setup)
+    /// Worker → coordinator: idle, send a task (pull-based scheduling).
+    case ready
+    /// Coordinator → worker: run this task.
+    case assign(TaskDescriptor)
+    /// Worker → coordinator: the task succeeded.
+    case done(TaskReport)
+    /// Worker → coordinator: the task failed.
+    case failed(TaskFailure)
+    /// Worker → coordinator: still alive (sent while a task runs).
+    case heartbeat
+    /// Coordinator → worker: exit.
+    case shutdown
+
+    static let protocolVersion = 1
+    static let maxFrame = 1 << 30
+
+    struct Setup {
+        var job: String
+        var arguments: JobArguments
+        var options: PlanOptions
+        var splits: [[InputSplit]]
+        var workDir: String
+        var memoryBudget: Int
+        var maxExpandedBytes: Int64
+    }
+
+    struct TaskDescriptor {
+        var stage: Int
+        var partition: Int
+        var attempt: Int
+        /// Range bounds for a range shuffle's map task; the staging path for a result task.
+        var blob: [UInt8]
+        var outputPath: String?
+    }
+
+    struct TaskReport {
+        var stage: Int
+        var partition: Int
+        var attempt: Int
+        var metrics: TaskMetrics
+        var mapStats: MapOutputStats?
+        var result: [UInt8]
+        /// A file the coordinator must commit (a map output or a part file), by rename.
+        var file: String?
+        var micros: Int64
+    }
+
+    struct TaskFailure {
+        var stage: Int
+        var partition: Int
+        var attempt: Int
+        var message: String
+        /// Set when a map output was missing or corrupt (Spark's FetchFailed).
+        var lostShuffle: Int?
+        var lostMap: Int?
+    }
+
+    var type: UInt8 {
+        switch self {
+        case .hello: return 1
+        case .setup: return 2
+        case .ready: return 3
+        case .assign: return 4
+        case .done: return 5
+        case .failed: return 6
+        case .heartbeat: return 7
+        case .shutdown: return 8
+        }
+    }
+
+    func encodePayload(to w: inout ByteWriter) {
+        switch self {
+        case .hello(let version, let pid):
+            w.writeVarint(UInt64(version))
+            w.writeFixed(pid)
+        case .setup(let s):
+            s.job.encode(to: &w)
+            s.arguments.encode(to: &w)
+            w.writeVarint(UInt64(s.options.partitions))
+            w.writeVarint(UInt64(s.splits.count))
+            for list in s.splits {
+                w.writeVarint(UInt64(list.count))
+                for split in list { split.encode(to: &w) }
+            }
+            s.workDir.encode(to: &w)
+            w.writeVarint(UInt64(s.memoryBudget))
+            w.writeFixed(s.maxExpandedBytes)
+        case .assign(let t):
+            w.writeVarint(UInt64(t.stage))
+            w.writeVarint(UInt64(t.partition))
+            w.writeVarint(UInt64(t.attempt))
+            w.writeLengthPrefixed(t.blob)
+            t.outputPath.encode(to: &w)
+        case .done(let r):
+            w.writeVarint(UInt64(r.stage))
+            w.writeVarint(UInt64(r.partition))
+            w.writeVarint(UInt64(r.attempt))
+            r.metrics.encode(to: &w)
+            if let stats = r.mapStats {
+                w.write(1)
+                stats.records.encode(to: &w)
+                stats.bytes.encode(to: &w)
+            } else {
+                w.write(0)
+            }
+            w.writeLengthPrefixed(r.result)
+            r.file.encode(to: &w)
+            w.writeFixed(r.micros)
+        case .failed(let f):
+            w.writeVarint(UInt64(f.stage))
+            w.writeVarint(UInt64(f.partition))
+            w.writeVarint(UInt64(f.attempt))
+            f.message.encode(to: &w)
+            f.lostShuffle.encode(to: &w)
+            f.lostMap.encode(to: &w)
+        case .ready, .heartbeat, .shutdown:
+            break
+        }
+    }
+
+    static func decode(type: UInt8, payload: UnsafeRawBufferPointer) throws -> Message {
+        var r = ByteReader(payload)
+        func int() throws -> Int { Int(try r.readVarint()) }
+        let message: Message
+        switch type {
+        case 1: message = .hello(version: try int(), pid: try r.readFixed())
+        case 2:
+            let job = try String.decode(from: &r)
+            let args = try JobArguments.decode(from: &r)
+            let options = PlanOptions(partitions: try int())
+            var splits: [[InputSplit]] = []
+            for _ in 0..<(try int()) {
+                var list: [InputSplit] = []
+                for _ in 0..<(try int()) { list.append(try InputSplit.decode(from: &r)) }
+                splits.append(list)
+            }
+            message = .setup(Setup(job: job, arguments: args, options: options, splits: splits,
+                                   workDir: try String.decode(from: &r), memoryBudget: try int(),
+                                   maxExpandedBytes: try r.readFixed()))
+        case 3: message = .ready
+        case 4:
+            message = .assign(TaskDescriptor(stage: try int(), partition: try int(), attempt: try int(),
+                                             blob: Array(try r.readLengthPrefixed()), outputPath: try String?.decode(from: &r)))
+        case 5:
+            let stage = try int(), partition = try int(), attempt = try int()
+            let metrics = try TaskMetrics.decode(from: &r)
+            var stats: MapOutputStats?
+            if try r.readByte() == 1 {
+                stats = MapOutputStats(records: try [Int].decode(from: &r), bytes: try [Int64].decode(from: &r))
+            }
+            message = .done(TaskReport(stage: stage, partition: partition, attempt: attempt, metrics: metrics,
+                                       mapStats: stats, result: Array(try r.readLengthPrefixed()),
+                                       file: try String?.decode(from: &r), micros: try r.readFixed()))
+        case 6:
+            message = .failed(TaskFailure(stage: try int(), partition: try int(), attempt: try int(),
+                                          message: try String.decode(from: &r), lostShuffle: try Int?.decode(from: &r),
+                                          lostMap: try Int?.decode(from: &r)))
+        case 7: message = .heartbeat
+        case 8: message = .shutdown
+        default: throw DecodingError("unknown frame type \(type)")
+        }
+        guard r.isAtEnd else { throw DecodingError("frame type \(type) has \(r.remaining) trailing bytes") }
+        return message
+    }
+}
+
+/// Writes frames to a descriptor with `write(2)` (no stdio buffering); safe to share
+/// between the task thread and the heartbeat thread.
+final class FrameWriter: @unchecked Sendable {
+    let fd: Int32
+    private let lock = Mutex()
+
+    init(fd: Int32) { self.fd = fd }
+
+    func send(_ message: Message) throws {
+        var w = ByteWriter(capacity: 64)
+        w.writeFixed(UInt32(0))
+        w.write(message.type)
+        message.encodePayload(to: &w)
+        w.patchFixed(UInt32(w.count - 5), at: 0)
+        try lock.withLock {
+            try w.bytes.withUnsafeBytes { raw in
+                var done = 0
+                while done < raw.count {
+                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw SystemError("cannot write to pipe")
+                    }
+                    done += n
+                }
+            }
+        }
+    }
+}
+
+/// Accumulates bytes read from a pipe and cuts them into frames. A frame that is too
+/// large or does not decode is a protocol error (the peer is treated as failed).
+struct FrameReader {
+    private var buffer: [UInt8] = []
+    private var start = 0
+
+    mutating func append(_ raw: UnsafeRawBufferPointer) {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+        buffer.append(contentsOf: raw)
+    }
+
+    /// The next complete frame, or nil if more bytes are needed.
+    mutating func next() throws -> Message? {
+        let available = buffer.count - start
+        guard available >= 5 else { return nil }
+        let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
+        guard length <= Message.maxFrame else { throw DecodingError("frame of \(length) bytes exceeds the limit") }
+        guard available >= 5 + length else { return nil }
+        let type = buffer[start + 4]
+        let message = try buffer.withUnsafeBytes {
+            try Message.decode(type: type, payload: UnsafeRawBufferPointer(rebasing: $0[(start + 5)..<(start + 5 + length)]))
+        }
+        start += 5 + length
+        if start > (1 << 20) {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        return message
+    }
+
+    /// Whether bytes of an incomplete frame are pending (EOF now means a truncated frame).
+    var hasPartialFrame: Bool { buffer.count > start }
+}
+
+/// A pthread mutex (Foundation-free, usable from Swift 6 strict concurrency).
+final class Mutex: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+/// Reads from `fd` until the buffer holds a frame; used by the worker's blocking loop.
+func readFrame(fd: Int32, into reader: inout FrameReader) throws -> Message? {
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        if let m = try reader.next() { return m }
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemError("cannot read from pipe")
+        }
+        if n == 0 {
+            if reader.hasPartialFrame { throw DecodingError("pipe closed in the middle of a frame") }
+            return nil
+        }
+        chunk.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+}
+
+/// Microseconds on the monotonic clock.
+func monotonicMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}

@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a map task wrote: per reduce partition, records and bytes (the statistics that
+/// skew detection and the run summary read).
+struct MapOutputStats {
+    var records: [Int]
+    var bytes: [Int64]
+}
+
+/// Buffers a map task's records per reduce partition in binary blocks; when the buffered
+/// bytes exceed the memory budget it spills them to a run file and carries on. `commit`
+/// writes one partitioned file (Spark's layout) under a temporary name, concatenating the
+/// runs' segments partition by partition when it spilled.
+final class PartitionedWriter {
+    let partitions: Int
+    private var buffers: [BlockBuffer]
+    private var buffered = 0
+    private let budget: Int
+    private let spillPrefix: String
+    private var runs: [(path: String, offsets: [Int64])] = []
+    private var recordCounts: [Int]
+    let metrics: TaskMetrics
+
+    init(partitions: Int, budget: Int, spillPrefix: String, metrics: TaskMetrics) {
+        self.partitions = partitions
+        self.budget = max(budget, 1 << 16)
+        self.spillPrefix = spillPrefix
+        self.metrics = metrics
+        buffers = Array(repeating: BlockBuffer(), count: partitions)
+        recordCounts = Array(repeating: 0, count: partitions)
+    }
+
+    /// Appends a record to `partition`, encoded by `encode`.
+    @inlinable func add(partition: Int, _ encode: (inout ByteWriter) -> Void) throws {
+        let before = buffers[partition].bytes.count
+        buffers[partition].append(encode)
+        recordCounts[partition] += 1
+        buffered += buffers[partition].bytes.count - before
+        if buffered > budget { try spill() }
+    }
+
+    /// Bytes held in memory now.
+    var bufferedBytes: Int { buffered }
+
+    /// Writes the buffered blocks as one run and frees them.
+    func spill() throws {
+        guard buffered > 0 else { return }
+        let path = "\(spillPrefix).run\(runs.count)"
+        let offsets = try writePartitioned(to: path)
+        runs.append((path, offsets))
+        metrics.spills += 1
+        metrics.spillBytes += offsets.last ?? 0
+    }
+
+    private func writePartitioned(to path: String) throws -> [Int64] {
+        let file = try OutputFile(path: path)
+        var offsets: [Int64] = [0]
+        for p in 0..<partitions {
+            let bytes = buffers[p].take()
+            try file.write(bytes)
+            offsets.append(file.offset)
+        }
+        buffered = 0
+        try PartitionedWriter.writeFooter(file, offsets: offsets, partitions: partitions)
+        try file.finish()
+        return offsets
+    }
+
+    static func writeFooter(_ file: OutputFile, offsets: [Int64], partitions: Int) throws {
+        var index = ByteWriter(capacity: offsets.count * 8 + BlockFormat.footerSize)
+        for o in offsets { index.writeFixed(o) }
+        let crc = index.bytes.withUnsafeBytes { BlockFormat.crc($0) }
+        index.writeFixed(UInt32(partitions))
+        index.writeFixed(crc)
+        index.writeFixed(BlockFormat.magic)
+        try file.write(index.bytes)
+    }
+
+    /// Writes the final partitioned file at `path` and returns what went into each partition.
+    func commit(to path: String) throws -> MapOutputStats {
+        let offsets: [Int64]
+        if runs.isEmpty {
+            offsets = try writePartitioned(to: path)
+        } else {
+            try spill()
+            offsets = try mergeRuns(into: path)
+        }
+        metrics.shuffleBytesWritten += offsets.last ?? 0
+        metrics.recordsWritten += recordCounts.reduce(0, +)
+        return MapOutputStats(records: recordCounts, bytes: (0..<partitions).map { offsets[$0 + 1] - offsets[$0] })
+    }
+
+    private func mergeRuns(into path: String) throws -> [Int64] {
+        let out = try OutputFile(path: path)
+        let readers = try runs.map { try BlockFileReader(path: $0.path) }
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { chunk.deallocate() }
+        var offsets: [Int64] = [0]
+        for p in 0..<partitions {
+            for (r, run) in runs.enumerated() {
+                var at = run.offsets[p]
+                let end = run.offsets[p + 1]
+                while at < end {
+                    let n = Int(min(Int64(chunk.count), end - at))
+                    let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<n])
+                    try readers[r].readExactly(slice, at: at)
+                    try out.write(UnsafeRawBufferPointer(slice))
+                    at += Int64(n)
+                }
+            }
+            offsets.append(out.offset)
+        }
+        try PartitionedWriter.writeFooter(out, offsets: offsets, partitions: partitions)
+        try out.finish()
+        for run in runs { unlink(run.path) }
+        runs.removeAll()
+        return offsets
+    }
+
+    /// Deletes spill runs (after a failure).
+    func discard() {
+        for run in runs { unlink(run.path) }
+        runs.removeAll()
+    }
+}

@@ -1,0 +1,215 @@
+import ArgumentParser
+import Foundation
+import Sluice
+
+/// The jobs this binary knows. Set once by `SluiceMain.main(jobs:)` before parsing.
+final class JobRegistry: @unchecked Sendable {
+    static let shared = JobRegistry()
+    private let lock = NSLock()
+    private var _jobs: [Job] = []
+
+    var jobs: [Job] {
+        get { lock.withLock { _jobs } }
+        set { lock.withLock { _jobs = newValue } }
+    }
+
+    func job(named name: String) throws -> Job {
+        guard let job = jobs.first(where: { $0.name == name }) else {
+            let names = jobs.map(\.name).joined(separator: ", ")
+            throw ValidationError("no job named '\(name)'. Known jobs: \(names) (see `sluice jobs`)")
+        }
+        return job
+    }
+}
+
+/// Entry point for `sluice` and for users' own executables:
+/// ```swift
+/// import SluiceCLI
+/// SluiceMain.main(jobs: [myJob, otherJob])
+/// ```
+public enum SluiceMain {
+    public static func main(jobs: [Job]) -> Never {
+        JobRegistry.shared.jobs = jobs
+        SluiceCommand.main()
+        exit(0)
+    }
+}
+
+struct SluiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Batch jobs written as Swift closures, run as a fused, shuffled DAG over worker processes.",
+        discussion: """
+        Typical use:
+          sluice jobs                                  list the jobs in this binary
+          sluice explain wordcount                     show the stages of a job's plan
+          sluice run wordcount --input DIR --output OUT --workers 2
+          sluice gen text --size 100m --output words.txt
+
+        Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line.
+        """,
+        subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Generate.self, WorkerMode.self]
+    )
+}
+
+/// `sluice jobs`
+struct ListJobs: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List the jobs compiled into this binary.")
+    @Flag(help: "Also list the hidden test jobs.") var all = false
+
+    func run() throws {
+        let jobs = JobRegistry.shared.jobs.filter { all || !$0.hidden }
+        let width = (jobs.map(\.name.count).max() ?? 0) + 2
+        for job in jobs {
+            print(job.name.padding(toLength: width, withPad: " ", startingAt: 0) + job.summary)
+            for p in job.parameters {
+                let d = p.defaultValue.map { " (default \($0))" } ?? ""
+                print(String(repeating: " ", count: width) + "--param \(p.name)=…  \(p.help)\(d)")
+            }
+        }
+    }
+}
+
+/// `sluice describe JOB`
+struct Describe: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show a job's summary, parameters and default inputs.")
+    @Argument(help: "The job.") var job: String
+
+    func run() throws {
+        let job = try JobRegistry.shared.job(named: self.job)
+        print("\(job.name): \(job.summary)")
+        if !job.defaultInputs.isEmpty { print("default inputs: \(job.defaultInputs.joined(separator: " "))") }
+        if job.parameters.isEmpty { print("parameters: none") }
+        for p in job.parameters {
+            print("  --param \(p.name)=VALUE   \(p.help)" + (p.defaultValue.map { " (default \($0))" } ?? ""))
+        }
+    }
+}
+
+/// Options shared by `run` and `explain`.
+struct JobOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Input file, folder or glob (repeatable). Defaults to the job's bundled data.")
+    var input: [String] = []
+    @Option(name: .shortAndLong, help: "Output folder (receives part-NNNNN files and _SUCCESS).")
+    var output: String?
+    @Option(name: .customLong("param"), help: "A job parameter, name=value (repeatable).")
+    var params: [String] = []
+    @Option(help: "Reduce partitions per shuffle (default: 2 × workers).")
+    var partitions: Int?
+    @Option(name: .customLong("split-size"), help: "Target input split size, e.g. 32m.")
+    var splitSize: String = "32m"
+
+    func arguments(for job: Job) throws -> JobArguments {
+        var parameters: [String: String] = [:]
+        for p in params {
+            guard let eq = p.firstIndex(of: "=") else { throw ValidationError("--param expects name=value, got '\(p)'") }
+            let name = String(p[..<eq])
+            guard job.parameters.contains(where: { $0.name == name }) else {
+                throw ValidationError("job \(job.name) has no parameter '\(name)' (see `sluice describe \(job.name)`)")
+            }
+            parameters[name] = String(p[p.index(after: eq)...])
+        }
+        return JobArguments(inputs: input, output: output, parameters: parameters)
+    }
+}
+
+/// Parses `64k`, `256m`, `2g` or plain bytes.
+func parseSize(_ s: String, option: String) throws -> Int64 {
+    let lower = s.lowercased().trimmingCharacters(in: .whitespaces)
+    let units: [(String, Int64)] = [("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1 << 10), ("mb", 1 << 20),
+                                    ("gb", 1 << 30), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1)]
+    for (suffix, factor) in units where lower.hasSuffix(suffix) {
+        if let v = Double(lower.dropLast(suffix.count)), v >= 0 { return Int64(v * Double(factor)) }
+    }
+    if let v = Int64(lower), v >= 0 { return v }
+    throw ValidationError("\(option) expects a size like 64k, 256m or 2g, got '\(s)'")
+}
+
+/// `sluice explain JOB`
+struct Explain_: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "explain", abstract: "Show a job's plan: stages, fused operators, shuffles, partitions.")
+    @Argument(help: "The job.") var job: String
+    @OptionGroup var options: JobOptions
+    @Option(help: "Workers the plan is made for (sets the default partition count).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        let job = try JobRegistry.shared.job(named: self.job)
+        var args = try options.arguments(for: job)
+        if args.output == nil { args.output = "OUTPUT" }
+        print(try Sluice.Explain.text(job, args, partitions: options.partitions ?? max(2, 2 * workers),
+                                      splitSize: try parseSize(options.splitSize, option: "--split-size")), terminator: "")
+    }
+}
+typealias Explain = Explain_
+
+/// `sluice run JOB`
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a job with worker processes.",
+        discussion: "Output is committed atomically: on failure nothing is left in the output folder and the exit code is 1.")
+    @Argument(help: "The job (see `sluice jobs`).") var job: String
+    @OptionGroup var options: JobOptions
+    @Option(name: .shortAndLong, help: "Worker processes (default: the core count).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
+    var memoryPerTask: String = "256m"
+    @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: under $TMPDIR).")
+    var workDir: String?
+    @Flag(name: .customLong("keep-work"), help: "Keep the work folder after the run.")
+    var keepWork = false
+    @Flag(help: "Replace the output folder if it exists.")
+    var overwrite = false
+    @Option(name: .customLong("max-attempts"), help: "Attempts per task before the job fails.")
+    var maxAttempts = 4
+    @Option(name: .customLong("task-timeout"), help: "Seconds without a heartbeat before a worker counts as hung.")
+    var taskTimeout: Double = 120
+    @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
+    var maxExpanded: String = "64g"
+    @Flag(name: .shortAndLong, help: "Print no stage summary.")
+    var quiet = false
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+    }
+
+    func run() throws {
+        let job = try JobRegistry.shared.job(named: self.job)
+        var run = RunOptions()
+        run.workers = workers
+        run.partitions = options.partitions
+        run.memoryPerTask = Int(try parseSize(memoryPerTask, option: "--memory-per-task"))
+        run.splitSize = try parseSize(options.splitSize, option: "--split-size")
+        run.workDir = workDir
+        run.keepWork = keepWork
+        run.overwrite = overwrite
+        run.maxAttempts = maxAttempts
+        run.taskTimeout = taskTimeout
+        run.maxExpandedBytes = try parseSize(maxExpanded, option: "--max-expanded")
+        let quiet = self.quiet
+        run.log = { line in if !quiet { FileHandle.standardError.write(Data("sluice: \(line)\n".utf8)) } }
+        let coordinator = Coordinator(job: job, arguments: try options.arguments(for: job), options: run)
+        let result: JobResult
+        do {
+            result = try coordinator.run()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        for lines in result.rendered { for line in lines { print(line) } }
+        if !quiet {
+            FileHandle.standardError.write(Data(Summary.render(result).utf8))
+        }
+    }
+}
+
+/// `sluice worker` — the mode the coordinator starts its own binary in. Not for people.
+struct WorkerMode: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", abstract: "Run as a worker (started by the coordinator).",
+                                                    shouldDisplay: false)
+    func run() throws {
+        let code = Worker(jobs: JobRegistry.shared.jobs).run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Sluice
+
+/// The per-stage table printed after a run.
+enum Summary {
+    static func bytes(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n)
+        var u = 0
+        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+        return u == 0 ? "\(n) B" : String(format: "%.1f", v) + " " + units[u]
+    }
+
+    static func seconds(_ us: Int64) -> String { String(format: "%.2fs", Double(us) / 1e6) }
+
+    static func render(_ r: JobResult) -> String {
+        var rows: [[String]] = [["stage", "kind", "tasks", "records in", "records out", "shuffle write", "shuffle read",
+                                 "spill", "retries", "time", "task max/median", "tasks per worker"]]
+        for s in r.stages {
+            let perWorker = s.tasksPerWorker.sorted { $0.key < $1.key }.map { "w\($0.key):\($0.value)" }.joined(separator: " ")
+            rows.append([String(s.id), s.kind, String(s.tasks), String(s.recordsIn), String(s.recordsOut),
+                         bytes(s.shuffleBytesWritten), bytes(s.shuffleBytesRead),
+                         s.spills == 0 ? "-" : "\(s.spills)× \(bytes(s.spillBytes))", String(s.retries), seconds(s.wallMicros),
+                         "\(seconds(s.maxTaskMicros))/\(seconds(s.medianTaskMicros))", perWorker])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
+        var out = "\n"
+        for row in rows {
+            out += zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n"
+        }
+        for s in r.stages { out += "  stage \(s.id): \(s.operators)\n" }
+        for o in r.outputs { out += "output: \(o)\n" }
+        out += "finished in \(seconds(r.wallMicros)) with \(r.workerPids.count) worker process(es)\n"
+        return out
+    }
+}

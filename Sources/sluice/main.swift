@@ -1,0 +1,4 @@
+import SluiceCLI
+import SluiceJobs
+
+SluiceMain.main(jobs: SluiceJobs.all)

@@ -1,0 +1,95 @@
+import Sluice
+
+/// Jobs that exercise every operator on generated data, for the oracle tests (they compare
+/// each against the reference executor) and as API examples. Hidden from `sluice jobs`
+/// unless `--all` is given.
+public enum ConformanceJobs {
+    public static var all: [Job] { [narrow, aggregate, joins, sort, actions] }
+
+    static let common = [
+        JobParameter("n", help: "records to generate", default: "5000"),
+        JobParameter("keys", help: "distinct keys", default: "300"),
+        JobParameter("seed", help: "generator seed", default: "1"),
+        JobParameter("skew", help: "share of records on key 0 (0 to 1)", default: "0"),
+    ]
+
+    /// Deterministic (key, value) records: `skew` of them on key 0, the rest spread.
+    static func pairs(_ ctx: JobContext, salt: UInt64 = 0) throws -> [(Int, Int)] {
+        let n = try ctx.intParameter("n"), keys = try ctx.intParameter("keys")
+        let skew = Double(try ctx.parameter("skew")) ?? 0
+        var rng = UInt64(try ctx.intParameter("seed")) &+ salt &* 0x9E37_79B9
+        func next() -> UInt64 {
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return rng >> 17
+        }
+        return (0..<n).map { _ in
+            let hot = Double(next() % 10_000) / 10_000 < skew
+            return (hot ? 0 : Int(next() % UInt64(max(1, keys))), Int(next() % 1000) - 500)
+        }
+    }
+
+    static let narrow = Job("test-narrow", summary: "map, filter, flatMap, mapPartitions, keyBy, mapValues, union",
+                            parameters: common, hidden: true) { ctx in
+        let data = ctx.parallelize(try pairs(ctx).map(\.1), partitions: 5)
+        let other = ctx.parallelize(try pairs(ctx, salt: 7).map(\.1), partitions: 3)
+        data.map { $0 * 3 }
+            .filter { $0 % 2 == 0 }
+            .flatMap { [$0, $0 + 1] }
+            .union(other)
+            .mapPartitions(setup: { _ in 0 }, process: { seen, x, emit in
+                seen += 1
+                try emit(x &+ 1)
+            })
+            .keyBy { $0 % 7 }
+            .mapValues { String($0) }
+            .write(to: try ctx.output)
+    }
+
+    static let aggregate = Job("test-aggregate", summary: "reduceByKey, aggregateByKey, groupByKey, distinct, countByKey, count",
+                               parameters: common, hidden: true) { ctx in
+        let out = try ctx.output
+        let data = ctx.parallelize(try pairs(ctx), partitions: 4)
+        data.reduceByKey(+).write(to: out + "/reduce")
+        data.aggregateByKey(Pair(0, 0), { acc, v in Pair(acc.first + v, acc.second + 1) },
+                            { a, b in Pair(a.first + b.first, a.second + b.second) })
+            .write(to: out + "/aggregate")
+        data.groupByKey().mapValues { $0.sorted() }.write(to: out + "/group")
+        data.map { $0.1 % 50 }.distinct().write(to: out + "/distinct")
+        data.countByKey()
+        data.filter { $0.1 > 0 }.count()
+    }
+
+    static let joins = Job("test-join", summary: "join, leftOuterJoin, cogroup (keys on one side only included)",
+                           parameters: common, hidden: true) { ctx in
+        let out = try ctx.output
+        let left = ctx.parallelize(try pairs(ctx), partitions: 3)
+        let right = ctx.parallelize(try pairs(ctx, salt: 3).filter { $0.0 % 3 != 1 }.prefix(800).map { ($0.0, String($0.1)) },
+                                    partitions: 2)
+        left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
+        left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
+        left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
+    }
+
+    static let sort = Job("test-sort", summary: "sortByKey ascending over text tokens and descending over integers",
+                          parameters: common, hidden: true) { ctx in
+        let out = try ctx.output
+        ctx.textFiles(ctx.inputs)
+            .flatMap(emitting: { line, emit in try line.forEachToken(emit) })
+            .distinct()
+            .map { ($0, $0.count) }
+            .sortByKey()
+            .write(to: out + "/tokens")
+        ctx.parallelize(try pairs(ctx).map { ($0.1 * 1000 + $0.0, $0.0) }, partitions: 4)
+            .reduceByKey(+)
+            .sortByKey(ascending: false)
+            .write(to: out + "/numbers")
+    }
+
+    static let actions = Job("test-actions", summary: "collect, take, count and top", parameters: common, hidden: true) { ctx in
+        let data = ctx.parallelize(try pairs(ctx), partitions: 4)
+        data.map(\.1).filter { $0 > 400 }.collect()
+        data.reduceByKey(+).sortByKey().take(7)
+        data.count()
+        data.map(\.1).top(5).write(to: try ctx.output)
+    }
+}
