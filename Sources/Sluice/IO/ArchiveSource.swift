@@ -60,7 +60,7 @@ public final class ArchiveReader {
 
     /// The archive file.
     public let archivePath: String
-    /// Reading more than this many bytes from one entry throws.
+    /// Reading more than this many bytes from one entry throws; `Int64.max` means no limit.
     public let maxEntryBytes: Int64
     /// Whether `nextEntry()` also returns directories, symlinks and other non-regular entries.
     public let includeNonRegular: Bool
@@ -123,7 +123,7 @@ public final class ArchiveReader {
         self.gzipFeed = feed
         self.nameLocale = nameLocale
         self.archivePath = path
-        self.maxEntryBytes = maxEntryBytes
+        self.maxEntryBytes = max(0, maxEntryBytes)
         self.includeNonRegular = includeNonRegular
     }
 
@@ -245,7 +245,7 @@ public final class ArchiveReader {
                                   reason: "decompression bomb guard: entry declares \(size) bytes, beyond \(maxEntryBytes) bytes"))
         }
         // At most one byte past the limit, so that the guard trips exactly.
-        let room = min(buffer.count, Int(clamping: maxEntryBytes - entryBytes + 1))
+        let room = min(buffer.count, Int(clamping: min(maxEntryBytes - entryBytes, Int64.max - 1) + 1))
         var retries = 0
         while true {
             let n = archive_read_data(archive, buffer.baseAddress, room)
@@ -326,8 +326,7 @@ private final class NameLocale {
     deinit { if let locale { freelocale(locale) } }
 
     func run<T>(_ body: () throws -> T) rethrows -> T {
-        guard let locale else { return try body() }
-        let previous = uselocale(locale)
+        guard let locale, let previous = uselocale(locale) else { return try body() }
         defer { uselocale(previous) }
         return try body()
     }

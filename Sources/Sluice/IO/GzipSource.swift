@@ -29,7 +29,8 @@ public final class GzipSource: ByteSource {
     static let inputBufferSize = 1 << 20
 
     public let name: String
-    /// Decompressing beyond this many bytes throws (decompression bomb guard).
+    /// Decompressing beyond this many bytes throws (decompression bomb guard); `Int64.max`
+    /// means no limit.
     public let maxExpandedBytes: Int64
 
     private let underlying: ByteSource
@@ -49,20 +50,22 @@ public final class GzipSource: ByteSource {
     /// Decompresses `underlying`; `name` is used in error messages (usually the file path).
     public init(underlying: ByteSource, name: String,
                 maxExpandedBytes: Int64 = GzipSource.defaultMaxExpandedBytes) throws {
-        self.underlying = underlying
-        self.name = name
-        self.maxExpandedBytes = maxExpandedBytes
-        stream = .allocate(capacity: 1)
+        // Set zlib up before initialising `self` completely, so that deinit never sees a
+        // half-made stream.
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        input = .allocate(byteCount: GzipSource.inputBufferSize, alignment: 16)
         // 15 + 32: 32 KiB window, accept gzip (or zlib) headers automatically.
         let status = inflateInit2_(stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         if status != Z_OK {
             stream.deinitialize(count: 1)
             stream.deallocate()
-            input.deallocate()
             throw InputError(source: name, reason: "cannot initialise zlib (inflateInit2 returned \(status))")
         }
+        self.stream = stream
+        self.underlying = underlying
+        self.name = name
+        self.maxExpandedBytes = max(0, maxExpandedBytes)
+        input = .allocate(byteCount: GzipSource.inputBufferSize, alignment: 16)
     }
 
     /// Opens and decompresses the gzip file at `path`.
@@ -134,7 +137,7 @@ public final class GzipSource: ByteSource {
             }
             // Allow at most one byte past the limit, so that the guard trips exactly.
             let room = min(buffer.count - filled, Int(UInt32.max),
-                           Int(clamping: maxExpandedBytes - produced + 1))
+                           Int(clamping: min(maxExpandedBytes - produced, Int64.max - 1) + 1))
             stream.pointee.next_out = (out + filled).assumingMemoryBound(to: Bytef.self)
             stream.pointee.avail_out = UInt32(room)
             let inBefore = stream.pointee.avail_in

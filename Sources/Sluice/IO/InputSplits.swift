@@ -26,6 +26,11 @@ public struct InputChunk: Sendable, Equatable {
     public var end: Int64
     /// Size on disk of the piece, for balancing and `explain`.
     public var bytes: Int64
+    /// Size of the whole file.
+    public var fileSize: Int64
+
+    /// Whether the chunk is a whole plain file rather than a byte range of one.
+    var isWholeFile: Bool { start == 0 && end >= fileSize }
 
     func encode(to w: inout ByteWriter) {
         w.writeString(path)
@@ -33,13 +38,14 @@ public struct InputChunk: Sendable, Equatable {
         w.writeFixed(start)
         w.writeFixed(end)
         w.writeFixed(bytes)
+        w.writeFixed(fileSize)
     }
 
     static func decode(from r: inout ByteReader) throws -> InputChunk {
         let path = try r.readString()
         guard let format = InputFormat(rawValue: try r.readByte()) else { throw DecodingError("bad input format") }
         return InputChunk(path: path, format: format, start: try r.readFixed(), end: try r.readFixed(),
-                          bytes: try r.readFixed())
+                          bytes: try r.readFixed(), fileSize: try r.readFixed())
     }
 }
 
@@ -65,7 +71,7 @@ public struct InputSplit: Sendable, Equatable {
         if chunks.count == 1 {
             let c = chunks[0]
             switch c.format {
-            case .plain where c.start == 0 && c.end == c.bytes: return "\(c.path) (\(formatBytes(c.bytes)))"
+            case .plain where c.isWholeFile: return "\(c.path) (\(formatBytes(c.bytes)))"
             case .plain: return "\(c.path) [\(c.start), \(c.end))"
             case .gzip: return "\(c.path) (gzip, \(formatBytes(c.bytes)))"
             case .archive:
@@ -160,16 +166,16 @@ public struct SplitPlanner: Sendable {
                 var start: Int64 = 0
                 while start < size {
                     let end = min(size, start + step)
-                    splits.append(InputSplit(chunks: [InputChunk(path: path, format: .plain, start: start, end: end, bytes: end - start)]))
+                    splits.append(InputSplit(chunks: [InputChunk(path: path, format: .plain, start: start, end: end, bytes: end - start, fileSize: size)]))
                     start = end
                 }
             case .plain:
                 if packBytes + size > splitSize { flushPack() }
-                pack.append(InputChunk(path: path, format: .plain, start: 0, end: size, bytes: size))
+                pack.append(InputChunk(path: path, format: .plain, start: 0, end: size, bytes: size, fileSize: size))
                 packBytes += size
             case .gzip, .archive:
                 flushPack()
-                splits.append(InputSplit(chunks: [InputChunk(path: path, format: format, start: 0, end: format == .gzip ? size : Int64.max, bytes: size)]))
+                splits.append(InputSplit(chunks: [InputChunk(path: path, format: format, start: 0, end: format == .gzip ? size : Int64.max, bytes: size, fileSize: size)]))
             }
         }
         flushPack()

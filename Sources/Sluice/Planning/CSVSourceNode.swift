@@ -39,7 +39,7 @@ final class CSVSourceNode<T>: FileSourceNode<T> {
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         for chunk in splits[partition].chunks {
             switch chunk.format {
-            case .plain where chunk.start > 0 || chunk.end < chunk.bytes:
+            case .plain where !chunk.isWholeFile:
                 try readRange(chunk, task, sink)
             case .plain:
                 try read(try FileByteSource(path: chunk.path), task, sink)

@@ -14,11 +14,20 @@ public final class ReferenceExecutor {
         return result
     }
 
-    /// Runs `job` naively and returns, per action, its result as lines and whether their
-    /// order is meaningful (a sort) or they form a multiset.
-    public static func run(_ job: Job, _ arguments: JobArguments) throws -> [(lines: [String], ordered: Bool)] {
+    /// One action's expected result.
+    public struct Expected: Sendable {
+        /// The output lines (written files) or rendered result (count, collect …).
+        public var lines: [String]
+        /// Whether the order of `lines` is meaningful (a sort); otherwise compare as multisets.
+        public var ordered: Bool
+        /// The folder the action writes to, if it writes.
+        public var outputPath: String?
+    }
+
+    /// Runs `job` naively and returns every action's expected result, in action order.
+    public static func run(_ job: Job, _ arguments: JobArguments) throws -> [Expected] {
         let graph = try job.graph(arguments)
         let ref = ReferenceExecutor()
-        return try graph.actions.map { (try $0.reference(ref), $0.ordered) }
+        return try graph.actions.map { Expected(lines: try $0.reference(ref), ordered: $0.ordered, outputPath: $0.outputPath) }
     }
 }
