@@ -166,6 +166,9 @@ struct Run: ParsableCommand {
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
     var maxExpanded: String = "64g"
+    @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0 or throw@random:0.1:7.",
+                               discussion: "KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED; KIND is throw, crash, exit, hang or corrupt."))
+    var inject: String?
     @Flag(name: .shortAndLong, help: "Print no stage summary.")
     var quiet = false
 
@@ -187,6 +190,10 @@ struct Run: ParsableCommand {
         run.maxAttempts = maxAttempts
         run.taskTimeout = taskTimeout
         run.maxExpandedBytes = try parseSize(maxExpanded, option: "--max-expanded")
+        if let inject {
+            do { run.inject = try FaultInjection(inject) } catch { throw ValidationError("\(error)") }
+            run.injectSpec = inject
+        }
         let quiet = self.quiet
         run.log = { line in if !quiet { FileHandle.standardError.write(Data("sluice: \(line)\n".utf8)) } }
         let coordinator = Coordinator(job: job, arguments: try options.arguments(for: job), options: run)

@@ -30,7 +30,8 @@ enum Summary {
         }
         for s in r.stages { out += "  stage \(s.id): \(s.operators)\n" }
         for o in r.outputs { out += "output: \(o)\n" }
-        out += "finished in \(seconds(r.wallMicros)) with \(r.workerPids.count) worker process(es)\n"
+        out += "finished in \(seconds(r.wallMicros)) with \(r.workerPids.count) worker process(es)"
+        out += "; retries \(r.retries), workers replaced \(r.workersReplaced), map tasks re-run \(r.mapTasksRerun)\n"
         return out
     }
 }

@@ -59,6 +59,7 @@ public struct CSVHeader: Sendable, Equatable {
     /// The indices of the columns `names`, in that order; throws as `column(_:)`.
     public func columns(_ names: [String]) throws -> [Int] { try names.map { try column($0) } }
 
+    /// Headers are equal when their names, source and line are.
     public static func == (a: CSVHeader, b: CSVHeader) -> Bool {
         a.names == b.names && a.source == b.source && a.line == b.line
     }
@@ -228,8 +229,9 @@ public struct CSVRecord: CSVFields {
     /// Whether field `index` holds exactly the UTF-8 bytes of `string` (no allocation).
     @inlinable public func field(_ index: Int, equals string: StaticString) -> Bool {
         let f = field(index)
-        return f.count == string.utf8CodeUnitCount
-            && (f.count == 0 || memcmp(f.baseAddress!, string.utf8Start, f.count) == 0)
+        return string.withUTF8Buffer { s in
+            f.count == s.count && (f.count == 0 || memcmp(f.baseAddress!, s.baseAddress!, f.count) == 0)
+        }
     }
 
     /// Copies the record into an owning `CSVRow`.
@@ -447,6 +449,8 @@ public final class CSVReader {
     public let source: any ByteSource
     /// The field separator byte.
     public let delimiter: UInt8
+    /// Whether `"` quotes fields (RFC 4180); when false it is an ordinary byte (plain TSV).
+    public let quoting: Bool
     /// The header, when the reader was told the input has one (nil for empty input).
     public private(set) var header: CSVHeader?
     /// The number of fields every record must have: the one given, else the header's width,
@@ -488,14 +492,16 @@ public final class CSVReader {
 
     /// Opens a reader on `source`. With `hasHeader`, reads the first record as the header
     /// (throwing if it is bad). `expectedFieldCount` overrides the header's width as the
-    /// field count every record must have. `chunkSize` is the initial buffer size; the buffer
-    /// grows when one record is larger.
+    /// field count every record must have. With `quoting` false, `"` is an ordinary byte
+    /// (for plain TSV, which has no quoting). `chunkSize` is the initial buffer size; the
+    /// buffer grows when one record is larger.
     public init(_ source: any ByteSource, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool,
-                expectedFieldCount: Int? = nil, chunkSize: Int = 1 << 20) throws {
+                expectedFieldCount: Int? = nil, quoting: Bool = true, chunkSize: Int = 1 << 20) throws {
         precondition(delimiter != CSVReader.quote && delimiter != CSVReader.lf && delimiter != CSVReader.cr,
                      "the CSV delimiter cannot be a quote or a line ending")
         self.source = source
         self.delimiter = delimiter
+        self.quoting = quoting
         capacity = max(chunkSize, 16)
         buffer = .allocate(capacity: capacity)
         boundsCapacity = 16
@@ -505,7 +511,7 @@ public final class CSVReader {
         classes[Int(delimiter)] = CSVReader.classDelimiter
         classes[Int(CSVReader.lf)] = CSVReader.classLineEnd
         classes[Int(CSVReader.cr)] = CSVReader.classLineEnd
-        classes[Int(CSVReader.quote)] = CSVReader.classQuote
+        if quoting { classes[Int(CSVReader.quote)] = CSVReader.classQuote }
 
         self.expectedFieldCount = expectedFieldCount
         if hasHeader {
@@ -522,11 +528,11 @@ public final class CSVReader {
         }
     }
 
-    /// Opens a reader on the file at `path` (see `init(_:delimiter:hasHeader:expectedFieldCount:chunkSize:)`).
+    /// Opens a reader on the file at `path` (see `init(_:delimiter:hasHeader:expectedFieldCount:quoting:chunkSize:)`).
     public convenience init(path: String, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool,
-                            expectedFieldCount: Int? = nil) throws {
+                            expectedFieldCount: Int? = nil, quoting: Bool = true) throws {
         try self.init(FileByteSource(path: path), delimiter: delimiter, hasHeader: hasHeader,
-                      expectedFieldCount: expectedFieldCount)
+                      expectedFieldCount: expectedFieldCount, quoting: quoting)
     }
 
     deinit {
@@ -538,7 +544,7 @@ public final class CSVReader {
     /// Calls `body` with every remaining record, borrowed (valid only during the call). A bad
     /// record goes to `onBadRecord` instead; its default throws, stopping the read. When
     /// `onBadRecord` returns, reading goes on with the next record. Errors from the source or
-    /// from `body` stop the read.
+    /// from `body` stop the read. `body` must not call the reader.
     public func readAll(_ body: (CSVRecord) throws -> Void,
                         onBadRecord: (InputError) throws -> Void = { throw $0 }) throws {
         while true {
@@ -585,8 +591,8 @@ public final class CSVReader {
         case complete(end: Int, newlines: Int, escaped: Bool)
         /// The record goes on past the bytes read so far.
         case needMore
-        /// End of input inside a quoted field.
-        case unclosedQuote
+        /// End of input inside a quoted field that opened `newlines` lines after the record's start.
+        case unclosedQuote(newlines: Int)
         /// A quote in an unquoted field, or text after a closing quote, at `position`.
         case malformed(position: Int, newlines: Int, field: Int, strayQuote: Bool)
     }
@@ -656,9 +662,9 @@ public final class CSVReader {
                 return .record
             case .needMore:
                 try refill()
-            case .unclosedQuote:
+            case let .unclosedQuote(newlines):
                 finished = true
-                return .bad(error("unclosed quote starting at line \(recordLine)"))
+                return .bad(error("unclosed quote starting at line \(recordLine + newlines)"))
             case let .malformed(position, newlines, field, strayQuote):
                 start = position
                 line += newlines
@@ -680,6 +686,7 @@ public final class CSVReader {
         let eof = self.eof
         let delimiter = self.delimiter
         let classes = self.classes
+        let quoting = self.quoting
         let quote = CSVReader.quote
         var bounds = self.bounds
         var boundsCapacity = self.boundsCapacity
@@ -712,9 +719,10 @@ public final class CSVReader {
                 return .complete(end: p, newlines: newlines, escaped: escaped)
             }
             var c = buf[p]
-            if c == quote {
+            if quoting && c == quote {
                 p &+= 1
                 let contentStart = p
+                let quoteNewlines = newlines
                 var doubled = false
                 while true {
                     while p < end {
@@ -723,7 +731,7 @@ public final class CSVReader {
                         if c == CSVReader.lf { newlines &+= 1 }
                         p &+= 1
                     }
-                    if p == end { return eof ? .unclosedQuote : .needMore }
+                    if p == end { return eof ? .unclosedQuote(newlines: quoteNewlines) : .needMore }
                     // buf[p] is a quote: doubled, or the closing one.
                     if p &+ 1 == end {
                         if !eof { return .needMore }

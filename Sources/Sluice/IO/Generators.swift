@@ -78,10 +78,12 @@ public struct GeneratorError: Error, CustomStringConvertible, Sendable {
     public var path: String
     /// What went wrong.
     public var reason: String
+    /// Makes the error for `path`.
     public init(path: String, reason: String) {
         self.path = path
         self.reason = reason
     }
+    /// `path: reason`.
     public var description: String { "\(path): \(reason)" }
 }
 
@@ -104,11 +106,6 @@ private struct GeneratorOutput {
     @inline(__always) mutating func append(_ byte: UInt8) {
         buffer[count] = byte
         count &+= 1
-    }
-
-    @inline(__always) mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
-        (buffer + count).update(from: bytes.baseAddress!, count: bytes.count)
-        count &+= bytes.count
     }
 
     /// Appends `value` in decimal, left-padded with zeros to `width` digits.
@@ -177,7 +174,8 @@ public struct TextGenerator: Sendable {
     /// Describes the text to generate (nothing is computed until it is written).
     public init(bytes: Int64, seed: UInt64 = 1, vocabulary: Int = 1_000_000, zipfExponent: Double = 1.1,
                 wordsPerLine: ClosedRange<Int> = 10...20) {
-        precondition(vocabulary >= 1 && wordsPerLine.lowerBound >= 1, "TextGenerator needs words")
+        precondition(vocabulary >= 1 && vocabulary <= Int(Int32.max) && wordsPerLine.lowerBound >= 1,
+                     "TextGenerator needs 1...Int32.max words and at least one word a line")
         self.bytes = bytes
         self.seed = seed
         self.vocabulary = vocabulary
@@ -204,12 +202,27 @@ public struct TextGenerator: Sendable {
     }
 
     // Syllables: consonant + vowel, 18 * 5 = 90 of them; a word is the rank written in
-    // bijective base 90, one syllable per digit.
-    private static let consonants = Array("bcdfghjklmnprstvwz".utf8)
-    private static let vowels = Array("aeiou".utf8)
-    private static let nonASCIISuffixes: [[UInt8]] = ["é", "ü", "ñ", "ø", "ß", "ç", "λ", "ж", "日本", "한"].map { Array($0.utf8) }
+    // bijective base 90, one syllable per digit. (StaticStrings: constant bytes, no lazy globals.)
+    private static let consonants: StaticString = "bcdfghjklmnprstvwz"
+    private static let vowels: StaticString = "aeiou"
     /// The longest word in bytes (10 syllables cover every Int rank, plus the longest suffix).
     private static let maxWordBytes = 32
+
+    /// The non-ASCII suffix number `i` (0..<10).
+    private static func suffix(_ i: Int) -> StaticString {
+        switch i {
+        case 0: "é"
+        case 1: "ü"
+        case 2: "ñ"
+        case 3: "ø"
+        case 4: "ß"
+        case 5: "ç"
+        case 6: "λ"
+        case 7: "ж"
+        case 8: "日本"
+        default: "한"
+        }
+    }
 
     /// The pseudo-word of `rank` (0-based): ASCII syllables (`ba`, `ce`, `baba`...), with a
     /// non-ASCII suffix when `rank % 31 == 11`.
@@ -223,6 +236,8 @@ public struct TextGenerator: Sendable {
     /// Writes the word of `rank` at `p` (room for `maxWordBytes`); returns its length.
     @inline(__always)
     private static func writeWord(rank: Int, to p: UnsafeMutablePointer<UInt8>) -> Int {
+        let consonants = TextGenerator.consonants.utf8Start
+        let vowels = TextGenerator.vowels.utf8Start
         var n = UInt64(rank) &+ 1
         var len = 0
         repeat {
@@ -234,10 +249,9 @@ public struct TextGenerator: Sendable {
             len &+= 2
         } while n > 0
         if rank % 31 == 11 {
-            let suffix = nonASCIISuffixes[(rank / 31) % nonASCIISuffixes.count]
-            for b in suffix {
-                p[len] = b
-                len &+= 1
+            TextGenerator.suffix((rank / 31) % 10).withUTF8Buffer { suffix in
+                (p + len).update(from: suffix.baseAddress!, count: suffix.count)
+                len &+= suffix.count
             }
         }
         return len
@@ -249,20 +263,20 @@ public struct TextGenerator: Sendable {
         let sampler = ZipfSampler(count: vocabulary, exponent: zipfExponent)
         defer { sampler.free() }
 
-        // Precompute the words of the most frequent ranks; compute the rest on the fly.
+        // The words of the most frequent ranks, precomputed in 16-byte slots (at most 12 bytes
+        // of word, the length in the last byte) so that each is copied with two 8-byte moves.
         let cached = min(vocabulary, 1 << 16)
-        let wordStarts = UnsafeMutablePointer<Int32>.allocate(capacity: cached + 1)
-        let wordBytes = UnsafeMutablePointer<UInt8>.allocate(capacity: cached * TextGenerator.maxWordBytes)
-        defer {
-            wordStarts.deallocate()
-            wordBytes.deallocate()
+        let slots = UnsafeMutableRawPointer.allocate(byteCount: cached * 16, alignment: 16)
+        defer { slots.deallocate() }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: TextGenerator.maxWordBytes) { tmp in
+            for r in 0..<cached {
+                let n = TextGenerator.writeWord(rank: r, to: tmp.baseAddress!)
+                let slot = slots + r * 16
+                slot.initializeMemory(as: UInt8.self, repeating: 0, count: 16)
+                slot.copyMemory(from: tmp.baseAddress!, byteCount: n)
+                slot.storeBytes(of: UInt8(n), toByteOffset: 15, as: UInt8.self)
+            }
         }
-        var total = 0
-        for r in 0..<cached {
-            wordStarts[r] = Int32(total)
-            total += TextGenerator.writeWord(rank: r, to: wordBytes + total)
-        }
-        wordStarts[cached] = Int32(total)
 
         var rng = DeterministicRandom(seed: seed)
         var out = GeneratorOutput()
@@ -275,20 +289,24 @@ public struct TextGenerator: Sendable {
         lines: while true {
             if out.room < maxLine { try out.flush(sink) }
             let words = lowWords + Int(rng.next(below: wordSpan))
+            var cutShort = false
             for k in 0..<words {
                 let rank = sampler.sample(&rng)
                 let dest = out.buffer + out.count
                 let len: Int
                 if rank < cached {
-                    let s = Int(wordStarts[rank])
-                    len = Int(wordStarts[rank + 1]) - s
-                    dest.update(from: wordBytes + s, count: len)
+                    let slot = UnsafeRawPointer(slots + rank &* 16)
+                    let raw = UnsafeMutableRawPointer(dest)
+                    raw.storeBytes(of: slot.load(as: UInt64.self), as: UInt64.self)
+                    raw.storeBytes(of: slot.load(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
+                    len = Int(slot.load(fromByteOffset: 15, as: UInt8.self))
                 } else {
                     len = TextGenerator.writeWord(rank: rank, to: dest)
                 }
                 // The word and the space or newline after it must fit in what is left.
                 if Int64(len + 1) > remaining {
                     if k == 0 { break lines }
+                    cutShort = true
                     break
                 }
                 dest[len] = UInt8(ascii: " ")
@@ -296,6 +314,7 @@ public struct TextGenerator: Sendable {
                 remaining -= Int64(len + 1)
             }
             out.buffer[out.count - 1] = UInt8(ascii: "\n")
+            if cutShort { break }
         }
         try out.flush(sink)
     }
@@ -338,10 +357,19 @@ private struct ZipfSampler {
     @inline(__always)
     func sample(_ rng: inout DeterministicRandom) -> Int {
         let u = rng.nextDouble()
-        let b = Int(u * Double(ZipfSampler.guideSize))
+        let x = u * Double(ZipfSampler.guideSize)
+        let b = Int(x)
         var lo = Int(guide[b])
         var hi = Int(guide[b + 1])
         // The answer, the first rank with cdf > u, is in lo...hi.
+        if hi - lo > 8 {
+            // A bucket of rare ranks, whose CDF is nearly linear: interpolate, then step to the
+            // exact answer (one cache line of the CDF instead of a binary search's many).
+            var r = lo + Int((x - Double(b)) * Double(hi - lo))
+            while r > lo && cdf[r - 1] > u { r -= 1 }
+            while cdf[r] <= u { r += 1 }  // stops at hi at the latest: cdf[hi] > u
+            return r
+        }
         while lo < hi {
             let mid = (lo + hi) >> 1
             if cdf[mid] > u { hi = mid } else { lo = mid + 1 }
@@ -353,7 +381,10 @@ private struct ZipfSampler {
 /// `log` and `exp` from basic IEEE operations only, so that they give the same bits on every
 /// platform (libm's last bit may differ). Accurate to a few ulps; used for Zipf weights.
 enum PortableMath {
-    static let ln2 = 0.693_147_180_559_945_3
+    /// ln 2 split for Cody-Waite reduction: `ln2Hi` has its low bits zero, so `k * ln2Hi` is
+    /// exact for the |k| < 2^11 used here.
+    static let ln2Hi = 6.931_471_803_691_238_164_90e-01
+    static let ln2Lo = 1.908_214_929_270_587_700_02e-10
 
     /// Natural logarithm of a positive finite `x`.
     static func log(_ x: Double) -> Double {
@@ -374,14 +405,14 @@ enum PortableMath {
             term *= z2
             n += 2
         }
-        return 2 * sum + k * ln2
+        return k * ln2Hi + (k * ln2Lo + 2 * sum)
     }
 
     /// e^x for finite `x` (0 below about -745, where the result underflows).
     static func exp(_ x: Double) -> Double {
         if x < -745 { return 0 }
-        let k = (x / ln2).rounded()
-        let f = x - k * ln2  // |f| <= ln2 / 2 (+ rounding)
+        let k = (x / (ln2Hi + ln2Lo)).rounded()
+        let f = (x - k * ln2Hi) - k * ln2Lo  // |f| <= ln2 / 2 (+ rounding)
         var term = 1.0
         var sum = 1.0
         var n = 1.0

@@ -28,6 +28,10 @@ public struct RunOptions: Sendable {
     public var taskTimeout: Double = 120
     /// Guard against decompression bombs, per gzip stream or archive entry.
     public var maxExpandedBytes: Int64 = 64 << 30
+    /// Faults to inject into worker tasks (see `FaultInjection`), for tests and demos.
+    public var inject: FaultInjection?
+    /// The same, as written by the user (passed to workers as `SLUICE_INJECT`).
+    public var injectSpec: String?
     /// How workers are started.
     public var launcher: any WorkerLauncher = ProcessLauncher()
     /// Receives one line per notable event (stage finished, task retried, worker replaced).
@@ -71,6 +75,12 @@ public struct JobResult: Sendable {
     public var wallMicros: Int64
     /// Process ids of every worker started.
     public var workerPids: [Int32]
+    /// Task attempts that failed and were retried (all stages).
+    public var retries: Int
+    /// Workers that died or hung and were replaced.
+    public var workersReplaced: Int
+    /// Map tasks run again because a reducer found their output missing or corrupt.
+    public var mapTasksRerun: Int
     let results: [[[UInt8]]]
 
     /// The typed result of an action (`count()`, `collect()` …).
@@ -176,6 +186,16 @@ public final class Coordinator {
         var queue: [(key: TaskKey, attempt: Int)] = []
         var queueHead = 0
         var failures: [TaskKey: Int] = [:]
+        var fetchFailures: [TaskKey: Int] = [:]
+        var nextAttempt: [TaskKey: Int] = [:]
+        var mapTasksRerun = 0
+        var mapStageOfShuffle: [Int: Stage] = [:]
+        for stage in plan.stages { if case .shuffleMap(let dep) = stage.kind { mapStageOfShuffle[dep.id] = stage } }
+        func enqueue(_ key: TaskKey) {
+            let attempt = nextAttempt[key, default: 0]
+            nextAttempt[key] = attempt + 1
+            queue.append((key, attempt))
+        }
         var bounds: [Int: [UInt8]] = [:]
         var workers: [WorkerState] = []
         var allPids: [Int32] = []
@@ -206,14 +226,14 @@ public final class Coordinator {
                         progress = true
                     } else {
                         st.remaining = Set(0..<stage.taskCount)
-                        for p in 0..<stage.taskCount { queue.append((TaskKey(stage: stage.id, partition: p), 0)) }
+                        for p in 0..<stage.taskCount { enqueue(TaskKey(stage: stage.id, partition: p)) }
                     }
                 }
             }
         }
 
         func spawnWorker() throws {
-            let process = try options.launcher.launch(id: nextWorkerID)
+            let process = try options.launcher.launch(id: nextWorkerID, environment: options.injectSpec.map { ["SLUICE_INJECT": $0] } ?? [:])
             nextWorkerID += 1
             allPids.append(process.pid)
             let w = WorkerState(process)
@@ -236,9 +256,30 @@ public final class Coordinator {
             }
         }
 
-        func taskFailed(_ key: TaskKey, attempt: Int, worker: WorkerState, reason: String) throws {
+        func taskFailed(_ key: TaskKey, attempt: Int, worker: WorkerState, reason: String,
+                        lost: (shuffle: Int, map: Int)? = nil) throws {
             let stage = plan.stages[key.stage]
             guard !states[key.stage].done, states[key.stage].remaining.contains(key.partition) else { return }
+            if let lost, let mapStage = mapStageOfShuffle[lost.shuffle] {
+                // Spark's FetchFailed: the map output is gone or corrupt. Run the map task again,
+                // then this task; neither counts against the task's attempts, but repeated loss
+                // of the same output is bounded.
+                let mapKey = TaskKey(stage: mapStage.id, partition: lost.map)
+                fetchFailures[mapKey, default: 0] += 1
+                if fetchFailures[mapKey]! > options.maxAttempts {
+                    throw JobFailure(description: "\(describe(stage, key.partition)): the output of \(describe(mapStage, lost.map)) was lost \(fetchFailures[mapKey]!) times: \(reason)")
+                }
+                if !states[mapStage.id].remaining.contains(lost.map) {
+                    unlink(ShuffleDependency.outputPath(workDir: workDir, shuffle: lost.shuffle, map: lost.map))
+                    states[mapStage.id].remaining.insert(lost.map)
+                    states[mapStage.id].done = false
+                    mapTasksRerun += 1
+                    enqueue(mapKey)
+                }
+                log("map output lost, re-running \(describe(mapStage, lost.map)): \(reason)")
+                enqueue(key)
+                return
+            }
             failures[key, default: 0] += 1
             states[key.stage].retries += 1
             let where_ = "\(describe(stage, key.partition)), attempt \(attempt + 1) of \(options.maxAttempts), worker \(worker.process.id) (pid \(worker.process.pid))"
@@ -246,7 +287,7 @@ public final class Coordinator {
                 throw JobFailure(description: "\(where_) failed: \(reason)")
             }
             log("retrying after failure: \(where_): \(reason)")
-            queue.append((key, attempt + 1))
+            enqueue(key)
         }
 
         func commit(_ report: Message.TaskReport, worker: WorkerState) throws {
@@ -284,10 +325,18 @@ public final class Coordinator {
         }
 
         func assign(_ w: WorkerState) throws {
-            guard w.idle, w.alive, queueHead < queue.count else { return }
-            let (key, attempt) = queue[queueHead]
-            queueHead += 1
-            if !states[key.stage].remaining.contains(key.partition) { return try assign(w) }
+            guard w.idle, w.alive else { return }
+            // The first queued task whose stage can run now (a stage waits while a parent map
+            // stage re-runs a lost output); finished tasks are dropped on the way.
+            while queueHead < queue.count && !states[queue[queueHead].key.stage].remaining.contains(queue[queueHead].key.partition) {
+                queueHead += 1
+            }
+            guard let index = queue[queueHead...].firstIndex(where: { t in
+                states[t.key.stage].remaining.contains(t.key.partition)
+                    && plan.stages[t.key.stage].parents.allSatisfy { states[$0.id].done }
+            }) else { return }
+            let (key, attempt) = queue[index]
+            queue.remove(at: index)
             let stage = plan.stages[key.stage]
             var blob: [UInt8] = []
             var outputPath: String?
@@ -381,7 +430,10 @@ public final class Coordinator {
                             try commit(report, worker: w)
                         case .failed(let f):
                             w.running = nil
-                            try taskFailed(TaskKey(stage: f.stage, partition: f.partition), attempt: f.attempt, worker: w, reason: f.message)
+                            var lost: (Int, Int)?
+                            if let shuffle = f.lostShuffle, let map = f.lostMap { lost = (shuffle, map) }
+                            try taskFailed(TaskKey(stage: f.stage, partition: f.partition), attempt: f.attempt, worker: w,
+                                           reason: f.message, lost: lost)
                         case .setup, .assign, .shutdown:
                             try workerLost(w, reason: "worker \(w.process.id) sent a coordinator-only frame")
                         }
@@ -442,7 +494,8 @@ public final class Coordinator {
                                 medianTaskMicros: sorted.isEmpty ? 0 : sorted[sorted.count / 2], tasksPerWorker: st.perWorker)
         }
         return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
-                         workerPids: allPids, results: results)
+                         workerPids: allPids, retries: states.reduce(0) { $0 + $1.retries }, workersReplaced: replacements,
+                         mapTasksRerun: mapTasksRerun, results: results)
     }
 }
 

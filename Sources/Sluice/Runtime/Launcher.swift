@@ -26,7 +26,8 @@ public final class WorkerProcess {
 /// other hosts plugs in (`ssh HOST`, Slurm's `srun`), since the worker only needs its
 /// stdin and stdout connected to the coordinator.
 public protocol WorkerLauncher: Sendable {
-    func launch(id: Int) throws -> WorkerProcess
+    /// Starts worker `id` with `environment` added to its own.
+    func launch(id: Int, environment: [String: String]) throws -> WorkerProcess
 }
 
 /// Re-executes a binary (by default this one, `/proc/self/exe`) in worker mode.
@@ -48,7 +49,7 @@ public struct ProcessLauncher: WorkerLauncher {
         self.environment = environment
     }
 
-    public func launch(id: Int) throws -> WorkerProcess {
+    public func launch(id: Int, environment extra: [String: String]) throws -> WorkerProcess {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         guard sluice_pipe_cloexec(&toChild) == 0 else { throw SystemError("pipe") }
@@ -68,6 +69,7 @@ public struct ProcessLauncher: WorkerLauncher {
         env["SWIFT_BACKTRACE"] = "enable=no" // a crashing worker must die, not linger in the backtracer
         env["SLUICE_WORKER_ID"] = String(id)
         for (k, v) in environment { env[k] = v }
+        for (k, v) in extra { env[k] = v }
 
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]

@@ -30,12 +30,32 @@ public struct Worker {
             let plan = try ExecutionPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
             let heartbeat = Heartbeat(out: out)
             heartbeat.start()
+            let injection = try ProcessEnvironment.current["SLUICE_INJECT"].map { try FaultInjection($0) }
             var installedBounds = Set<Int>()
             try out.send(.ready)
             while let message = try readFrame(fd: 0, into: &input) {
                 switch message {
                 case .assign(let task):
-                    try out.send(run(task, plan: plan, setup: setup, installedBounds: &installedBounds))
+                    let fault = injection?.fault(stage: task.stage, partition: task.partition, attempt: task.attempt)
+                    switch fault {
+                    case .crash?: kill(getpid(), SIGKILL)
+                    case .exit?: exit(3)
+                    case .hang?:
+                        heartbeat.pause()
+                        while true { sleep(3600) }
+                    case .throw?:
+                        try out.send(.failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
+                                                                 message: InjectedFailure().description, lostShuffle: nil, lostMap: nil)))
+                        try out.send(.ready)
+                        continue
+                    case .corrupt?, nil:
+                        break
+                    }
+                    let reply = run(task, plan: plan, setup: setup, installedBounds: &installedBounds)
+                    if fault == .corrupt, case .done(let report) = reply, report.mapStats != nil, let file = report.file {
+                        corruptFile(file)
+                    }
+                    try out.send(reply)
                     try out.send(.ready)
                 case .shutdown:
                     return 0
@@ -93,7 +113,13 @@ public struct Worker {
 /// tell a busy worker from a hung one.
 final class Heartbeat: @unchecked Sendable {
     let out: FrameWriter
+    private let lock = Mutex()
+    private var paused = false
     init(out: FrameWriter) { self.out = out }
+
+    /// Stops the heartbeats (an injected hang: the worker looks dead to the coordinator).
+    func pause() { lock.withLock { paused = true } }
+    var isPaused: Bool { lock.withLock { paused } }
 
     func start() {
         var thread = pthread_t()
@@ -102,6 +128,7 @@ final class Heartbeat: @unchecked Sendable {
             let heartbeat = Unmanaged<Heartbeat>.fromOpaque(arg!).takeRetainedValue()
             while true {
                 sleep(1)
+                if heartbeat.isPaused { continue }
                 if (try? heartbeat.out.send(.heartbeat)) == nil { return nil }
             }
         }, box.toOpaque())
