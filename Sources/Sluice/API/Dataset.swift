@@ -3,10 +3,10 @@
 /// `flatMap` …) are fused into one pass per task; wide ones (`reduceByKey`, `join`,
 /// `sortByKey` …) cut a stage at a shuffle.
 public struct Dataset<T> {
-    let node: Node<T>
-    let graph: JobGraph
+    @usableFromInline let node: Node<T>
+    @usableFromInline let graph: JobGraph
 
-    init(_ node: Node<T>, _ graph: JobGraph) {
+    @usableFromInline init(_ node: Node<T>, _ graph: JobGraph) {
         self.node = node
         self.graph = graph
     }
@@ -20,47 +20,81 @@ public struct Dataset<T> {
     // MARK: Narrow operators
 
     /// One record out per record in.
-    public func map<U>(_ transform: @escaping (T) throws -> U) -> Dataset<U> {
-        Dataset<U>(MapNode(node, transform), graph)
+    @inlinable public func map<U>(_ transform: @escaping (T) throws -> U) -> Dataset<U> {
+        mapped(op: "map", transform)
+    }
+
+    @inlinable func mapped<U>(op: String, _ transform: @escaping (T) throws -> U) -> Dataset<U> {
+        let parent = node
+        return Dataset<U>(ClosureNode(op: op, parents: [parent], body: { task, partition, sink in
+            try parent.compute(task, partition: partition) { try sink(transform($0)) }
+        }, reference: { try $0.records(of: parent).map(transform) }), graph)
+    }
+
+    @inlinable func emitting<U>(op: String, _ body: @escaping (T, (U) throws -> Void) throws -> Void) -> Dataset<U> {
+        let parent = node
+        return Dataset<U>(ClosureNode(op: op, parents: [parent], body: { task, partition, sink in
+            try parent.compute(task, partition: partition) { try body($0, sink) }
+        }, reference: { ref in
+            var out: [U] = []
+            for t in try ref.records(of: parent) { try body(t) { out.append($0) } }
+            return out
+        }), graph)
     }
 
     /// Keeps the records for which `predicate` is true.
-    public func filter(_ predicate: @escaping (T) throws -> Bool) -> Dataset<T> {
-        Dataset(FilterNode(node, predicate), graph)
+    @inlinable public func filter(_ predicate: @escaping (T) throws -> Bool) -> Dataset<T> {
+        let parent = node
+        return Dataset(ClosureNode(op: "filter", parents: [parent], body: { task, partition, sink in
+            try parent.compute(task, partition: partition) { if try predicate($0) { try sink($0) } }
+        }, reference: { try $0.records(of: parent).filter(predicate) }), graph)
     }
 
     /// Any number of records per record, returned as a sequence.
-    public func flatMap<S: Sequence>(_ transform: @escaping (T) throws -> S) -> Dataset<S.Element> {
-        Dataset<S.Element>(EmitNode(node, op: "flatMap") { t, emit in
+    @inlinable public func flatMap<S: Sequence>(_ transform: @escaping (T) throws -> S) -> Dataset<S.Element> {
+        emitting(op: "flatMap") { t, emit in
             for u in try transform(t) { try emit(u) }
-        }, graph)
+        }
     }
 
     /// Any number of records per record, pushed with `emit` — no array per record.
     /// ```swift
     /// lines.flatMap(emitting: { line, emit in try line.forEachToken(emit) })
     /// ```
-    public func flatMap<U>(emitting body: @escaping (T, _ emit: (U) throws -> Void) throws -> Void) -> Dataset<U> {
-        Dataset<U>(EmitNode(node, op: "flatMap", body), graph)
+    @inlinable public func flatMap<U>(emitting body: @escaping (T, _ emit: (U) throws -> Void) throws -> Void) -> Dataset<U> {
+        emitting(op: "flatMap", body)
     }
 
     /// Per-partition processing with state: `setup` runs once per partition, `process` for
     /// every record, `finish` at the end of the partition; each may emit records.
-    public func mapPartitions<U, State>(
+    /// (The reference executor treats the data as one partition: a job's result must not
+    /// depend on how records happen to be partitioned, as in Spark.)
+    @inlinable public func mapPartitions<U, State>(
         setup: @escaping (_ partition: Int) throws -> State,
         process: @escaping (inout State, T, _ emit: (U) throws -> Void) throws -> Void,
         finish: @escaping (inout State, _ emit: (U) throws -> Void) throws -> Void = { _, _ in }
     ) -> Dataset<U> {
-        Dataset<U>(PartitionNode(node, setup: setup, process: process, finish: finish), graph)
+        let parent = node
+        return Dataset<U>(ClosureNode(op: "mapPartitions", parents: [parent], body: { task, partition, sink in
+            var state = try setup(partition)
+            try parent.compute(task, partition: partition) { try process(&state, $0, sink) }
+            try finish(&state, sink)
+        }, reference: { ref in
+            var out: [U] = []
+            var state = try setup(0)
+            for t in try ref.records(of: parent) { try process(&state, t) { out.append($0) } }
+            try finish(&state) { out.append($0) }
+            return out
+        }), graph)
     }
 
     /// Pairs every record with a key.
-    public func keyBy<K>(_ key: @escaping (T) throws -> K) -> Dataset<(K, T)> {
-        Dataset<(K, T)>(MapNode(node, op: "keyBy") { (try key($0), $0) }, graph)
+    @inlinable public func keyBy<K>(_ key: @escaping (T) throws -> K) -> Dataset<(K, T)> {
+        mapped(op: "keyBy") { (try key($0), $0) }
     }
 
     /// The records of both datasets (no data moves; partitions are concatenated).
-    public func union(_ others: Dataset<T>...) -> Dataset<T> {
+    @inlinable public func union(_ others: Dataset<T>...) -> Dataset<T> {
         Dataset(UnionNode([node] + others.map(\.node)), graph)
     }
 
@@ -68,18 +102,18 @@ public struct Dataset<T> {
 
     /// Writes the records as text lines into `part-NNNNN` files in the folder `path`,
     /// committed atomically with a `_SUCCESS` marker.
-    public func write(to path: String) where T: TextRepresentable {
+    @inlinable public func write(to path: String) where T: TextRepresentable {
         graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered) { t, w in t.writeText(to: &w) })
     }
 
     /// Writes the records as text lines formatted by `format`.
-    public func write(to path: String, format: @escaping (T, inout ByteWriter) -> Void) {
+    @inlinable public func write(to path: String, format: @escaping (T, inout ByteWriter) -> Void) {
         graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered, format: format))
     }
 
     /// Counts the records.
     @discardableResult
-    public func count() -> ResultHandle<Int> {
+    @inlinable public func count() -> ResultHandle<Int> {
         let action = CountAction(node)
         graph.add(action)
         return ResultHandle(action: action) { try action.total($0) }
@@ -87,17 +121,17 @@ public struct Dataset<T> {
 
     /// Brings every record back to the coordinator.
     @discardableResult
-    public func collect() -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+    @inlinable public func collect() -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
         collect(limit: nil)
     }
 
     /// Brings the first `n` records (in partition order) back to the coordinator.
     @discardableResult
-    public func take(_ n: Int) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+    @inlinable public func take(_ n: Int) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
         collect(limit: n)
     }
 
-    private func collect(limit: Int?) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+    @inlinable func collect(limit: Int?) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
         let action = CollectAction(node, limit: limit, encode: { t, w in t.encode(to: &w) },
                                    decode: { try T.decode(from: &$0) }, format: { t, w in t.writeText(to: &w) })
         graph.add(action)
@@ -107,70 +141,74 @@ public struct Dataset<T> {
 
 /// A typed handle on an action's result, read from a finished run with `JobResult.value(of:)`.
 public struct ResultHandle<R> {
-    let action: Action
-    let decode: ([[UInt8]]) throws -> R
+    @usableFromInline let action: Action
+    @usableFromInline let decode: ([[UInt8]]) throws -> R
+    @usableFromInline init(action: Action, decode: @escaping ([[UInt8]]) throws -> R) {
+        self.action = action
+        self.decode = decode
+    }
 }
 
 // MARK: - Operators on key-value pairs
 
 extension Dataset {
     /// Transforms the values, keeping the keys.
-    public func mapValues<K, V, U>(_ transform: @escaping (V) throws -> U) -> Dataset<(K, U)> where T == (K, V) {
-        Dataset<(K, U)>(MapNode(node, op: "mapValues") { (k, v) in (k, try transform(v)) }, graph)
+    @inlinable public func mapValues<K, V, U>(_ transform: @escaping (V) throws -> U) -> Dataset<(K, U)> where T == (K, V) {
+        mapped(op: "mapValues") { kv in (kv.0, try transform(kv.1)) }
     }
 
     /// Merges the values of each key with an associative function, combining on the map
     /// side before the shuffle.
-    public func reduceByKey<K: ShuffleKey, V: BinaryCodable>(
+    @inlinable public func reduceByKey<K: ShuffleKey, V: BinaryCodable>(
         partitions: Int? = nil, _ combine: @escaping (V, V) throws -> V
     ) -> Dataset<(K, V)> where T == (K, V) {
         let agg = Aggregator<V, V>(create: { $0 }, mergeValue: { $0 = try combine($0, $1) },
                                    mergeCombiners: { $0 = try combine($0, $1) })
-        return Dataset<(K, V)>(CombinedNode(op: "reduceByKey", node, aggregator: agg, mapSideCombine: true,
+        return Dataset<(K, V)>(combineByKey(node, op: "reduceByKey", aggregator: agg, mapSideCombine: true,
                                             partitions: partitions), graph)
     }
 
     /// Folds the values of each key into an accumulator starting at `zero`: `seq` adds a
     /// value, `comb` merges two accumulators (both must be associative).
-    public func aggregateByKey<K: ShuffleKey, V: BinaryCodable, U: BinaryCodable>(
+    @inlinable public func aggregateByKey<K: ShuffleKey, V: BinaryCodable, U: BinaryCodable>(
         _ zero: U, partitions: Int? = nil,
         _ seq: @escaping (U, V) throws -> U, _ comb: @escaping (U, U) throws -> U
     ) -> Dataset<(K, U)> where T == (K, V) {
         let agg = Aggregator<V, U>(create: { try seq(zero, $0) }, mergeValue: { $0 = try seq($0, $1) },
                                    mergeCombiners: { $0 = try comb($0, $1) })
-        return Dataset<(K, U)>(CombinedNode(op: "aggregateByKey", node, aggregator: agg, mapSideCombine: true,
+        return Dataset<(K, U)>(combineByKey(node, op: "aggregateByKey", aggregator: agg, mapSideCombine: true,
                                             partitions: partitions), graph)
     }
 
     /// All values of each key, as an array (no map-side combine: it would not shrink the data).
-    public func groupByKey<K: ShuffleKey, V: BinaryCodable>(partitions: Int? = nil) -> Dataset<(K, [V])> where T == (K, V) {
+    @inlinable public func groupByKey<K: ShuffleKey, V: BinaryCodable>(partitions: Int? = nil) -> Dataset<(K, [V])> where T == (K, V) {
         let agg = Aggregator<V, [V]>(create: { [$0] }, mergeValue: { $0.append($1) },
                                      mergeCombiners: { $0 += $1 }, growsBy: { $0.estimatedMemory })
-        return Dataset<(K, [V])>(CombinedNode(op: "groupByKey", node, aggregator: agg, mapSideCombine: false,
+        return Dataset<(K, [V])>(combineByKey(node, op: "groupByKey", aggregator: agg, mapSideCombine: false,
                                               partitions: partitions), graph)
     }
 
     /// For each key on either side, its values from both sides.
-    public func cogroup<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    @inlinable public func cogroup<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, ([V], [W]))> where T == (K, V) {
-        Dataset<(K, ([V], [W]))>(CoGroupedNode(node, other.node, partitions: partitions), graph)
+        Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions), graph)
     }
 
     /// Inner join on the key: one record per matching pair of values.
-    public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    @inlinable public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, (V, W))> where T == (K, V) {
-        Dataset<(K, (V, W))>(EmitNode(CoGroupedNode(node, other.node, partitions: partitions), op: "join") { kg, emit in
+        cogroup(other, partitions: partitions).emitting(op: "join") { kg, emit in
             for v in kg.1.0 { for w in kg.1.1 { try emit((kg.0, (v, w))) } }
-        }, graph)
+        }
     }
 
     /// Left outer join: every left record, with each matching right value or `nil`.
-    public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    @inlinable public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, (V, W?))> where T == (K, V) {
-        Dataset<(K, (V, W?))>(EmitNode(CoGroupedNode(node, other.node, partitions: partitions), op: "leftOuterJoin") { kg, emit in
+        cogroup(other, partitions: partitions).emitting(op: "leftOuterJoin") { kg, emit in
             for v in kg.1.0 {
                 if kg.1.1.isEmpty {
                     try emit((kg.0, (v, nil)))
@@ -178,19 +216,19 @@ extension Dataset {
                     for w in kg.1.1 { try emit((kg.0, (v, w))) }
                 }
             }
-        }, graph)
+        }
     }
 
     /// Sorts by key across all partitions: range partitioning from a key sample, then a sort
     /// of each partition, so part 0 holds the smallest keys and the parts are in order.
-    public func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(
+    @inlinable public func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(
         ascending: Bool = true, partitions: Int? = nil
     ) -> Dataset<(K, V)> where T == (K, V) {
-        Dataset<(K, V)>(SortedNode(node, ascending: ascending, partitions: partitions), graph)
+        Dataset<(K, V)>(Sluice.sortByKey(node, ascending: ascending, partitions: partitions), graph)
     }
 
     /// Writes `key<TAB>value` lines.
-    public func write<K: TextRepresentable, V: TextRepresentable>(to path: String) where T == (K, V) {
+    @inlinable public func write<K: TextRepresentable, V: TextRepresentable>(to path: String) where T == (K, V) {
         graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered) { kv, w in
             kv.0.writeText(to: &w)
             w.write(0x09)
@@ -200,8 +238,8 @@ extension Dataset {
 
     /// Counts the records of each key (map-side combined), brought back to the coordinator.
     @discardableResult
-    public func countByKey<K: ShuffleKey & TextRepresentable, V>() -> ResultHandle<[K: Int]> where T == (K, V) {
-        let counted = Dataset<(K, Int)>(MapNode(node, op: "countByKey") { ($0.0, 1) }, graph).reduceByKey(+)
+    @inlinable public func countByKey<K: ShuffleKey & TextRepresentable, V>() -> ResultHandle<[K: Int]> where T == (K, V) {
+        let counted = mapped(op: "countByKey") { ($0.0, 1) }.reduceByKey(+)
         let action = CollectAction(counted.node, limit: nil, encode: { kv, w in
             kv.0.encode(to: &w)
             kv.1.encode(to: &w)
@@ -216,17 +254,17 @@ extension Dataset {
 
     /// Brings every `(key, value)` record back to the coordinator.
     @discardableResult
-    public func collect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>() -> ResultHandle<[(K, V)]> where T == (K, V) {
+    @inlinable public func collect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>() -> ResultHandle<[(K, V)]> where T == (K, V) {
         pairCollect(limit: nil)
     }
 
     /// Brings the first `n` `(key, value)` records back to the coordinator.
     @discardableResult
-    public func take<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(_ n: Int) -> ResultHandle<[(K, V)]> where T == (K, V) {
+    @inlinable public func take<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(_ n: Int) -> ResultHandle<[(K, V)]> where T == (K, V) {
         pairCollect(limit: n)
     }
 
-    private func pairCollect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(limit: Int?) -> ResultHandle<[(K, V)]> where T == (K, V) {
+    @inlinable func pairCollect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(limit: Int?) -> ResultHandle<[(K, V)]> where T == (K, V) {
         let action = CollectAction(node, limit: limit, encode: { kv, w in
             kv.0.encode(to: &w)
             kv.1.encode(to: &w)
@@ -242,20 +280,20 @@ extension Dataset {
 
 extension Dataset where T: ShuffleKey {
     /// The distinct records (map-side de-duplicated, then shuffled).
-    public func distinct(partitions: Int? = nil) -> Dataset<T> {
-        let keyed = Dataset<(T, Unit)>(MapNode(node, op: "distinct") { ($0, Unit()) }, graph)
+    @inlinable public func distinct(partitions: Int? = nil) -> Dataset<T> {
+        let keyed = mapped(op: "distinct") { ($0, Unit()) }
         let agg = Aggregator<Unit, Unit>(create: { $0 }, mergeValue: { _, _ in }, mergeCombiners: { _, _ in })
-        let reduced = CombinedNode(op: "distinct", keyed.node, aggregator: agg, mapSideCombine: true, partitions: partitions)
-        return Dataset(MapNode(reduced, op: "keys") { $0.0 }, graph)
+        let reduced = combineByKey(keyed.node, op: "distinct", aggregator: agg, mapSideCombine: true, partitions: partitions)
+        return Dataset<(T, Unit)>(reduced, graph).mapped(op: "keys") { $0.0 }
     }
 }
 
 extension Dataset where T: BinaryCodable {
     /// The `n` greatest records under `areInIncreasingOrder`, greatest first, as a single
     /// ordered partition: each task keeps its own top `n`, one reducer merges them.
-    public func top(_ n: Int, by areInIncreasingOrder: @escaping (T, T) -> Bool) -> Dataset<T> {
+    @inlinable public func top(_ n: Int, by areInIncreasingOrder: @escaping (T, T) -> Bool) -> Dataset<T> {
         let before: (T, T) -> Bool = { areInIncreasingOrder($1, $0) }
-        let local = Dataset<(Int, T)>(PartitionNode(node, setup: { _ in [T]() }, process: { kept, t, _ in
+        let local: Dataset<(Int, T)> = mapPartitions(setup: { _ in [T]() }, process: { kept, t, _ in
             kept.append(t)
             if kept.count >= 2 * n + 64 {
                 kept.sort(by: before)
@@ -264,17 +302,16 @@ extension Dataset where T: BinaryCodable {
         }, finish: { kept, emit in
             kept.sort(by: before)
             for t in kept.prefix(n) { try emit((0, t)) }
-        }), graph)
-        let gathered = local.groupByKey(partitions: 1)
-        let result = EmitNode(gathered.node, op: "top(\(n))") { (kv: (Int, [T]), emit: (T) throws -> Void) in
+        })
+        let result: Dataset<T> = local.groupByKey(partitions: 1).emitting(op: "top(\(n))") { kv, emit in
             for t in kv.1.sorted(by: before).prefix(n) { try emit(t) }
         }
-        result.ordersOutput = true
-        return Dataset(result, graph)
+        result.node.ordersOutput = true
+        return result
     }
 }
 
 extension Dataset where T: BinaryCodable & Comparable {
     /// The `n` greatest records, greatest first.
-    public func top(_ n: Int) -> Dataset<T> { top(n, by: <) }
+    @inlinable public func top(_ n: Int) -> Dataset<T> { top(n, by: <) }
 }

@@ -173,7 +173,7 @@ public final class JobGraph {
     /// Every shuffle in traversal order.
     private(set) var shuffles: [ShuffleDependency] = []
 
-    func add(_ action: Action) {
+    @usableFromInline func add(_ action: Action) {
         action.index = actions.count
         actions.append(action)
     }

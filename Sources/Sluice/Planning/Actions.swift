@@ -1,7 +1,7 @@
 /// What a job does with a dataset at the end: a result stage. Each task of the stage runs
 /// the dataset's partition and produces either a part file or a small encoded result that
 /// travels back to the coordinator.
-class Action {
+@usableFromInline class Action {
     /// Position among the job's actions (registration order).
     var index = -1
     let node: AnyNode
@@ -30,13 +30,13 @@ class Action {
 }
 
 /// `write(to:)`: text lines in `part-NNNNN` files.
-final class WriteAction<T>: Action {
+@usableFromInline final class WriteAction<T>: Action {
     let source: Node<T>
     let path: String
     let format: (T, inout ByteWriter) -> Void
     let orderedOutput: Bool
 
-    init(_ source: Node<T>, path: String, ordered: Bool, format: @escaping (T, inout ByteWriter) -> Void) {
+    @usableFromInline init(_ source: Node<T>, path: String, ordered: Bool, format: @escaping (T, inout ByteWriter) -> Void) {
         self.source = source
         self.path = path
         self.format = format
@@ -73,10 +73,10 @@ final class WriteAction<T>: Action {
 }
 
 /// `count()`: the number of records.
-final class CountAction<T>: Action {
+@usableFromInline final class CountAction<T>: Action {
     let source: Node<T>
 
-    init(_ source: Node<T>) {
+    @usableFromInline init(_ source: Node<T>) {
         self.source = source
         super.init(node: source, op: "count")
     }
@@ -89,7 +89,7 @@ final class CountAction<T>: Action {
         return w.bytes
     }
 
-    func total(_ results: [[UInt8]]) throws -> Int {
+    @usableFromInline func total(_ results: [[UInt8]]) throws -> Int {
         try results.reduce(0) { sum, blob in
             try blob.withUnsafeBytes { raw in
                 var r = ByteReader(raw)
@@ -104,14 +104,14 @@ final class CountAction<T>: Action {
 }
 
 /// `collect()` and `take(n)`: records shipped back to the coordinator, in partition order.
-final class CollectAction<T>: Action {
+@usableFromInline final class CollectAction<T>: Action {
     let source: Node<T>
     let limit: Int?
     let encode: (T, inout ByteWriter) -> Void
     let decode: (inout ByteReader) throws -> T
     let format: (T, inout ByteWriter) -> Void
 
-    init(_ source: Node<T>, limit: Int?, encode: @escaping (T, inout ByteWriter) -> Void,
+    @usableFromInline init(_ source: Node<T>, limit: Int?, encode: @escaping (T, inout ByteWriter) -> Void,
          decode: @escaping (inout ByteReader) throws -> T, format: @escaping (T, inout ByteWriter) -> Void) {
         self.source = source
         self.limit = limit
@@ -138,7 +138,7 @@ final class CollectAction<T>: Action {
         return w.bytes
     }
 
-    func values(_ results: [[UInt8]]) throws -> [T] {
+    @usableFromInline func values(_ results: [[UInt8]]) throws -> [T] {
         var out: [T] = []
         for blob in results {
             try blob.withUnsafeBytes { raw in

@@ -7,7 +7,7 @@ public final class ReferenceExecutor {
     public init() {}
 
     /// Every record of `node`, computed once.
-    func records<T>(of node: Node<T>) throws -> [T] {
+    @usableFromInline func records<T>(of node: Node<T>) throws -> [T] {
         if let cached = memo[ObjectIdentifier(node)] { return cached as! [T] }
         let result = try node.reference(self)
         memo[ObjectIdentifier(node)] = result

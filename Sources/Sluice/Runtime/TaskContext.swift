@@ -66,5 +66,5 @@ public final class TaskContext {
     }
 
     /// A prefix for this attempt's temporary files, unique per stage, partition and attempt.
-    var tempPrefix: String { "\(workDir)/tmp/s\(stage)-p\(partition)-a\(attempt)" }
+    @usableFromInline var tempPrefix: String { "\(workDir)/tmp/s\(stage)-p\(partition)-a\(attempt)" }
 }

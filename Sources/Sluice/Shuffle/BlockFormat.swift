@@ -14,9 +14,9 @@ import CZlib
 /// A *partitioned file* (one per map task, Spark's layout: one data file instead of M×R small
 /// files) holds the blocks of partition 0, then 1, … R-1, then an index of R+1 offsets, then a
 /// 16-byte footer: R (u32), CRC-32 of the index (u32), magic (u64).
-enum BlockFormat {
-    static let headerSize = 12
-    static let targetSize = 64 << 10
+@usableFromInline enum BlockFormat {
+    @usableFromInline static let headerSize = 12
+    @usableFromInline static let targetSize = 64 << 10
     static let magic: UInt64 = 0x534C_5549_4345_5331 // "SLUICES1"
     static let footerSize = 16
 
@@ -39,13 +39,15 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 
 /// Encodes records into blocks in memory. Several of these (one per partition) feed a
 /// partitioned file; one alone feeds a spill stream.
-struct BlockBuffer {
+@usableFromInline struct BlockBuffer {
     /// Complete blocks plus the open one.
-    var bytes = ByteWriter()
-    private var openStart = -1
-    private var openRecords: UInt32 = 0
+    @usableFromInline var bytes = ByteWriter()
+    @usableFromInline var openStart = -1
+    @usableFromInline var openRecords: UInt32 = 0
     /// Records in this buffer.
-    private(set) var records = 0
+    @usableFromInline var records = 0
+
+    @usableFromInline init() {}
 
     var isEmpty: Bool { bytes.count == 0 }
 
@@ -62,7 +64,7 @@ struct BlockBuffer {
     }
 
     /// Closes the open block by writing its header.
-    mutating func seal() {
+    @usableFromInline mutating func seal() {
         guard openStart >= 0 else { return }
         let payloadStart = openStart + BlockFormat.headerSize
         let length = UInt32(bytes.count - payloadStart)
@@ -85,7 +87,7 @@ struct BlockBuffer {
 }
 
 /// A file opened for writing with large buffered writes.
-final class OutputFile {
+@usableFromInline final class OutputFile {
     let path: String
     private let fd: Int32
     private var buffer = ByteWriter(capacity: 1 << 20)
@@ -143,7 +145,7 @@ struct SystemError: Error, CustomStringConvertible {
 
 /// Reads the blocks of a byte range of a file, verifying each block's checksum, and hands out
 /// one block payload at a time.
-final class BlockFileReader {
+@usableFromInline final class BlockFileReader {
     let path: String
     private let fd: Int32
     let size: Int64
@@ -151,7 +153,7 @@ final class BlockFileReader {
     var shuffle: Int?
     var mapTask: Int?
 
-    init(path: String, shuffle: Int? = nil, mapTask: Int? = nil) throws {
+    @usableFromInline init(path: String, shuffle: Int? = nil, mapTask: Int? = nil) throws {
         self.path = path
         self.shuffle = shuffle
         self.mapTask = mapTask
@@ -173,7 +175,7 @@ final class BlockFileReader {
         ShuffleDataError(path: path, reason: reason, shuffle: shuffle, mapTask: mapTask)
     }
 
-    func readExactly(_ buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+    @usableFromInline func readExactly(_ buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + Int64(done)))
@@ -187,7 +189,7 @@ final class BlockFileReader {
     }
 
     /// The index of a partitioned file: R+1 offsets.
-    func readIndex(expectedPartitions: Int) throws -> [Int64] {
+    @usableFromInline func readIndex(expectedPartitions: Int) throws -> [Int64] {
         guard size >= Int64(BlockFormat.footerSize) else { throw fail("truncated (no footer)") }
         var footer = [UInt8](repeating: 0, count: BlockFormat.footerSize)
         try footer.withUnsafeMutableBytes { try readExactly($0, at: size - Int64(BlockFormat.footerSize)) }
@@ -215,7 +217,7 @@ final class BlockFileReader {
     }
 
     /// Calls `body` with the payload and record count of every block in `[start, end)`.
-    func forEachBlock(from start: Int64, to end: Int64,
+    @usableFromInline func forEachBlock(from start: Int64, to end: Int64,
                       _ body: (UnsafeRawBufferPointer, Int) throws -> Void) throws {
         var offset = start
         var header = [UInt8](repeating: 0, count: BlockFormat.headerSize)
@@ -244,7 +246,7 @@ final class BlockFileReader {
     }
 
     /// Decodes every record in `[start, end)`: `decode` must consume exactly one record.
-    func forEachRecord(from start: Int64, to end: Int64, _ decode: (inout ByteReader) throws -> Void) throws {
+    @usableFromInline func forEachRecord(from start: Int64, to end: Int64, _ decode: (inout ByteReader) throws -> Void) throws {
         try forEachBlock(from: start, to: end) { payload, count in
             var reader = ByteReader(payload)
             do {

@@ -9,20 +9,20 @@ import Darwin
 /// `fanOut` bucket files by a hash of the key (a different hash at every level), and at the
 /// end aggregates each bucket on its own, recursively — Thrill's reduce post-phase. Nothing
 /// needs to be sorted, so keys need only be hashable.
-final class ExternalAggregator<K: ShuffleKey, C: BinaryCodable> {
-    static var fanOut: Int { 16 }
-    static var maxLevel: Int { 6 }
+@usableFromInline final class ExternalAggregator<K: ShuffleKey, C: BinaryCodable> {
+    @inlinable static var fanOut: Int { 16 }
+    @inlinable static var maxLevel: Int { 6 }
 
-    private var table: [K: C] = [:]
-    private var memory = 0
-    private let budget: Int
-    private let level: Int
-    private let spillPrefix: String
-    private let mergeCombiners: (inout C, C) throws -> Void
-    private var spill: PartitionedWriter?
-    private let metrics: TaskMetrics
+    @usableFromInline var table: [K: C] = [:]
+    @usableFromInline var memory = 0
+    @usableFromInline let budget: Int
+    @usableFromInline let level: Int
+    @usableFromInline let spillPrefix: String
+    @usableFromInline let mergeCombiners: (inout C, C) throws -> Void
+    @usableFromInline var spill: PartitionedWriter?
+    @usableFromInline let metrics: TaskMetrics
 
-    init(budget: Int, spillPrefix: String, metrics: TaskMetrics, level: Int = 0,
+    @inlinable init(budget: Int, spillPrefix: String, metrics: TaskMetrics, level: Int = 0,
          mergeCombiners: @escaping (inout C, C) throws -> Void) {
         self.budget = max(budget, 1 << 16)
         self.spillPrefix = spillPrefix
@@ -46,17 +46,17 @@ final class ExternalAggregator<K: ShuffleKey, C: BinaryCodable> {
     }
 
     /// Adds a combiner for `key` (from a map output or a spill), merging with any present.
-    func merge(_ key: K, _ c: C, growth: Int) throws {
+    @inlinable func merge(_ key: K, _ c: C, growth: Int) throws {
         try upsert(key, growth: growth, create: { c }, update: { try mergeCombiners(&$0, c) })
     }
 
-    private func bucket(of key: K) -> Int {
+    @inlinable func bucket(of key: K) -> Int {
         var h = StableHasher(seed: 0x9E37_79B9_7F4A_7C15 &* UInt64(level + 1))
         key.stableHash(into: &h)
         return Int(h.finalize() % UInt64(ExternalAggregator.fanOut))
     }
 
-    private func spillTable() throws {
+    @inlinable func spillTable() throws {
         if spill == nil {
             spill = PartitionedWriter(partitions: ExternalAggregator.fanOut, budget: budget / 4 + (1 << 16),
                                       spillPrefix: "\(spillPrefix).agg\(level)", metrics: metrics)
@@ -73,7 +73,7 @@ final class ExternalAggregator<K: ShuffleKey, C: BinaryCodable> {
     }
 
     /// Hands out every (key, combiner) exactly once, then frees everything.
-    func finish(_ emit: (K, C) throws -> Void) throws {
+    @inlinable func finish(_ emit: (K, C) throws -> Void) throws {
         guard let writer = spill else {
             for (k, c) in table { try emit(k, c) }
             table = [:]
@@ -101,18 +101,18 @@ final class ExternalAggregator<K: ShuffleKey, C: BinaryCodable> {
 }
 
 /// Reads records one at a time from a single-partition block file (a sorted run).
-final class RunCursor<R> {
-    private let reader: BlockFileReader
-    private var offset: Int64
-    private let end: Int64
-    private var block: [UInt8] = []
-    private var position = 0
-    private var remainingInBlock = 0
-    private let decode: (inout ByteReader) throws -> R
+@usableFromInline final class RunCursor<R> {
+    @usableFromInline let reader: BlockFileReader
+    @usableFromInline var offset: Int64
+    @usableFromInline let end: Int64
+    @usableFromInline var block: [UInt8] = []
+    @usableFromInline var position = 0
+    @usableFromInline var remainingInBlock = 0
+    @usableFromInline let decode: (inout ByteReader) throws -> R
     /// The record under the cursor; nil at the end.
-    private(set) var current: R?
+    @usableFromInline var current: R?
 
-    init(path: String, decode: @escaping (inout ByteReader) throws -> R) throws {
+    @inlinable init(path: String, decode: @escaping (inout ByteReader) throws -> R) throws {
         reader = try BlockFileReader(path: path)
         let offsets = try reader.readIndex(expectedPartitions: 1)
         offset = offsets[0]
@@ -122,7 +122,7 @@ final class RunCursor<R> {
     }
 
     /// Moves to the next record.
-    func advance() throws {
+    @inlinable func advance() throws {
         while remainingInBlock == 0 {
             guard offset < end else {
                 current = nil
@@ -155,7 +155,7 @@ final class RunCursor<R> {
 extension BlockFileReader {
     /// Reads the single block at `offset`; `body` gets its payload, record count and the
     /// block's total size on disk.
-    func forEachBlockOnce(at offset: Int64, _ body: (UnsafeRawBufferPointer, Int, Int64) throws -> Void) throws {
+    @usableFromInline func forEachBlockOnce(at offset: Int64, _ body: (UnsafeRawBufferPointer, Int, Int64) throws -> Void) throws {
         var header = [UInt8](repeating: 0, count: BlockFormat.headerSize)
         try header.withUnsafeMutableBytes { try readExactly($0, at: offset) }
         let length = header.withUnsafeBytes { Int64(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self))) }
@@ -168,29 +168,29 @@ extension BlockFileReader {
 
 /// Sorts records by key when they may not fit in memory: sorted runs are spilled when the
 /// budget fills, then merged with a heap (Hadoop's spill/merge).
-final class ExternalSorter<K: Comparable & BinaryCodable, V: BinaryCodable> {
-    private var items: [(K, V)] = []
-    private var memory = 0
-    private let budget: Int
-    private let spillPrefix: String
-    private var runs: [String] = []
-    private let metrics: TaskMetrics
-    private let inOrder: (K, K) -> Bool
+@usableFromInline final class ExternalSorter<K: Comparable & BinaryCodable, V: BinaryCodable> {
+    @usableFromInline var items: [(K, V)] = []
+    @usableFromInline var memory = 0
+    @usableFromInline let budget: Int
+    @usableFromInline let spillPrefix: String
+    @usableFromInline var runs: [String] = []
+    @usableFromInline let metrics: TaskMetrics
+    @usableFromInline let inOrder: (K, K) -> Bool
 
-    init(budget: Int, spillPrefix: String, metrics: TaskMetrics, ascending: Bool = true) {
+    @inlinable init(budget: Int, spillPrefix: String, metrics: TaskMetrics, ascending: Bool = true) {
         self.budget = max(budget, 1 << 16)
         self.spillPrefix = spillPrefix
         self.metrics = metrics
         inOrder = ascending ? { $0 < $1 } : { $1 < $0 }
     }
 
-    func add(_ key: K, _ value: V) throws {
+    @inlinable func add(_ key: K, _ value: V) throws {
         items.append((key, value))
         memory += key.estimatedMemory + value.estimatedMemory + 16
         if memory > budget { try spillRun() }
     }
 
-    private func spillRun() throws {
+    @inlinable func spillRun() throws {
         items.sort { inOrder($0.0, $1.0) }
         let path = "\(spillPrefix).sort\(runs.count)"
         let writer = PartitionedWriter(partitions: 1, budget: Int.max, spillPrefix: path, metrics: metrics)
@@ -211,7 +211,7 @@ final class ExternalSorter<K: Comparable & BinaryCodable, V: BinaryCodable> {
     }
 
     /// Hands out every record in key order.
-    func finish(_ emit: (K, V) throws -> Void) throws {
+    @inlinable func finish(_ emit: (K, V) throws -> Void) throws {
         if runs.isEmpty {
             items.sort { inOrder($0.0, $1.0) }
             for (k, v) in items { try emit(k, v) }

@@ -6,7 +6,7 @@ import Darwin
 
 /// What a map task wrote: per reduce partition, records and bytes (the statistics that
 /// skew detection and the run summary read).
-struct MapOutputStats {
+@usableFromInline struct MapOutputStats {
     var records: [Int]
     var bytes: [Int64]
 }
@@ -15,17 +15,17 @@ struct MapOutputStats {
 /// bytes exceed the memory budget it spills them to a run file and carries on. `commit`
 /// writes one partitioned file (Spark's layout) under a temporary name, concatenating the
 /// runs' segments partition by partition when it spilled.
-final class PartitionedWriter {
-    let partitions: Int
-    private var buffers: [BlockBuffer]
-    private var buffered = 0
-    private let budget: Int
+@usableFromInline final class PartitionedWriter {
+    @usableFromInline let partitions: Int
+    @usableFromInline var buffers: [BlockBuffer]
+    @usableFromInline var buffered = 0
+    @usableFromInline let budget: Int
     private let spillPrefix: String
     private var runs: [(path: String, offsets: [Int64])] = []
-    private var recordCounts: [Int]
+    @usableFromInline var recordCounts: [Int]
     let metrics: TaskMetrics
 
-    init(partitions: Int, budget: Int, spillPrefix: String, metrics: TaskMetrics) {
+    @usableFromInline init(partitions: Int, budget: Int, spillPrefix: String, metrics: TaskMetrics) {
         self.partitions = partitions
         self.budget = max(budget, 1 << 16)
         self.spillPrefix = spillPrefix
@@ -47,7 +47,7 @@ final class PartitionedWriter {
     var bufferedBytes: Int { buffered }
 
     /// Writes the buffered blocks as one run and frees them.
-    func spill() throws {
+    @usableFromInline func spill() throws {
         guard buffered > 0 else { return }
         let path = "\(spillPrefix).run\(runs.count)"
         let offsets = try writePartitioned(to: path)
@@ -81,7 +81,7 @@ final class PartitionedWriter {
     }
 
     /// Writes the final partitioned file at `path` and returns what went into each partition.
-    func commit(to path: String) throws -> MapOutputStats {
+    @usableFromInline func commit(to path: String) throws -> MapOutputStats {
         let offsets: [Int64]
         if runs.isEmpty {
             offsets = try writePartitioned(to: path)

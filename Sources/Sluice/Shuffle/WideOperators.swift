@@ -1,0 +1,247 @@
+/// The wide operators, built as closures inside `@inlinable` functions so that both the map
+/// side (combine table, partitioned writer) and the reduce side (external aggregation or
+/// sort) are specialised for the job's key and value types (see `ClosureNode`).
+
+/// Writes `(K, V)` records hash- (or otherwise) partitioned, as they are.
+@inlinable func writePartitioned<K: ShuffleKey, V: BinaryCodable>(
+    _ source: Node<(K, V)>, _ task: TaskContext, _ partition: Int, _ path: String, partitions: Int,
+    partitioner: (K) -> Int
+) throws -> MapOutputStats {
+    let writer = PartitionedWriter(partitions: partitions, budget: task.memoryBudget,
+                                   spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
+    try source.compute(task, partition: partition) { kv in
+        try writer.add(partition: partitioner(kv.0)) { w in
+            kv.0.encode(to: &w)
+            kv.1.encode(to: &w)
+        }
+    }
+    return try writer.commit(to: path)
+}
+
+/// Folds the values of each key into combiners `C`: on the map side first when
+/// `mapSideCombine` (reduceByKey, aggregateByKey, countByKey, distinct), then on the reduce
+/// side with an external (spilling) hash aggregation.
+@inlinable func combineByKey<K: ShuffleKey, V: BinaryCodable, C: BinaryCodable>(
+    _ source: Node<(K, V)>, op: String, aggregator agg: Aggregator<V, C>, mapSideCombine: Bool, partitions: Int?
+) -> Node<(K, C)> {
+    let dep = ClosureShuffle(parent: source, partitions: partitions,
+                             writeDescription: mapSideCombine ? "map-side combine → hash-partition" : "hash-partition",
+                             combines: mapSideCombine)
+    dep.mapTask = { [unowned dep] task, partition, path in
+        let r = dep.partitions
+        guard mapSideCombine else {
+            return try writePartitioned(source, task, partition, path, partitions: r) { hashPartition($0, r) }
+        }
+        // An in-memory table, flushed into the (spilling) writer whenever it outgrows its share
+        // of the budget; duplicate keys across flushes are merged by the reducers.
+        let writer = PartitionedWriter(partitions: r, budget: task.memoryBudget / 4,
+                                       spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
+        var table: [K: C] = [:]
+        var memory = 0
+        let budget = max(task.memoryBudget * 3 / 4, 1 << 16)
+        func flush() throws {
+            for (k, c) in table {
+                try writer.add(partition: hashPartition(k, r)) { w in
+                    k.encode(to: &w)
+                    c.encode(to: &w)
+                }
+            }
+            table = [:]
+            memory = 0
+        }
+        try source.compute(task, partition: partition) { kv in
+            if let i = table.index(forKey: kv.0) {
+                try agg.mergeValue(&table.values[i], kv.1)
+                if let grows = agg.growsBy { memory += grows(kv.1) }
+            } else {
+                let c = try agg.create(kv.1)
+                memory += kv.0.estimatedMemory + c.estimatedMemory + 48
+                table[kv.0] = c
+            }
+            if memory > budget {
+                try flush()
+                task.metrics.spills += 1
+            }
+        }
+        try flush()
+        return try writer.commit(to: path)
+    }
+    return ClosureNode<(K, C)>(op: op, parents: [source], shuffles: [dep], body: { task, partition, sink in
+        let table = ExternalAggregator<K, C>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
+                                             metrics: task.metrics, mergeCombiners: agg.mergeCombiners)
+        if mapSideCombine {
+            try dep.readPartition(task, partition: partition) { r in
+                let k = try K.decode(from: &r)
+                let c = try C.decode(from: &r)
+                task.metrics.recordsRead += 1
+                try table.merge(k, c, growth: agg.growsBy == nil ? 0 : c.estimatedMemory)
+            }
+        } else {
+            try dep.readPartition(task, partition: partition) { r in
+                let k = try K.decode(from: &r)
+                let v = try V.decode(from: &r)
+                task.metrics.recordsRead += 1
+                try table.upsert(k, growth: agg.growsBy?(v) ?? 0, create: { try agg.create(v) },
+                                 update: { try agg.mergeValue(&$0, v) })
+            }
+        }
+        try table.finish { k, c in try sink((k, c)) }
+    }, reference: { ref in
+        var table: [K: C] = [:]
+        var order: [K] = []
+        for (k, v) in try ref.records(of: source) {
+            if table[k] == nil {
+                table[k] = try agg.create(v)
+                order.append(k)
+            } else {
+                try agg.mergeValue(&table[k]!, v)
+            }
+        }
+        return order.map { ($0, table[$0]!) }
+    })
+}
+
+/// cogroup: for every key on either side, all its values from each side. Both sides are
+/// hash-partitioned with the same partition count; the reduce side groups them in an external
+/// hash table.
+@inlinable func cogroupByKey<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?
+) -> Node<(K, ([V], [W]))> {
+    let l = ClosureShuffle(parent: left, partitions: partitions, writeDescription: "hash-partition", combines: false)
+    let r = ClosureShuffle(parent: right, partitions: partitions, writeDescription: "hash-partition", combines: false)
+    l.mapTask = { [unowned l] task, partition, path in
+        try writePartitioned(left, task, partition, path, partitions: l.partitions) { hashPartition($0, l.partitions) }
+    }
+    r.mapTask = { [unowned r] task, partition, path in
+        try writePartitioned(right, task, partition, path, partitions: r.partitions) { hashPartition($0, r.partitions) }
+    }
+    return ClosureNode<(K, ([V], [W]))>(op: "cogroup", parents: [left, right], shuffles: [l, r], body: { task, partition, sink in
+        let table = ExternalAggregator<K, Pair<[V], [W]>>(
+            budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".cogroup", metrics: task.metrics,
+            mergeCombiners: { a, b in
+                a.first += b.first
+                a.second += b.second
+            })
+        try l.readPartition(task, partition: partition) { rd in
+            let k = try K.decode(from: &rd)
+            let v = try V.decode(from: &rd)
+            task.metrics.recordsRead += 1
+            try table.upsert(k, growth: v.estimatedMemory, create: { Pair([v], []) }, update: { $0.first.append(v) })
+        }
+        try r.readPartition(task, partition: partition) { rd in
+            let k = try K.decode(from: &rd)
+            let w = try W.decode(from: &rd)
+            task.metrics.recordsRead += 1
+            try table.upsert(k, growth: w.estimatedMemory, create: { Pair([], [w]) }, update: { $0.second.append(w) })
+        }
+        try table.finish { k, c in try sink((k, (c.first, c.second))) }
+    }, reference: { ref in
+        var table: [K: ([V], [W])] = [:]
+        var order: [K] = []
+        for (k, v) in try ref.records(of: left) {
+            if table[k] == nil { order.append(k); table[k] = ([], []) }
+            table[k]!.0.append(v)
+        }
+        for (k, w) in try ref.records(of: right) {
+            if table[k] == nil { order.append(k); table[k] = ([], []) }
+            table[k]!.1.append(w)
+        }
+        return order.map { ($0, table[$0]!) }
+    })
+}
+
+/// sortByKey: a sample stage picks range bounds (weighted by each task's record count, as
+/// Spark's RangePartitioner does; samples are seeded by partition, so a re-run gives the same
+/// bounds), map tasks range-partition, and each reduce task sorts its partition (spilling
+/// sorted runs and merging them when large). Partition i holds only keys ordered before
+/// those of partition i+1, so the parts together are totally ordered.
+@inlinable func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(
+    _ source: Node<(K, V)>, ascending: Bool, partitions: Int?
+) -> Node<(K, V)> {
+    let dep = ClosureShuffle(parent: source, partitions: partitions,
+                             writeDescription: "range-partition (bounds from a key sample)", combines: false)
+    let bounds = Box<[K]>([])
+    func before(_ a: K, _ b: K) -> Bool { ascending ? a < b : b < a }
+    dep.mapTask = { [unowned dep] task, partition, path in
+        try writePartitioned(source, task, partition, path, partitions: dep.partitions) { key in
+            // The first bound the key is not after (binary search).
+            var lo = 0, hi = bounds.value.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if before(bounds.value[mid], key) { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+    }
+    dep.sampleTask = { [unowned dep] task, partition in
+        let size = max(64, 20 * dep.partitions)
+        var reservoir: [K] = []
+        var seen = 0
+        var rng = SplitMix64(seed: UInt64(partition) &+ 0x5AFE)
+        try source.compute(task, partition: partition) { kv in
+            seen += 1
+            if reservoir.count < size {
+                reservoir.append(kv.0)
+            } else {
+                let j = Int(rng.next() % UInt64(seen))
+                if j < size { reservoir[j] = kv.0 }
+            }
+        }
+        var w = ByteWriter()
+        w.writeVarint(UInt64(seen))
+        reservoir.encode(to: &w)
+        return w.bytes
+    }
+    dep.boundsFromSamples = { [unowned dep] samples in
+        var weighted: [(K, Double)] = []
+        for blob in samples {
+            try blob.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let seen = Double(try r.readVarint())
+                let keys = try [K].decode(from: &r)
+                for k in keys { weighted.append((k, seen / Double(max(keys.count, 1)))) }
+            }
+        }
+        weighted.sort { before($0.0, $1.0) }
+        let total = weighted.reduce(0) { $0 + $1.1 }
+        let step = total / Double(dep.partitions)
+        var result: [K] = []
+        var acc = 0.0
+        var target = step
+        for (k, w) in weighted where result.count < dep.partitions - 1 {
+            acc += w
+            if acc >= target {
+                if result.last.map({ $0 != k }) ?? true { result.append(k) }
+                target += step
+            }
+        }
+        var w = ByteWriter()
+        result.encode(to: &w)
+        return w.bytes
+    }
+    dep.installBounds = { blob in
+        bounds.value = try blob.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            return try [K].decode(from: &r)
+        }
+    }
+    let node = ClosureNode<(K, V)>(op: "sortByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
+        let sorter = ExternalSorter<K, V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".sort",
+                                          metrics: task.metrics, ascending: ascending)
+        try dep.readPartition(task, partition: partition) { r in
+            let k = try K.decode(from: &r)
+            let v = try V.decode(from: &r)
+            task.metrics.recordsRead += 1
+            try sorter.add(k, v)
+        }
+        try sorter.finish { k, v in try sink((k, v)) }
+    }, reference: { ref in
+        // Stable: equal keys keep their input order, as the engine's merge does.
+        try ref.records(of: source).enumerated().sorted { a, b in
+            if a.element.0 != b.element.0 { return before(a.element.0, b.element.0) }
+            return a.offset < b.offset
+        }.map(\.element)
+    })
+    node.ordersOutput = true
+    return node
+}
