@@ -138,6 +138,12 @@ public final class JobContext {
         Dataset(graph.source(TextLinesNode(paths: paths)), graph)
     }
 
+    /// The lines of text files as borrowed views into the reader's buffer: no allocation per
+    /// line. A view is valid only while the record is being processed; `Bytes(view)` keeps it.
+    public func textLineViews(_ paths: [String]) -> Dataset<ByteView> {
+        Dataset(graph.source(TextLineViewsNode(paths: paths)), graph)
+    }
+
     /// The lines of text files with the name of the document each comes from.
     public func documentLines(_ paths: [String]) -> Dataset<DocumentLine> {
         Dataset(graph.source(DocumentLinesNode(paths: paths)), graph)

@@ -71,6 +71,21 @@ final class TextLinesNode: FileSourceNode<Bytes> {
     }
 }
 
+/// The lines of text files as borrowed views: `ctx.textLineViews(...)`.
+final class TextLineViewsNode: FileSourceNode<ByteView> {
+    init(paths: [String]) { super.init(op: "textLineViews", paths: paths) }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (ByteView) throws -> Void) throws {
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { _, line in
+            try sink(ByteView(line))
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [ByteView] {
+        try referenceLines().map { ByteView(ref.keep($0.line.storage)) }
+    }
+}
+
 /// A line together with the document it comes from (a file, or `archive!entry`).
 public struct DocumentLine: Sendable {
     /// The file path as listed, or `archive.tar.gz!path/in/archive`.

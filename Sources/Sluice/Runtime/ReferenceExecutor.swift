@@ -3,8 +3,20 @@
 /// fusion. Every operator and example job is checked against it.
 public final class ReferenceExecutor {
     private var memo: [ObjectIdentifier: Any] = [:]
+    private var kept: [UnsafeMutableRawBufferPointer] = []
 
     public init() {}
+
+    deinit { kept.forEach { $0.deallocate() } }
+
+    /// Copies bytes into memory that lives as long as the executor, so borrowed views
+    /// (`ByteView`) stay valid in the reference's whole-array results.
+    func keep(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        kept.append(buffer)
+        return UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count])
+    }
 
     /// Every record of `node`, computed once.
     @usableFromInline func records<T>(of node: Node<T>) throws -> [T] {

@@ -96,7 +96,14 @@ import Darwin
 
     private func mergeRuns(into path: String) throws -> [Int64] {
         let out = try OutputFile(path: path)
-        let readers = try runs.map { try BlockFileReader(path: $0.path) }
+        // Keep at most 128 runs open at once (descriptors are finite); beyond, reopen per use.
+        var open: [Int: BlockFileReader] = [:]
+        func reader(_ r: Int) throws -> BlockFileReader {
+            if let existing = open[r] { return existing }
+            let fresh = try BlockFileReader(path: runs[r].path)
+            if open.count < 128 { open[r] = fresh }
+            return fresh
+        }
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { chunk.deallocate() }
         var offsets: [Int64] = [0]
@@ -104,10 +111,12 @@ import Darwin
             for (r, run) in runs.enumerated() {
                 var at = run.offsets[p]
                 let end = run.offsets[p + 1]
+                guard at < end else { continue }
+                let source = try reader(r)
                 while at < end {
                     let n = Int(min(Int64(chunk.count), end - at))
                     let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<n])
-                    try readers[r].readExactly(slice, at: at)
+                    try source.readExactly(slice, at: at)
                     try out.write(UnsafeRawBufferPointer(slice))
                     at += Int64(n)
                 }

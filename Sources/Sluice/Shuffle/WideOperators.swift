@@ -245,3 +245,62 @@
     node.ordersOutput = true
     return node
 }
+
+/// The partition of a byte key: the high bits of its stable hash (the low bits index the
+/// reduce-side `BytesTable`, so the two must not correlate).
+@inlinable func bytesPartition(_ hash: UInt64, _ partitions: Int) -> Int {
+    Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(partitions)).high)
+}
+
+/// `reduceByKey` over borrowed byte keys: map tasks combine in a `BytesTable` (no allocation
+/// per record), reducers merge in a spilling `BytesAggregator`; keys come out owned.
+@inlinable func reduceByteKeys<V: BinaryCodable>(
+    _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?
+) -> Node<(Bytes, V)> {
+    let dep = ClosureShuffle(parent: source, partitions: partitions,
+                             writeDescription: "map-side combine (byte-key table) → hash-partition", combines: true)
+    dep.mapTask = { [unowned dep] task, partition, path in
+        let r = dep.partitions
+        let writer = PartitionedWriter(partitions: r, budget: task.memoryBudget / 4,
+                                       spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
+        let table = BytesTable<V>()
+        let budget = max(task.memoryBudget * 3 / 4, 1 << 16)
+        func flush() throws {
+            try table.forEach { key, hash, value in
+                try writer.add(partition: bytesPartition(hash, r)) { w in
+                    w.writeLengthPrefixed(key)
+                    value.encode(to: &w)
+                }
+            }
+            table.removeAll()
+        }
+        try source.compute(task, partition: partition) { kv in
+            try table.upsert(kv.0.raw, hash: kv.0.stableHash, create: { kv.1 }, update: { $0 = try combine($0, kv.1) })
+            if table.memory > budget {
+                try flush()
+                task.metrics.spills += 1
+            }
+        }
+        try flush()
+        return try writer.commit(to: path)
+    }
+    return ClosureNode<(Bytes, V)>(op: "reduceByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
+        let agg = BytesAggregator<V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
+                                     metrics: task.metrics, merge: { $0 = try combine($0, $1) })
+        try dep.readPartition(task, partition: partition) { r in
+            let key = try r.readLengthPrefixed()
+            let value = try V.decode(from: &r)
+            task.metrics.recordsRead += 1
+            try agg.add(key, hash: ByteView(key).stableHash, value)
+        }
+        try agg.finish { key, value in try sink((Bytes(key), value)) }
+    }, reference: { ref in
+        var table: [Bytes: V] = [:]
+        var order: [Bytes] = []
+        for (view, v) in try ref.records(of: source) {
+            let k = Bytes(view)
+            if let old = table[k] { table[k] = try combine(old, v) } else { table[k] = v; order.append(k) }
+        }
+        return order.map { ($0, table[$0]!) }
+    })
+}
