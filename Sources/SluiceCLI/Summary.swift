@@ -15,13 +15,13 @@ enum Summary {
 
     static func render(_ r: JobResult) -> String {
         var rows: [[String]] = [["stage", "kind", "tasks", "records in", "records out", "shuffle write", "shuffle read",
-                                 "spill", "retries", "time", "task max/median", "tasks per worker"]]
+                                 "spill", "retries", "time", "task max/median", "worker peak RSS", "tasks per worker"]]
         for s in r.stages {
             let perWorker = s.tasksPerWorker.sorted { $0.key < $1.key }.map { "w\($0.key):\($0.value)" }.joined(separator: " ")
             rows.append([String(s.id), s.kind, String(s.tasks), String(s.recordsIn), String(s.recordsOut),
                          bytes(s.shuffleBytesWritten), bytes(s.shuffleBytesRead),
                          s.spills == 0 ? "-" : "\(s.spills)× \(bytes(s.spillBytes))", String(s.retries), seconds(s.wallMicros),
-                         "\(seconds(s.maxTaskMicros))/\(seconds(s.medianTaskMicros))", perWorker])
+                         "\(seconds(s.maxTaskMicros))/\(seconds(s.medianTaskMicros))", bytes(s.peakWorkerRSSKiB * 1024), perWorker])
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
         var out = "\n"

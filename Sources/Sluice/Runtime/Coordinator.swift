@@ -60,6 +60,8 @@ public struct StageSummary: Sendable {
     public var wallMicros: Int64
     public var maxTaskMicros: Int64
     public var medianTaskMicros: Int64
+    /// The largest peak resident memory of a worker that ran a task of this stage (KiB).
+    public var peakWorkerRSSKiB: Int64
     /// Tasks completed by each worker (worker id → count).
     public var tasksPerWorker: [Int: Int]
 }
@@ -491,7 +493,8 @@ public final class Coordinator {
                                 shuffleBytesRead: st.metrics.shuffleBytesRead, outputBytes: st.metrics.outputBytes,
                                 spills: st.metrics.spills, spillBytes: st.metrics.spillBytes, retries: st.retries,
                                 wallMicros: st.finished - st.started, maxTaskMicros: sorted.last ?? 0,
-                                medianTaskMicros: sorted.isEmpty ? 0 : sorted[sorted.count / 2], tasksPerWorker: st.perWorker)
+                                medianTaskMicros: sorted.isEmpty ? 0 : sorted[sorted.count / 2],
+                                peakWorkerRSSKiB: st.metrics.peakRSSKiB, tasksPerWorker: st.perWorker)
         }
         return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
                          workerPids: allPids, retries: states.reduce(0) { $0 + $1.retries }, workersReplaced: replacements,

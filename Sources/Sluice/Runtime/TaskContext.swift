@@ -9,12 +9,14 @@ public final class TaskMetrics {
     public var outputBytes: Int64 = 0
     public var spills = 0
     public var spillBytes: Int64 = 0
+    /// The worker's peak resident memory (KiB) when the task ended.
+    public var peakRSSKiB: Int64 = 0
 
     public init() {}
 
     func encode(to w: inout ByteWriter) {
         for v in [Int64(recordsRead), Int64(recordsWritten), bytesRead, shuffleBytesWritten, shuffleBytesRead,
-                  outputBytes, Int64(spills), spillBytes] { w.writeFixed(v) }
+                  outputBytes, Int64(spills), spillBytes, peakRSSKiB] { w.writeFixed(v) }
     }
 
     static func decode(from r: inout ByteReader) throws -> TaskMetrics {
@@ -27,6 +29,7 @@ public final class TaskMetrics {
         m.outputBytes = try r.readFixed()
         m.spills = Int(try r.readFixed(Int64.self))
         m.spillBytes = try r.readFixed()
+        m.peakRSSKiB = try r.readFixed()
         return m
     }
 
@@ -39,6 +42,7 @@ public final class TaskMetrics {
         outputBytes += o.outputBytes
         spills += o.spills
         spillBytes += o.spillBytes
+        peakRSSKiB = max(peakRSSKiB, o.peakRSSKiB)
     }
 }
 

@@ -98,6 +98,9 @@ public struct Worker {
                 report.file = task.outputPath
             }
             report.micros = monotonicMicros() - started
+            var usage = rusage()
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            ctx.metrics.peakRSSKiB = Int64(usage.ru_maxrss)
             return .done(report)
         } catch let e as ShuffleDataError {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
