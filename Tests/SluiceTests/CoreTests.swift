@@ -1,0 +1,168 @@
+import Foundation
+@testable import Sluice
+import Testing
+
+/// The building blocks: binary coding, the stable hash, line-aligned splits, block
+/// checksums, the frame protocol, and the spilling aggregator and sorter.
+@Suite("Core building blocks")
+struct CoreTests {
+    @Test("binary coding round-trips every built-in type")
+    func coding() throws {
+        func roundTrip<T: BinaryCodable & Equatable>(_ value: T) throws {
+            var w = ByteWriter()
+            value.encode(to: &w)
+            try w.bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let decoded = try T.decode(from: &r)
+                #expect(decoded == value)
+                #expect(r.isAtEnd)
+            }
+        }
+        try roundTrip(Int.min)
+        try roundTrip(UInt8(200))
+        try roundTrip(-0.0 as Double)
+        try roundTrip(Float(3.5))
+        try roundTrip("naïve ✓")
+        try roundTrip(Bytes([0xFF, 0x00, 0x0A]))
+        try roundTrip([Int?.none, 7])
+        try roundTrip(Pair("a", [1.5, 2.5]))
+        try roundTrip(Triple(true, Unit(), Bytes("x")))
+        // Truncated input is an error, not a crash.
+        var w = ByteWriter()
+        "hello".encode(to: &w)
+        try w.bytes.dropLast().withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            #expect(throws: DecodingError.self) { try String.decode(from: &r) }
+        }
+    }
+
+    @Test("the stable hash is fixed across processes and runs")
+    func stableHash() {
+        // Pinned: a change would re-partition every shuffle differently from older binaries.
+        #expect(StableHasher.hash("sluice") == 17_280_250_896_873_489_825)
+        #expect(StableHasher.hash(42) == 5_342_134_420_972_539_563)
+        // Bytes, String and borrowed views of the same bytes hash alike.
+        #expect(StableHasher.hash(Bytes("sluice")) == StableHasher.hash("sluice"))
+        let view = Array("sluice".utf8).withUnsafeBytes { ByteView($0).stableHash }
+        #expect(view == StableHasher.hash("sluice"))
+        #expect(StableHasher.hash(0.0) == StableHasher.hash(-0.0))
+        #expect(StableHasher.hash(42) != StableHasher.hash(43))
+    }
+
+    @Test("splits cover every line exactly once, whatever the split size", arguments: [1, 7, 64, 1000, 1 << 20])
+    func splits(splitSize: Int) throws {
+        let dir = Harness.tempDir("splits")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = TestRandom(UInt64(splitSize))
+        var text: [UInt8] = []
+        var lines: [[UInt8]] = []
+        for _ in 0..<300 {
+            let line = (0..<rng.int(40)).map { _ in UInt8(97 + rng.int(26)) }
+            lines.append(line)
+            text += line + (rng.int(5) == 0 ? [0x0D, 0x0A] : [0x0A])
+        }
+        try Data(text).write(to: URL(fileURLWithPath: dir + "/f.txt"))
+        let plan = try SplitPlanner(splitSize: Int64(splitSize)).plan([dir + "/f.txt"])
+        var seen: [[UInt8]] = []
+        for split in plan {
+            try SplitLineReader().forEachLine(split, metrics: TaskMetrics()) { _, line in seen.append(Array(line)) }
+        }
+        #expect(seen == lines)
+        if splitSize < text.count { #expect(plan.count > 1) }
+    }
+
+    @Test("many small files are packed into few splits")
+    func packing() throws {
+        let dir = Harness.tempDir("pack")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<300 { try Data("line \(i)\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/f\(i).txt")) }
+        let plan = try SplitPlanner(splitSize: 1 << 20).plan([dir])
+        #expect(plan.count == 1)
+        #expect(plan[0].chunks.count == 300)
+        #expect(throws: InputError.self) { try SplitPlanner().plan([dir + "/missing"]) }
+    }
+
+    @Test("a corrupt or truncated block is detected, never silently read")
+    func blockChecksums() throws {
+        let dir = Harness.tempDir("blocks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = PartitionedWriter(partitions: 3, budget: 1 << 20, spillPrefix: dir + "/x", metrics: TaskMetrics())
+        for i in 0..<10_000 { try writer.add(partition: i % 3) { w in i.encode(to: &w) } }
+        let stats = try writer.commit(to: dir + "/map.out")
+        #expect(stats.records == [3334, 3333, 3333])
+        func readAll(_ path: String) throws -> Int {
+            let reader = try BlockFileReader(path: path)
+            let offsets = try reader.readIndex(expectedPartitions: 3)
+            var n = 0
+            for p in 0..<3 { try reader.forEachRecord(from: offsets[p], to: offsets[p + 1]) { r in _ = try Int.decode(from: &r); n += 1 } }
+            return n
+        }
+        let total = try readAll(dir + "/map.out")
+        #expect(total == 10_000)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/map.out"))
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 1
+        try flipped.write(to: URL(fileURLWithPath: dir + "/flipped.out"))
+        #expect(throws: ShuffleDataError.self) { try readAll(dir + "/flipped.out") }
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: dir + "/short.out"))
+        #expect(throws: ShuffleDataError.self) { try readAll(dir + "/short.out") }
+    }
+
+    @Test("frames round-trip; garbage and oversized frames are errors")
+    func frames() throws {
+        var w = ByteWriter()
+        let messages: [Message] = [.hello(version: 1, pid: 42), .ready, .heartbeat, .shutdown,
+                                   .assign(Message.TaskDescriptor(stage: 3, partition: 9, attempt: 1, blob: [1, 2], outputPath: "/x"))]
+        for m in messages {
+            var f = ByteWriter()
+            f.writeFixed(UInt32(0))
+            f.write(m.type)
+            m.encodePayload(to: &f)
+            f.patchFixed(UInt32(f.count - 5), at: 0)
+            w.write(contentsOf: f.bytes)
+        }
+        var reader = FrameReader()
+        w.bytes.withUnsafeBytes { reader.append($0) }
+        var types: [UInt8] = []
+        while let m = try reader.next() { types.append(m.type) }
+        #expect(types == messages.map(\.type))
+        var bad = FrameReader()
+        [UInt8](repeating: 0xFF, count: 16).withUnsafeBytes { bad.append($0) }
+        #expect(throws: DecodingError.self) { try bad.next() }
+        var unknown = FrameReader()
+        [1, 0, 0, 0, 99, 0].withUnsafeBytes { unknown.append($0) }
+        #expect(throws: DecodingError.self) { try unknown.next() }
+    }
+
+    @Test("the external aggregator and sorter give exact results while spilling")
+    func externalStructures() throws {
+        let dir = Harness.tempDir("ext")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let metrics = TaskMetrics()
+        let agg = ExternalAggregator<String, Int>(budget: 1 << 16, spillPrefix: dir + "/a", metrics: metrics) { $0 += $1 }
+        var expected: [String: Int] = [:]
+        var rng = TestRandom(5)
+        for _ in 0..<40_000 {
+            let k = "key\(rng.int(20_000))"
+            expected[k, default: 0] += 1
+            try agg.upsert(k, create: { 1 }, update: { $0 += 1 })
+        }
+        var got: [String: Int] = [:]
+        try agg.finish { k, v in
+            #expect(got[k] == nil, "key \(k) emitted twice")
+            got[k] = v
+        }
+        #expect(got == expected)
+        #expect(metrics.spills > 0)
+
+        let sorter = ExternalSorter<Int, Int>(budget: 1 << 16, spillPrefix: dir + "/s", metrics: metrics)
+        let values = (0..<30_000).map { _ in rng.int(1_000_000) }
+        for v in values { try sorter.add(v, -v) }
+        var sorted: [Int] = []
+        try sorter.finish { k, v in
+            #expect(v == -k)
+            sorted.append(k)
+        }
+        #expect(sorted == values.sorted())
+    }
+}
