@@ -4,7 +4,21 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, sort, actions] }
+    public static var all: [Job] { [narrow, aggregate, joins, sort, actions, json] }
+
+    /// One JSON Lines record of `test-json`.
+    struct KeyValue: Decodable {
+        let key: String
+        let value: Int
+    }
+
+    static let json = Job("test-json", summary: "JSON Lines {\"key\":…,\"value\":…} → key<TAB>sum of value",
+                          hidden: true) { ctx in
+        ctx.jsonLines(ctx.inputs, as: KeyValue.self)
+            .map { ($0.key, $0.value) }
+            .reduceByKey(+)
+            .write(to: try ctx.output)
+    }
 
     static let common = [
         JobParameter("n", help: "records to generate", default: "5000"),

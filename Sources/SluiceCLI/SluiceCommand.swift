@@ -169,8 +169,15 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0 or throw@random:0.1:7.",
                                discussion: "KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED; KIND is throw, crash, exit, hang or corrupt."))
     var inject: String?
+    @Option(name: .customLong("bad-records"), help: "fail: a malformed record fails the job; skip: count it, sample it into _bad_records, go on.")
+    var badRecords: BadRecords = .fail
+    @Option(help: "Compress output part files: none or gzip (part-NNNNN.gz).")
+    var compress: Compression = .none
     @Flag(name: .shortAndLong, help: "Print no stage summary.")
     var quiet = false
+
+    enum BadRecords: String, ExpressibleByArgument { case fail, skip }
+    enum Compression: String, ExpressibleByArgument { case none, gzip }
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -190,6 +197,8 @@ struct Run: ParsableCommand {
         run.maxAttempts = maxAttempts
         run.taskTimeout = taskTimeout
         run.maxExpandedBytes = try parseSize(maxExpanded, option: "--max-expanded")
+        run.skipBadRecords = badRecords == .skip
+        run.compressOutput = compress == .gzip
         if let inject {
             do { run.inject = try FaultInjection(inject) } catch { throw ValidationError("\(error)") }
             run.injectSpec = inject

@@ -29,6 +29,9 @@ enum Summary {
             out += zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n"
         }
         for s in r.stages { out += "  stage \(s.id): \(s.operators)\n" }
+        for (input, n) in r.skippedByInput.sorted(by: { $0.key < $1.key }) {
+            out += "skipped \(n) bad record\(n == 1 ? "" : "s") in \(input) (sample in _bad_records)\n"
+        }
         for o in r.outputs { out += "output: \(o)\n" }
         out += "finished in \(seconds(r.wallMicros)) with \(r.workerPids.count) worker process(es)"
         out += "; retries \(r.retries), workers replaced \(r.workersReplaced), map tasks re-run \(r.mapTasksRerun)\n"

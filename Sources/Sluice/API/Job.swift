@@ -158,6 +158,12 @@ public final class JobContext {
                               multiLine: multiLine, parse: parse), graph)
     }
 
+    /// JSON Lines files, each non-empty line decoded as `T`. A line that does not decode is a
+    /// bad record (`--bad-records`), reported with its file and line.
+    public func jsonLines<T: Decodable>(_ paths: [String], as type: T.Type = T.self) -> Dataset<T> {
+        Dataset(JSONLinesNode<T>(paths: paths), graph)
+    }
+
     /// CSV files as owned rows.
     public func csvRows(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false) -> Dataset<CSVRow> {
         csv(paths, delimiter: delimiter, header: header, multiLine: multiLine) { $0.toRow() }

@@ -451,6 +451,9 @@ public final class CSVReader {
     public let delimiter: UInt8
     /// Whether `"` quotes fields (RFC 4180); when false it is an ordinary byte (plain TSV).
     public let quoting: Bool
+    /// Whether quoted fields may hold newlines (RFC 4180). Off when a file is read in
+    /// line-aligned byte ranges: an unclosed quote then spoils one line, not the rest of the file.
+    public let multiLine: Bool
     /// The header, when the reader was told the input has one (nil for empty input).
     public private(set) var header: CSVHeader?
     /// The number of fields every record must have: the one given, else the header's width,
@@ -496,7 +499,9 @@ public final class CSVReader {
     /// (for plain TSV, which has no quoting). `chunkSize` is the initial buffer size; the
     /// buffer grows when one record is larger.
     public init(_ source: any ByteSource, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool,
-                expectedFieldCount: Int? = nil, quoting: Bool = true, chunkSize: Int = 1 << 20) throws {
+                expectedFieldCount: Int? = nil, quoting: Bool = true, multiLine: Bool = true,
+                chunkSize: Int = 1 << 20) throws {
+        self.multiLine = multiLine
         precondition(delimiter != CSVReader.quote && delimiter != CSVReader.lf && delimiter != CSVReader.cr,
                      "the CSV delimiter cannot be a quote or a line ending")
         self.source = source
@@ -593,6 +598,8 @@ public final class CSVReader {
         case needMore
         /// End of input inside a quoted field that opened `newlines` lines after the record's start.
         case unclosedQuote(newlines: Int)
+        /// With `multiLine` off: a quoted field reached the end of its line.
+        case quoteAtLineEnd(position: Int, newlines: Int)
         /// A quote in an unquoted field, or text after a closing quote, at `position`.
         case malformed(position: Int, newlines: Int, field: Int, strayQuote: Bool)
     }
@@ -665,6 +672,11 @@ public final class CSVReader {
             case let .unclosedQuote(newlines):
                 finished = true
                 return .bad(error("unclosed quote starting at line \(recordLine + newlines)"))
+            case let .quoteAtLineEnd(position, newlines):
+                start = position
+                line += newlines
+                skipToLineEnd = true
+                return .bad(error("unclosed quote (a quoted field may not span lines unless the source is read multi-line)"))
             case let .malformed(position, newlines, field, strayQuote):
                 start = position
                 line += newlines
@@ -687,6 +699,7 @@ public final class CSVReader {
         let delimiter = self.delimiter
         let classes = self.classes
         let quoting = self.quoting
+        let multiLine = self.multiLine
         let quote = CSVReader.quote
         var bounds = self.bounds
         var boundsCapacity = self.boundsCapacity
@@ -728,7 +741,10 @@ public final class CSVReader {
                     while p < end {
                         c = buf[p]
                         if c == quote { break }
-                        if c == CSVReader.lf { newlines &+= 1 }
+                        if c == CSVReader.lf {
+                            if !multiLine { return .quoteAtLineEnd(position: p, newlines: newlines) }
+                            newlines &+= 1
+                        }
                         p &+= 1
                     }
                     if p == end { return eof ? .unclosedQuote(newlines: quoteNewlines) : .needMore }

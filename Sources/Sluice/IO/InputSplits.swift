@@ -173,9 +173,29 @@ public struct SplitPlanner: Sendable {
                 if packBytes + size > splitSize { flushPack() }
                 pack.append(InputChunk(path: path, format: .plain, start: 0, end: size, bytes: size, fileSize: size))
                 packBytes += size
-            case .gzip, .archive:
+            case .gzip:
                 flushPack()
-                splits.append(InputSplit(chunks: [InputChunk(path: path, format: format, start: 0, end: format == .gzip ? size : Int64.max, bytes: size, fileSize: size)]))
+                splits.append(InputSplit(chunks: [InputChunk(path: path, format: format, start: 0, end: size, bytes: size, fileSize: size)]))
+            case .archive:
+                // Entries are documents: group consecutive entries into splits of about
+                // splitSize (uncompressed), so one archive of many entries feeds every worker.
+                flushPack()
+                let entries = try ArchiveReader.listEntries(path: path)
+                var first = 0, bytes: Int64 = 0
+                func cut(_ end: Int) {
+                    guard end > first else { return }
+                    let startIndex = Int64(entries[first].index)
+                    let endIndex = end < entries.count ? Int64(entries[end].index) : Int64.max
+                    splits.append(InputSplit(chunks: [InputChunk(path: path, format: .archive, start: startIndex, end: endIndex,
+                                                                 bytes: max(bytes, 1), fileSize: size)]))
+                    first = end
+                    bytes = 0
+                }
+                for (i, e) in entries.enumerated() {
+                    bytes += e.size ?? 0
+                    if bytes >= splitSize { cut(i + 1) }
+                }
+                cut(entries.count)
             }
         }
         flushPack()

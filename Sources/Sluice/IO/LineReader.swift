@@ -76,45 +76,51 @@ final class LineReader {
     }
 }
 
+/// Where a line is: its 1-based line number when known (splits that start a document), and
+/// its byte offset in the (decompressed) document.
+struct LinePosition {
+    var line: Int?
+    var offset: Int64
+}
+
 /// Reads the lines of one input split, whatever its chunks' formats, calling `body` with
-/// the document name (file, or `archive!entry`) and each line.
+/// the document name (file, or `archive!entry`), each line and its position.
 struct SplitLineReader {
     var maxExpandedBytes: Int64 = 64 << 30
 
     func forEachLine(_ split: InputSplit, metrics: TaskMetrics,
                      _ body: (_ document: String, _ line: UnsafeRawBufferPointer) throws -> Void) throws {
+        try forEachLine(split, metrics: metrics) { document, line, _ in try body(document, line) }
+    }
+
+    func forEachLine(_ split: InputSplit, metrics: TaskMetrics,
+                     _ body: (_ document: String, _ line: UnsafeRawBufferPointer, _ position: LinePosition) throws -> Void) throws {
         let reader = LineReader()
+        func read(_ source: ByteSource, document: String, origin: Int64 = 0, end: Int64 = .max, skipFirst: Bool = false) throws {
+            var number = 0
+            let numbered = origin == 0 && !skipFirst
+            try reader.forEachLine(source, origin: origin, end: end, skipFirst: skipFirst) { line, offset in
+                number += 1
+                metrics.recordsRead += 1
+                metrics.bytesRead += Int64(line.count + 1)
+                try body(document, line, LinePosition(line: numbered ? number : nil, offset: offset))
+            }
+        }
         for chunk in split.chunks {
             switch chunk.format {
             case .plain:
                 let origin = chunk.start > 0 ? chunk.start - 1 : 0
-                let source = try FileByteSource(path: chunk.path, start: origin)
-                let document = chunk.path
-                try reader.forEachLine(source, origin: origin, end: chunk.end, skipFirst: chunk.start > 0) { line, _ in
-                    metrics.recordsRead += 1
-                    metrics.bytesRead += Int64(line.count + 1)
-                    try body(document, line)
-                }
+                try read(try FileByteSource(path: chunk.path, start: origin), document: chunk.path, origin: origin,
+                         end: chunk.end, skipFirst: chunk.start > 0)
             case .gzip:
-                let source = try GzipSource(path: chunk.path, maxExpandedBytes: maxExpandedBytes)
-                let document = chunk.path
-                try reader.forEachLine(source) { line, _ in
-                    metrics.recordsRead += 1
-                    metrics.bytesRead += Int64(line.count + 1)
-                    try body(document, line)
-                }
+                try read(try GzipSource(path: chunk.path, maxExpandedBytes: maxExpandedBytes), document: chunk.path)
             case .archive:
                 let archive = try ArchiveReader(path: chunk.path, maxEntryBytes: maxExpandedBytes)
-                while let entry = try archive.nextEntry() {
-                    if Int64(entry.index) < chunk.start || !entry.isRegularFile { continue }
-                    if Int64(entry.index) >= chunk.end { break }
+                var entry = try archive.skip(to: Int(clamping: chunk.start))
+                while let current = entry, Int64(current.index) < chunk.end {
                     let source = archive.entrySource()
-                    let document = source.name
-                    try reader.forEachLine(source) { line, _ in
-                        metrics.recordsRead += 1
-                        metrics.bytesRead += Int64(line.count + 1)
-                        try body(document, line)
-                    }
+                    try read(source, document: source.name)
+                    entry = try archive.nextEntry()
                 }
             }
         }

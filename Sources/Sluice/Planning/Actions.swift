@@ -48,9 +48,21 @@
     override var ordered: Bool { orderedOutput }
 
     override func runTask(_ task: TaskContext, partition: Int, partPath: String?) throws -> [UInt8] {
-        let file = try OutputFile(path: partPath!)
         var line = ByteWriter(capacity: 256)
         let fmt = format
+        if task.compressOutput {
+            let file = try GzipWriter(path: partPath!)
+            try source.compute(task, partition: partition) { t in
+                line.removeAll()
+                fmt(t, &line)
+                line.write(0x0A)
+                try line.bytes.withUnsafeBytes { try file.write($0) }
+                task.metrics.recordsWritten += 1
+            }
+            task.metrics.outputBytes += try file.finish()
+            return []
+        }
+        let file = try OutputFile(path: partPath!)
         try source.compute(task, partition: partition) { t in
             line.removeAll()
             fmt(t, &line)

@@ -28,12 +28,23 @@ final class CSVSourceNode<T>: FileSourceNode<T> {
 
     /// Reads one CSV document (a whole file, a gzip stream or an archive entry).
     private func read(_ source: ByteSource, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
-        let reader = try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader)
+        let reader = try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, multiLine: multiLine)
         let parse = self.parse
-        try reader.readAll { record in
+        try reader.readAll({ record in
             task.metrics.recordsRead += 1
-            if let t = try parse(record) { try sink(t) }
-        }
+            let value: T?
+            do {
+                value = try parse(record)
+            } catch let error as InputError where task.skipBadRecords {
+                task.recordBad(error)
+                return
+            }
+            if let value { try sink(value) }
+        }, onBadRecord: { error in
+            guard task.skipBadRecords else { throw error }
+            task.metrics.recordsRead += 1
+            task.recordBad(error)
+        })
     }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
@@ -47,10 +58,10 @@ final class CSVSourceNode<T>: FileSourceNode<T> {
                 try read(try GzipSource(path: chunk.path, maxExpandedBytes: task.maxExpandedBytes), task, sink)
             case .archive:
                 let archive = try ArchiveReader(path: chunk.path, maxEntryBytes: task.maxExpandedBytes)
-                while let entry = try archive.nextEntry() {
-                    guard entry.isRegularFile, Int64(entry.index) >= chunk.start else { continue }
-                    if Int64(entry.index) >= chunk.end { break }
+                var entry = try archive.skip(to: Int(clamping: chunk.start))
+                while let current = entry, Int64(current.index) < chunk.end {
                     try read(archive.entrySource(), task, sink)
+                    entry = try archive.nextEntry()
                 }
             }
         }
@@ -106,9 +117,10 @@ final class CSVSourceNode<T>: FileSourceNode<T> {
                 }
             }
             for s in sources {
-                try CSVReader(s, delimiter: delimiter, hasHeader: hasHeader).readAll { r in
-                    if let t = try parse(r) { out.append(t) }
-                }
+                // The reference skips bad records (the engine's skip policy) and keeps the rest.
+                try CSVReader(s, delimiter: delimiter, hasHeader: hasHeader, multiLine: multiLine).readAll({ r in
+                    if let t = try? parse(r) { out.append(t) }
+                }, onBadRecord: { _ in })
             }
         }
         return out

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A source whose partitions are input splits planned by the coordinator from the files on
 /// disk and sent to every worker, so all processes agree on them.
 class FileSourceNode<T>: Node<T> {
@@ -133,4 +135,57 @@ final class ParallelizeNode<T>: Node<T> {
     }
 
     override func reference(_ ref: ReferenceExecutor) throws -> [T] { items }
+}
+
+/// JSON Lines: each non-empty line decoded as `T` (Foundation's `JSONDecoder`). A line that
+/// is not valid JSON for `T` is a bad record naming the file and line (or byte offset).
+final class JSONLinesNode<T: Decodable>: FileSourceNode<T> {
+    init(paths: [String]) { super.init(op: "jsonLines", paths: paths) }
+
+    private static func decode(_ line: UnsafeRawBufferPointer, document: String, position: LinePosition,
+                               decoder: JSONDecoder) throws -> T? {
+        if line.allSatisfy({ Bytes.isWhitespace($0) }) { return nil }
+        do {
+            return try decoder.decode(T.self, from: Data(line))
+        } catch let error as Swift.DecodingError {
+            throw InputError(source: document, line: position.line, offset: position.line == nil ? position.offset : nil,
+                             reason: "invalid JSON line: \(JSONLinesNode.explain(error))")
+        } catch {
+            throw InputError(source: document, line: position.line, offset: position.line == nil ? position.offset : nil,
+                             reason: "invalid JSON line: \(error)")
+        }
+    }
+
+    private static func explain(_ error: Swift.DecodingError) -> String {
+        switch error {
+        case .dataCorrupted(let c): return c.underlyingError.map { "\($0)" } ?? c.debugDescription
+        case .keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
+        case .typeMismatch(let type, let c):
+            return "field \"\(c.codingPath.map(\.stringValue).joined(separator: "."))\" is not a \(type)"
+        case .valueNotFound(let type, let c):
+            return "field \"\(c.codingPath.map(\.stringValue).joined(separator: "."))\" is null, expected \(type)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
+        let decoder = JSONDecoder()
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { doc, line, position in
+            let value: T?
+            do {
+                value = try JSONLinesNode.decode(line, document: doc, position: position, decoder: decoder)
+            } catch let error as InputError where task.skipBadRecords {
+                task.recordBad(error)
+                return
+            }
+            if let value { try sink(value) }
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [T] {
+        let decoder = JSONDecoder()
+        return try referenceLines().compactMap { doc, line in
+            try? line.storage.withUnsafeBytes { try JSONLinesNode.decode($0, document: doc, position: LinePosition(offset: 0), decoder: decoder) }
+        }.compactMap { $0 }
+    }
 }

@@ -26,6 +26,10 @@ public struct RunOptions: Sendable {
     public var maxAttempts = 4
     /// Seconds without a heartbeat before a worker is declared hung and killed.
     public var taskTimeout: Double = 120
+    /// Skip malformed records (counted, sampled into `_bad_records`) instead of failing.
+    public var skipBadRecords = false
+    /// Write part files gzip-compressed (`part-NNNNN.gz`).
+    public var compressOutput = false
     /// Guard against decompression bombs, per gzip stream or archive entry.
     public var maxExpandedBytes: Int64 = 64 << 30
     /// Faults to inject into worker tasks (see `FaultInjection`), for tests and demos.
@@ -83,6 +87,8 @@ public struct JobResult: Sendable {
     public var workersReplaced: Int
     /// Map tasks run again because a reducer found their output missing or corrupt.
     public var mapTasksRerun: Int
+    /// Records skipped as bad, per input file (`--bad-records skip`).
+    public var skippedByInput: [String: Int]
     let results: [[[UInt8]]]
 
     /// The typed result of an action (`count()`, `collect()` …).
@@ -183,7 +189,8 @@ public final class Coordinator {
 
         let setup = Message.Setup(job: job.name, arguments: arguments, options: plan.options, splits: splits,
                                   workDir: workDir, memoryBudget: options.memoryPerTask,
-                                  maxExpandedBytes: options.maxExpandedBytes)
+                                  maxExpandedBytes: options.maxExpandedBytes, skipBadRecords: options.skipBadRecords,
+                                  compressOutput: options.compressOutput)
         let states = plan.stages.map { _ in StageState() }
         var queue: [(key: TaskKey, attempt: Int)] = []
         var queueHead = 0
@@ -259,9 +266,12 @@ public final class Coordinator {
         }
 
         func taskFailed(_ key: TaskKey, attempt: Int, worker: WorkerState, reason: String,
-                        lost: (shuffle: Int, map: Int)? = nil) throws {
+                        lost: (shuffle: Int, map: Int)? = nil, fatal: Bool = false) throws {
             let stage = plan.stages[key.stage]
             guard !states[key.stage].done, states[key.stage].remaining.contains(key.partition) else { return }
+            if fatal {
+                throw JobFailure(description: "bad input: \(reason) (\(describe(stage, key.partition)); use --bad-records skip to skip malformed records)")
+            }
             if let lost, let mapStage = mapStageOfShuffle[lost.shuffle] {
                 // Spark's FetchFailed: the map output is gone or corrupt. Run the map task again,
                 // then this task; neither counts against the task's attempts, but repeated loss
@@ -307,7 +317,7 @@ public final class Coordinator {
                 guard rename(report.file!, final) == 0 else { throw SystemError("cannot commit \(final)") }
             case .result(let action):
                 if let s = staging[action.index], let f = report.file {
-                    let final = s.dir + "/" + partName(key.partition)
+                    let final = s.dir + "/" + partName(key.partition) + (options.compressOutput ? ".gz" : "")
                     guard rename(f, final) == 0 else { throw SystemError("cannot commit \(final)") }
                 }
             case .sample:
@@ -435,7 +445,7 @@ public final class Coordinator {
                             var lost: (Int, Int)?
                             if let shuffle = f.lostShuffle, let map = f.lostMap { lost = (shuffle, map) }
                             try taskFailed(TaskKey(stage: f.stage, partition: f.partition), attempt: f.attempt, worker: w,
-                                           reason: f.message, lost: lost)
+                                           reason: f.message, lost: lost, fatal: f.fatal)
                         case .setup, .assign, .shutdown:
                             try workerLost(w, reason: "worker \(w.process.id) sent a coordinator-only frame")
                         }
@@ -457,10 +467,20 @@ public final class Coordinator {
         }
 
         // Job commit: every part is in place; mark success and move the folder into place.
+        let allMetrics = TaskMetrics()
+        for st in states { allMetrics.add(st.metrics) }
         var outputs: [String] = []
         for (_, s) in staging.sorted(by: { $0.key < $1.key }) {
             do {
                 try? fm.removeItem(atPath: s.dir + "/_attempts")
+                if !allMetrics.skippedByInput.isEmpty {
+                    var text = "# records skipped by --bad-records skip: input<TAB>count, then a sample (file:line: reason)\n"
+                    for (input, n) in allMetrics.skippedByInput.sorted(by: { $0.key < $1.key }) { text += "\(input)\t\(n)\n" }
+                    text += allMetrics.badSamples.map { $0 + "\n" }.joined()
+                    guard fm.createFile(atPath: s.dir + "/_bad_records", contents: Data(text.utf8)) else {
+                        throw SystemError("cannot write _bad_records")
+                    }
+                }
                 guard fm.createFile(atPath: s.dir + "/_SUCCESS", contents: Data()) else { throw SystemError("cannot write _SUCCESS") }
                 if fm.fileExists(atPath: s.final) {
                     let old = s.dir + ".old"
@@ -498,7 +518,7 @@ public final class Coordinator {
         }
         return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
                          workerPids: allPids, retries: states.reduce(0) { $0 + $1.retries }, workersReplaced: replacements,
-                         mapTasksRerun: mapTasksRerun, results: results)
+                         mapTasksRerun: mapTasksRerun, skippedByInput: allMetrics.skippedByInput, results: results)
     }
 }
 

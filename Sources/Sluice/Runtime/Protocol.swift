@@ -36,6 +36,8 @@ enum Message {
         var workDir: String
         var memoryBudget: Int
         var maxExpandedBytes: Int64
+        var skipBadRecords: Bool
+        var compressOutput: Bool
     }
 
     struct TaskDescriptor {
@@ -67,6 +69,8 @@ enum Message {
         /// Set when a map output was missing or corrupt (Spark's FetchFailed).
         var lostShuffle: Int?
         var lostMap: Int?
+        /// Bad input: retrying cannot help, the job fails at once.
+        var fatal = false
     }
 
     var type: UInt8 {
@@ -99,6 +103,8 @@ enum Message {
             s.workDir.encode(to: &w)
             w.writeVarint(UInt64(s.memoryBudget))
             w.writeFixed(s.maxExpandedBytes)
+            s.skipBadRecords.encode(to: &w)
+            s.compressOutput.encode(to: &w)
         case .assign(let t):
             w.writeVarint(UInt64(t.stage))
             w.writeVarint(UInt64(t.partition))
@@ -127,6 +133,7 @@ enum Message {
             f.message.encode(to: &w)
             f.lostShuffle.encode(to: &w)
             f.lostMap.encode(to: &w)
+            f.fatal.encode(to: &w)
         case .ready, .heartbeat, .shutdown:
             break
         }
@@ -150,7 +157,8 @@ enum Message {
             }
             message = .setup(Setup(job: job, arguments: args, options: options, splits: splits,
                                    workDir: try String.decode(from: &r), memoryBudget: try int(),
-                                   maxExpandedBytes: try r.readFixed()))
+                                   maxExpandedBytes: try r.readFixed(), skipBadRecords: try Bool.decode(from: &r),
+                                   compressOutput: try Bool.decode(from: &r)))
         case 3: message = .ready
         case 4:
             message = .assign(TaskDescriptor(stage: try int(), partition: try int(), attempt: try int(),
@@ -168,7 +176,7 @@ enum Message {
         case 6:
             message = .failed(TaskFailure(stage: try int(), partition: try int(), attempt: try int(),
                                           message: try String.decode(from: &r), lostShuffle: try Int?.decode(from: &r),
-                                          lostMap: try Int?.decode(from: &r)))
+                                          lostMap: try Int?.decode(from: &r), fatal: try Bool.decode(from: &r)))
         case 7: message = .heartbeat
         case 8: message = .shutdown
         default: throw DecodingError("unknown frame type \(type)")

@@ -11,12 +11,21 @@ public final class TaskMetrics {
     public var spillBytes: Int64 = 0
     /// The worker's peak resident memory (KiB) when the task ended.
     public var peakRSSKiB: Int64 = 0
+    /// Records skipped as bad (`--bad-records skip`), per input file.
+    public var skippedByInput: [String: Int] = [:]
+    /// A sample of the skipped records' errors (file, line, reason).
+    public var badSamples: [String] = []
+    static let maxBadSamples = 100
 
     public init() {}
 
     func encode(to w: inout ByteWriter) {
         for v in [Int64(recordsRead), Int64(recordsWritten), bytesRead, shuffleBytesWritten, shuffleBytesRead,
                   outputBytes, Int64(spills), spillBytes, peakRSSKiB] { w.writeFixed(v) }
+        let inputs = skippedByInput.keys.sorted()
+        inputs.encode(to: &w)
+        for k in inputs { skippedByInput[k]!.encode(to: &w) }
+        badSamples.encode(to: &w)
     }
 
     static func decode(from r: inout ByteReader) throws -> TaskMetrics {
@@ -30,6 +39,8 @@ public final class TaskMetrics {
         m.spills = Int(try r.readFixed(Int64.self))
         m.spillBytes = try r.readFixed()
         m.peakRSSKiB = try r.readFixed()
+        for k in try [String].decode(from: &r) { m.skippedByInput[k] = try Int.decode(from: &r) }
+        m.badSamples = try [String].decode(from: &r)
         return m
     }
 
@@ -43,6 +54,8 @@ public final class TaskMetrics {
         spills += o.spills
         spillBytes += o.spillBytes
         peakRSSKiB = max(peakRSSKiB, o.peakRSSKiB)
+        for (k, v) in o.skippedByInput { skippedByInput[k, default: 0] += v }
+        badSamples += o.badSamples.prefix(TaskMetrics.maxBadSamples - min(badSamples.count, TaskMetrics.maxBadSamples))
     }
 }
 
@@ -59,14 +72,28 @@ public final class TaskContext {
     /// Guard against decompression bombs: the most bytes one gzip stream or archive entry may expand to.
     public let maxExpandedBytes: Int64
     public let metrics = TaskMetrics()
+    /// `--bad-records skip`: malformed records are counted and sampled instead of failing the task.
+    public let skipBadRecords: Bool
+    /// `--compress gzip`: part files are written gzip-compressed.
+    public let compressOutput: Bool
 
-    init(stage: Int, partition: Int, attempt: Int, workDir: String, memoryBudget: Int, maxExpandedBytes: Int64) {
+    init(stage: Int, partition: Int, attempt: Int, workDir: String, memoryBudget: Int, maxExpandedBytes: Int64,
+         skipBadRecords: Bool = false, compressOutput: Bool = false) {
+        self.skipBadRecords = skipBadRecords
+        self.compressOutput = compressOutput
         self.stage = stage
         self.partition = partition
         self.attempt = attempt
         self.workDir = workDir
         self.memoryBudget = memoryBudget
         self.maxExpandedBytes = maxExpandedBytes
+    }
+
+    /// Counts a skipped bad record and keeps a sample of it.
+    public func recordBad(_ error: InputError) {
+        let file = error.source.split(separator: " (").first.map(String.init) ?? error.source
+        metrics.skippedByInput[file, default: 0] += 1
+        if metrics.badSamples.count < TaskMetrics.maxBadSamples { metrics.badSamples.append(error.description) }
     }
 
     /// A prefix for this attempt's temporary files, unique per stage, partition and attempt.

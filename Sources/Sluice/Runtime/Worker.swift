@@ -75,7 +75,8 @@ public struct Worker {
                      installedBounds: inout Set<Int>) -> Message {
         let started = monotonicMicros()
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
-                              memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes)
+                              memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
+                              skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput)
         do {
             guard task.stage < plan.stages.count else { throw DecodingError("no stage \(task.stage)") }
             let stage = plan.stages[task.stage]
@@ -105,6 +106,9 @@ public struct Worker {
         } catch let e as ShuffleDataError {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                                message: e.description, lostShuffle: e.shuffle, lostMap: e.mapTask))
+        } catch let e as InputError {
+            return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
+                                               message: e.description, lostShuffle: nil, lostMap: nil, fatal: true))
         } catch {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                                message: "\(error)", lostShuffle: nil, lostMap: nil))
