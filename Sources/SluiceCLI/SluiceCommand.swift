@@ -173,6 +173,8 @@ struct Run: ParsableCommand {
     var badRecords: BadRecords = .fail
     @Option(help: "Compress output part files: none or gzip (part-NNNNN.gz).")
     var compress: Compression = .none
+    @Option(name: .customLong("event-log"), help: "Write the run's event log (JSON lines) here (default: OUTPUT/_events.jsonl).")
+    var eventLog: String?
     @Flag(name: .shortAndLong, help: "Print no stage summary.")
     var quiet = false
 
@@ -198,6 +200,7 @@ struct Run: ParsableCommand {
         run.taskTimeout = taskTimeout
         run.maxExpandedBytes = try parseSize(maxExpanded, option: "--max-expanded")
         run.skipBadRecords = badRecords == .skip
+        run.eventLogPath = eventLog
         run.compressOutput = compress == .gzip
         if let inject {
             do { run.inject = try FaultInjection(inject) } catch { throw ValidationError("\(error)") }
@@ -209,8 +212,10 @@ struct Run: ParsableCommand {
         let result: JobResult
         do {
             result = try coordinator.run()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        } catch let failure as JobFailure {
+            var text = "error: \(failure)\n"
+            if let log = failure.eventLog { text += "hint: the run's events are in \(log) (sluice report \(log))\n" }
+            FileHandle.standardError.write(Data(text.utf8))
             throw ExitCode(1)
         }
         for lines in result.rendered { for line in lines { print(line) } }

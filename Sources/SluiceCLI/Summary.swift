@@ -33,6 +33,7 @@ enum Summary {
             out += "skipped \(n) bad record\(n == 1 ? "" : "s") in \(input) (sample in _bad_records)\n"
         }
         for o in r.outputs { out += "output: \(o)\n" }
+        out += "event log: \(r.eventLog)\n"
         out += "finished in \(seconds(r.wallMicros)) with \(r.workerPids.count) worker process(es)"
         out += "; retries \(r.retries), workers replaced \(r.workersReplaced), map tasks re-run \(r.mapTasksRerun)\n"
         return out

@@ -38,6 +38,9 @@ public struct RunOptions: Sendable {
     public var injectSpec: String?
     /// How workers are started.
     public var launcher: any WorkerLauncher = ProcessLauncher()
+    /// Where to write the run's event log (default: `_events.jsonl` in the output folder, or
+    /// next to it as `NAME.events.jsonl` when the run fails or has no output folder).
+    public var eventLogPath: String?
     /// Receives one line per notable event (stage finished, task retried, worker replaced).
     public var log: (@Sendable (String) -> Void)?
 
@@ -89,6 +92,8 @@ public struct JobResult: Sendable {
     public var mapTasksRerun: Int
     /// Records skipped as bad, per input file (`--bad-records skip`).
     public var skippedByInput: [String: Int]
+    /// Where the run's event log was written.
+    public var eventLog: String
     let results: [[[UInt8]]]
 
     /// The typed result of an action (`count()`, `collect()` …).
@@ -100,6 +105,12 @@ public struct JobResult: Sendable {
 /// Why a run failed, as one clear line.
 public struct JobFailure: Error, CustomStringConvertible {
     public var description: String
+    /// The event log of the failed run, when one was written.
+    public var eventLog: String?
+    public init(description: String, eventLog: String? = nil) {
+        self.description = description
+        self.eventLog = eventLog
+    }
 }
 
 /// The coordinator: plans the job, starts the workers, hands out tasks as workers ask for
@@ -187,6 +198,25 @@ public final class Coordinator {
             throw JobFailure(description: "cannot prepare folders: \(error)")
         }
 
+        let events = RunEventLog(path: workDir + "/_events.jsonl")
+        let firstOutput = staging.sorted(by: { $0.key < $1.key }).first?.value.final
+        /// Where the log ends up: explicit path, else in the output folder (success) or beside it.
+        func placeEventLog(success: Bool) -> String {
+            let target = options.eventLogPath
+                ?? (success && firstOutput != nil ? firstOutput! + "/_events.jsonl"
+                    : (firstOutput ?? "\(job.name)-\(runID)") + ".events.jsonl")
+            try? fm.removeItem(atPath: target)
+            try? fm.copyItem(atPath: events.path, toPath: target)
+            return target
+        }
+        events.emit("job_start", [
+            "version": RunEventLog.version, "job": job.name, "summary": job.summary, "run_id": runID,
+            "inputs": arguments.inputs, "output": arguments.output ?? "", "parameters": arguments.parameters,
+            "options": ["workers": options.workers, "partitions": plan.options.partitions, "memory_per_task": options.memoryPerTask,
+                        "split_size": options.splitSize, "max_attempts": options.maxAttempts,
+                        "inject": options.injectSpec ?? "", "bad_records": options.skipBadRecords ? "skip" : "fail"],
+            "stages": RunEventLog.describe(plan),
+        ])
         let setup = Message.Setup(job: job.name, arguments: arguments, options: plan.options, splits: splits,
                                   workDir: workDir, memoryBudget: options.memoryPerTask,
                                   maxExpandedBytes: options.maxExpandedBytes, skipBadRecords: options.skipBadRecords,
@@ -224,6 +254,7 @@ public final class Coordinator {
                     let st = states[stage.id]
                     st.submitted = true
                     st.started = monotonicMicros()
+                    events.emit("stage_submitted", ["stage": stage.id, "tasks": stage.taskCount])
                     st.results = Array(repeating: [], count: stage.taskCount)
                     if case .shuffleMap(let dep) = stage.kind, dep.needsSample {
                         let sampleStage = stage.parents.last!
@@ -245,6 +276,7 @@ public final class Coordinator {
             let process = try options.launcher.launch(id: nextWorkerID, environment: options.injectSpec.map { ["SLUICE_INJECT": $0] } ?? [:])
             nextWorkerID += 1
             allPids.append(process.pid)
+            events.emit("worker_start", ["worker": process.id, "pid": Int(process.pid)])
             let w = WorkerState(process)
             workers.append(w)
             try send(.setup(setup), to: w)
@@ -269,6 +301,9 @@ public final class Coordinator {
                         lost: (shuffle: Int, map: Int)? = nil, fatal: Bool = false) throws {
             let stage = plan.stages[key.stage]
             guard !states[key.stage].done, states[key.stage].remaining.contains(key.partition) else { return }
+            events.emit("task_end", ["stage": key.stage, "partition": key.partition, "attempt": attempt,
+                                     "worker": worker.process.id, "status": lost != nil ? "fetch_failed" : "failed",
+                                     "error": reason, "lost_shuffle": lost?.shuffle ?? -1, "lost_map": lost?.map ?? -1])
             if fatal {
                 throw JobFailure(description: "bad input: \(reason) (\(describe(stage, key.partition)); use --bad-records skip to skip malformed records)")
             }
@@ -306,11 +341,18 @@ public final class Coordinator {
             let key = TaskKey(stage: report.stage, partition: report.partition)
             let stage = plan.stages[key.stage]
             let st = states[key.stage]
+            var endFields = RunEventLog.fields(report.metrics)
+            endFields.merge(["stage": key.stage, "partition": key.partition, "attempt": report.attempt,
+                             "worker": worker.process.id, "duration_ms": Double(report.micros) / 1000], uniquingKeysWith: { $1 })
             guard st.remaining.contains(key.partition) else {
                 // A losing duplicate attempt: its files never reach a reader.
                 if let f = report.file { unlink(f) }
+                endFields["status"] = "discarded"
+                events.emit("task_end", endFields)
                 return
             }
+            endFields["status"] = "success"
+            events.emit("task_end", endFields)
             switch stage.kind {
             case .shuffleMap(let dep):
                 let final = ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: key.partition)
@@ -331,6 +373,8 @@ public final class Coordinator {
             if st.remaining.isEmpty {
                 st.done = true
                 st.finished = monotonicMicros()
+                events.emit("stage_completed", ["stage": stage.id, "tasks": stage.taskCount,
+                                                "duration_ms": Double(st.finished - st.started) / 1000])
                 log("stage \(stage.id) (\(stage.kindName)) finished: \(stage.taskCount) tasks in \(formatMicros(st.finished - st.started))")
                 submitReadyStages()
             }
@@ -360,6 +404,12 @@ public final class Coordinator {
             }
             w.idle = false
             w.running = (key, attempt, monotonicMicros())
+            var startFields: [String: Any] = ["stage": key.stage, "partition": key.partition, "attempt": attempt,
+                                              "worker": w.process.id, "pid": Int(w.process.pid)]
+            for source in stage.fileSources where key.partition < source.splits.count {
+                startFields["input"] = source.splits[key.partition].summary
+            }
+            events.emit("task_start", startFields)
             try send(.assign(Message.TaskDescriptor(stage: key.stage, partition: key.partition, attempt: attempt,
                                                      blob: blob, outputPath: outputPath)), to: w)
         }
@@ -379,6 +429,8 @@ public final class Coordinator {
             case 2: why += " (killed by signal \(code))"
             default: break
             }
+            events.emit("worker_lost", ["worker": w.process.id, "pid": Int(w.process.pid), "reason": why,
+                                        "stage": w.running?.key.stage ?? -1, "partition": w.running?.key.partition ?? -1])
             if let running = w.running {
                 try taskFailed(running.key, attempt: running.attempt, worker: w, reason: "worker lost: \(why)")
             } else {
@@ -462,8 +514,10 @@ public final class Coordinator {
             }
         } catch {
             killAll()
-            if let failure = error as? JobFailure { throw failure }
-            throw JobFailure(description: "job \(job.name) failed: \(error)")
+            var failure = error as? JobFailure ?? JobFailure(description: "job \(job.name) failed: \(error)")
+            events.emit("job_end", ["status": "failed", "error": failure.description])
+            failure.eventLog = placeEventLog(success: false)
+            throw failure
         }
 
         // Job commit: every part is in place; mark success and move the folder into place.
@@ -496,6 +550,10 @@ public final class Coordinator {
             }
         }
         succeeded = true
+        events.emit("job_end", ["status": "success", "outputs": outputs, "duration_ms": Double(monotonicMicros() - started) / 1000,
+                                "retries": states.reduce(0) { $0 + $1.retries }, "workers_replaced": replacements,
+                                "map_tasks_rerun": mapTasksRerun])
+        let eventLogPlace = placeEventLog(success: true)
 
         var rendered: [[String]] = []
         var results: [[[UInt8]]] = []
@@ -518,7 +576,8 @@ public final class Coordinator {
         }
         return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
                          workerPids: allPids, retries: states.reduce(0) { $0 + $1.retries }, workersReplaced: replacements,
-                         mapTasksRerun: mapTasksRerun, skippedByInput: allMetrics.skippedByInput, results: results)
+                         mapTasksRerun: mapTasksRerun, skippedByInput: allMetrics.skippedByInput, eventLog: eventLogPlace,
+                         results: results)
     }
 }
 
