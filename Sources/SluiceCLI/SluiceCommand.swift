@@ -154,7 +154,7 @@ struct Run: ParsableCommand {
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
     var memoryPerTask: String = "256m"
-    @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: under $TMPDIR).")
+    @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: $TMPDIR/sluice-work/JOB-HASH, named by job and arguments).")
     var workDir: String?
     @Flag(name: .customLong("keep-work"), help: "Keep the work folder after the run.")
     var keepWork = false
@@ -166,8 +166,12 @@ struct Run: ParsableCommand {
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
     var maxExpanded: String = "64g"
+    @Flag(help: "Reuse the finished map stages of an interrupted run of the same command (its work folder is kept when the coordinator dies).")
+    var resume = false
+    @Flag(help: "Run speculative copies of straggling tasks (1.5× the median after 75 % of a stage); first to commit wins.")
+    var speculation = false
     @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0 or throw@random:0.1:7.",
-                               discussion: "KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED; KIND is throw, crash, exit, hang or corrupt."))
+                               discussion: "KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED; KIND is throw, crash, exit, hang, slow or corrupt."))
     var inject: String?
     @Option(name: .customLong("bad-records"), help: "fail: a malformed record fails the job; skip: count it, sample it into _bad_records, go on.")
     var badRecords: BadRecords = .fail
@@ -200,6 +204,8 @@ struct Run: ParsableCommand {
         run.taskTimeout = taskTimeout
         run.maxExpandedBytes = try parseSize(maxExpanded, option: "--max-expanded")
         run.skipBadRecords = badRecords == .skip
+        run.speculation = speculation
+        run.resume = resume
         run.eventLogPath = eventLog
         run.compressOutput = compress == .gzip
         if let inject {

@@ -75,3 +75,106 @@ struct FaultTests {
         _ = try FaultInjection("crash@0.*.0,throw@random:0.5:3")
     }
 }
+
+/// Stragglers, killed workers, a killed coordinator, and random chaos over a multi-stage job.
+@Suite("Recovery: speculation, kill -9, resume, chaos", .serialized)
+struct RecoveryTests {
+    @Test("a straggler gets a speculative copy; the first to commit wins")
+    func speculation() throws {
+        var o = Harness.options(workers: 3, partitions: 4)
+        o.speculation = true
+        o.inject = try FaultInjection("slow@0.2.0")
+        o.injectSpec = "slow@0.2.0"
+        let result = try Harness.checkAgainstReference("test-narrow", parameters: ["n": "20000"], options: o)
+        #expect(result.speculativeAttempts >= 1)
+        #expect(result.stages[0].maxTaskMicros < 4_000_000, "the copy finished before the 5 s straggler")
+    }
+
+    /// Child processes of this process (the workers), from /proc.
+    static func children() -> [Int32] {
+        let me = getpid()
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return pids.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == me
+        }
+    }
+
+    @Test("kill -9 of random workers during a run: output identical to the fault-free run")
+    func killWorkers() throws {
+        let dir = Harness.tempDir("kill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TextGenerator(bytes: 6 << 20, seed: 4, vocabulary: 20_000).write(to: dir + "/big.txt")
+        let options = Harness.options(workers: 2, partitions: 4, splitSize: 512 << 10)
+        let killer = Thread {
+            var rng = TestRandom(UInt64(getpid()))
+            for _ in 0..<3 {
+                usleep(useconds_t(250_000 + rng.int(250_000)))
+                let kids = RecoveryTests.children()
+                if !kids.isEmpty { kill(kids[rng.int(kids.count)], SIGKILL) }
+            }
+        }
+        killer.start()
+        let result = try Harness.checkAgainstReference("wordcount", inputs: [dir + "/big.txt"], options: options)
+        #expect(result.workersReplaced >= 1, "the killer should have hit a worker while the job ran")
+    }
+
+    @Test("killing the coordinator, then --resume, reuses the finished map stage and gives the same output")
+    func resume() throws {
+        let dir = Harness.tempDir("resume")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TextGenerator(bytes: 2 << 20, seed: 2, vocabulary: 5_000).write(to: dir + "/in.txt")
+        func sluice(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Harness.sluiceBinary)
+            p.arguments = args
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            return p
+        }
+        let common = ["run", "wordcount", "-i", dir + "/in.txt", "-o", dir + "/out", "-w", "2", "--split-size", "256k",
+                      "--work-dir", dir + "/work"]
+        // First run: the reduce stage hangs, so the map stage finishes and the run stalls; then
+        // the coordinator is killed.
+        let first = try sluice(common + ["--inject", "hang@1.*.*"])
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let log = (try? String(contentsOfFile: dir + "/work/_events.jsonl", encoding: .utf8)) ?? ""
+            if log.contains("\"event\":\"stage_completed\"") { break }
+            usleep(100_000)
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out/_SUCCESS"))
+        // Second run with --resume: stage 0 is reused, the job completes.
+        let second = Process()
+        second.executableURL = URL(fileURLWithPath: Harness.sluiceBinary)
+        second.arguments = common + ["--resume"]
+        let errors = Pipe()
+        second.standardError = errors
+        try second.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        second.waitUntilExit()
+        #expect(second.terminationStatus == 0, "\(text)")
+        #expect(text.contains("reused from the interrupted run"), "\(text)")
+        let expected = try ReferenceExecutor.run(Harness.job("wordcount"), JobArguments(inputs: [dir + "/in.txt"], output: dir + "/x"))
+        #expect(try Harness.readOutput(dir + "/out").sorted() == expected[0].lines.sorted())
+    }
+
+    @Test("chaos: random throws, crashes and corrupt spills over a multi-stage job, byte-identical output",
+          arguments: [1, 2, 3])
+    func chaos(seed: Int) throws {
+        let dir = Harness.tempDir("chaos")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeAwkwardTexts(into: dir, seed: UInt64(seed), files: 3, linesPerFile: 300, longLine: false)
+        var o = Harness.options(workers: 3, partitions: 5, splitSize: 16 << 10)
+        let spec = "throw@random:0.15:\(seed),crash@random:0.05:\(seed + 10),corrupt@random:0.15:\(seed + 20)"
+        o.inject = try FaultInjection(spec)
+        o.injectSpec = spec
+        o.maxAttempts = 8
+        let result = try Harness.checkAgainstReference("test-sort", inputs: [dir], options: o)
+        #expect(result.retries + result.mapTasksRerun > 0, "faults were injected")
+    }
+}

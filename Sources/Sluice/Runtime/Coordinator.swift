@@ -32,6 +32,11 @@ public struct RunOptions: Sendable {
     public var compressOutput = false
     /// Guard against decompression bombs, per gzip stream or archive entry.
     public var maxExpandedBytes: Int64 = 64 << 30
+    /// Launch speculative copies of straggling tasks (first attempt to commit wins).
+    public var speculation = false
+    /// Reuse the committed map outputs of an interrupted run of the same command (same job,
+    /// arguments and plan) found in the work folder.
+    public var resume = false
     /// Faults to inject into worker tasks (see `FaultInjection`), for tests and demos.
     public var inject: FaultInjection?
     /// The same, as written by the user (passed to workers as `SLUICE_INJECT`).
@@ -92,6 +97,10 @@ public struct JobResult: Sendable {
     public var mapTasksRerun: Int
     /// Records skipped as bad, per input file (`--bad-records skip`).
     public var skippedByInput: [String: Int]
+    /// Speculative copies launched for stragglers.
+    public var speculativeAttempts: Int
+    /// Map tasks whose committed outputs were reused from an interrupted run (`--resume`).
+    public var reusedMapTasks: Int
     /// Where the run's event log was written.
     public var eventLog: String
     let results: [[[UInt8]]]
@@ -182,14 +191,37 @@ public final class Coordinator {
             let dir = url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).sluice-\(runID)"
             staging[action.index] = (out, dir)
         }
-        let workDir = options.workDir ?? ((ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") + "/sluice-\(job.name)-\(runID)")
+        // The work folder is named by the job and its arguments, so that running the same command
+        // again with --resume finds the map outputs a killed coordinator left behind.
+        var argumentHash = StableHasher()
+        var encodedArguments = ByteWriter()
+        arguments.encode(to: &encodedArguments)
+        job.name.encode(to: &encodedArguments)
+        encodedArguments.bytes.withUnsafeBytes { argumentHash.combine(bytes: $0) }
+        let workDir = options.workDir ?? ((ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+            + "/sluice-work/\(job.name)-" + String(argumentHash.finalize(), radix: 16))
         var succeeded = false
         defer {
             if !succeeded || !options.keepWork { try? fm.removeItem(atPath: workDir) }
             if !succeeded { for (_, s) in staging { try? fm.removeItem(atPath: s.dir) } }
         }
+        // What the map outputs depend on: a resumed run may reuse them only if this is unchanged.
+        var planHash = StableHasher()
+        var planBytes = ByteWriter()
+        Message.setup(Message.Setup(job: job.name, arguments: arguments, options: plan.options, splits: splits, workDir: "",
+                                    memoryBudget: 0, maxExpandedBytes: 0, skipBadRecords: options.skipBadRecords,
+                                    compressOutput: false)).encodePayload(to: &planBytes)
+        planBytes.bytes.withUnsafeBytes { planHash.combine(bytes: $0) }
+        let manifest = "sluice work folder v1 \(String(planHash.finalize(), radix: 16))\n"
+        let manifestPath = workDir + "/manifest"
+        let resumable = options.resume && (try? String(contentsOfFile: manifestPath, encoding: .utf8)) == manifest
+        if options.resume && !resumable {
+            options.log?("nothing to resume in \(workDir) (missing, or made by a different plan): starting afresh")
+        }
+        if !resumable { try? fm.removeItem(atPath: workDir) }
         do {
             try fm.createDirectory(atPath: workDir + "/tmp", withIntermediateDirectories: true)
+            try Data(manifest.utf8).write(to: URL(fileURLWithPath: manifestPath))
             for s in graph.shuffles { try fm.createDirectory(atPath: "\(workDir)/shuffle-\(s.id)", withIntermediateDirectories: true) }
             for (_, s) in staging {
                 try fm.createDirectory(atPath: s.dir + "/_attempts", withIntermediateDirectories: true)
@@ -240,6 +272,8 @@ public final class Coordinator {
         var allPids: [Int32] = []
         var nextWorkerID = 0
         var replacements = 0
+        var speculated = Set<TaskKey>()
+        var speculativeAttempts = 0
         let log = options.log ?? { _ in }
 
         func describe(_ stage: Stage, _ partition: Int) -> String {
@@ -353,6 +387,11 @@ public final class Coordinator {
             }
             endFields["status"] = "success"
             events.emit("task_end", endFields)
+            // The first attempt to commit wins: other attempts of this task (speculative copies
+            // or the straggler they raced) are stopped and their files never read.
+            for other in workers where other.alive && other !== worker && other.running?.key == key {
+                try stopLoser(other)
+            }
             switch stage.kind {
             case .shuffleMap(let dep):
                 let final = ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: key.partition)
@@ -380,6 +419,22 @@ public final class Coordinator {
             }
         }
 
+        /// A straggler worth a speculative copy (Spark's rule): its stage has at least 75 % of
+        /// its tasks finished and it has run 1.5× the median of its finished peers (and over
+        /// half a second); one copy per task.
+        func straggler(now: Int64) -> TaskKey? {
+            guard options.speculation else { return nil }
+            for w in workers where w.alive {
+                guard let r = w.running, !speculated.contains(r.key) else { continue }
+                let st = states[r.key.stage]
+                let total = plan.stages[r.key.stage].taskCount
+                guard !st.done, st.taskMicros.count * 4 >= total * 3, !st.taskMicros.isEmpty else { continue }
+                let median = st.taskMicros.sorted()[st.taskMicros.count / 2]
+                if now - r.started > max(median * 3 / 2, 500_000) { return r.key }
+            }
+            return nil
+        }
+
         func assign(_ w: WorkerState) throws {
             guard w.idle, w.alive else { return }
             // The first queued task whose stage can run now (a stage waits while a parent map
@@ -390,9 +445,23 @@ public final class Coordinator {
             guard let index = queue[queueHead...].firstIndex(where: { t in
                 states[t.key.stage].remaining.contains(t.key.partition)
                     && plan.stages[t.key.stage].parents.allSatisfy { states[$0.id].done }
-            }) else { return }
+            }) else {
+                if let key = straggler(now: monotonicMicros()) {
+                    speculated.insert(key)
+                    speculativeAttempts += 1
+                    let attempt = nextAttempt[key, default: 0]
+                    nextAttempt[key] = attempt + 1
+                    log("speculating \(describe(plan.stages[key.stage], key.partition)) on worker \(w.process.id)")
+                    try dispatch(w, key, attempt, speculative: true)
+                }
+                return
+            }
             let (key, attempt) = queue[index]
             queue.remove(at: index)
+            try dispatch(w, key, attempt, speculative: false)
+        }
+
+        func dispatch(_ w: WorkerState, _ key: TaskKey, _ attempt: Int, speculative: Bool) throws {
             let stage = plan.stages[key.stage]
             var blob: [UInt8] = []
             var outputPath: String?
@@ -405,13 +474,29 @@ public final class Coordinator {
             w.idle = false
             w.running = (key, attempt, monotonicMicros())
             var startFields: [String: Any] = ["stage": key.stage, "partition": key.partition, "attempt": attempt,
-                                              "worker": w.process.id, "pid": Int(w.process.pid)]
+                                              "worker": w.process.id, "pid": Int(w.process.pid), "speculative": speculative]
             for source in stage.fileSources where key.partition < source.splits.count {
                 startFields["input"] = source.splits[key.partition].summary
             }
             events.emit("task_start", startFields)
             try send(.assign(Message.TaskDescriptor(stage: key.stage, partition: key.partition, attempt: attempt,
                                                      blob: blob, outputPath: outputPath)), to: w)
+        }
+
+        /// Kills a worker whose attempt lost a race and starts a fresh one (not a failure).
+        func stopLoser(_ w: WorkerState) throws {
+            w.alive = false
+            kill(w.process.pid, SIGKILL)
+            close(w.process.toWorker)
+            close(w.process.fromWorker)
+            var status: Int32 = 0
+            waitpid(w.process.pid, &status, 0)
+            if let r = w.running {
+                events.emit("task_end", ["stage": r.key.stage, "partition": r.key.partition, "attempt": r.attempt,
+                                         "worker": w.process.id, "status": "killed", "error": "another attempt committed first"])
+                log("stopped the losing attempt \(r.attempt) of \(describe(plan.stages[r.key.stage], r.key.partition)) on worker \(w.process.id)")
+            }
+            try spawnWorker()
         }
 
         func workerLost(_ w: WorkerState, reason: String) throws {
@@ -443,6 +528,24 @@ public final class Coordinator {
             try spawnWorker()
         }
 
+        var reusedMapTasks = 0
+        if resumable {
+            // Committed map outputs are complete by construction (rename commit): reuse them.
+            for stage in plan.stages {
+                guard case .shuffleMap(let dep) = stage.kind, !dep.needsSample else { continue }
+                let done = (0..<stage.taskCount).filter {
+                    fm.fileExists(atPath: ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: $0))
+                }
+                guard done.count == stage.taskCount else { continue }
+                let st = states[stage.id]
+                st.submitted = true
+                st.done = true
+                st.results = Array(repeating: [], count: stage.taskCount)
+                reusedMapTasks += done.count
+                events.emit("stage_reused", ["stage": stage.id, "tasks": stage.taskCount])
+                log("stage \(stage.id) (map) reused from the interrupted run: \(stage.taskCount) committed map outputs")
+            }
+        }
         do {
             submitReadyStages()
             for _ in 0..<max(1, options.workers) { try spawnWorker() }
@@ -576,7 +679,8 @@ public final class Coordinator {
         }
         return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
                          workerPids: allPids, retries: states.reduce(0) { $0 + $1.retries }, workersReplaced: replacements,
-                         mapTasksRerun: mapTasksRerun, skippedByInput: allMetrics.skippedByInput, eventLog: eventLogPlace,
+                         mapTasksRerun: mapTasksRerun, skippedByInput: allMetrics.skippedByInput,
+                         speculativeAttempts: speculativeAttempts, reusedMapTasks: reusedMapTasks, eventLog: eventLogPlace,
                          results: results)
     }
 }

@@ -15,12 +15,12 @@ import Foundation
 ///
 /// Kinds: `throw` (the task fails with an error), `crash` (the worker process dies with
 /// SIGKILL), `exit` (the worker exits with code 3), `hang` (the worker stops answering, heartbeats
-/// included), `corrupt` (a map task's committed output gets a flipped byte, so a reducer's
+/// included), `slow` (the task sleeps 5 s first, heartbeats going on: a straggler), `corrupt` (a map task's committed output gets a flipped byte, so a reducer's
 /// checksum catches it).
 ///
 /// The coordinator's `--inject SPEC` reaches the workers as `SLUICE_INJECT`.
 public struct FaultInjection: Sendable, Equatable {
-    public enum Kind: String, Sendable { case `throw`, crash, exit, hang, corrupt }
+    public enum Kind: String, Sendable { case `throw`, crash, exit, hang, slow, corrupt }
 
     struct Rule: Sendable, Equatable {
         var kind: Kind
@@ -39,7 +39,7 @@ public struct FaultInjection: Sendable, Equatable {
             let text = part.trimmingCharacters(in: .whitespaces)
             let pieces = text.split(separator: "@", maxSplits: 1).map(String.init)
             guard pieces.count == 2, let kind = Kind(rawValue: pieces[0]) else {
-                throw JobError.badParameter("--inject: '\(text)': expected KIND@STAGE.PARTITION.ATTEMPT or KIND@random:P:SEED, KIND one of throw, crash, exit, hang, corrupt")
+                throw JobError.badParameter("--inject: '\(text)': expected KIND@STAGE.PARTITION.ATTEMPT or KIND@random:P:SEED, KIND one of throw, crash, exit, hang, slow, corrupt")
             }
             if pieces[1].hasPrefix("random:") {
                 let f = pieces[1].split(separator: ":")

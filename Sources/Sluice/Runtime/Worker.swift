@@ -41,13 +41,18 @@ public struct Worker {
                     case .crash?: kill(getpid(), SIGKILL)
                     case .exit?: exit(3)
                     case .hang?:
+                        // Silent until killed; but never outlive a coordinator that died.
                         heartbeat.pause()
-                        while true { sleep(3600) }
+                        let parent = getppid()
+                        while getppid() == parent { sleep(1) }
+                        exit(1)
                     case .throw?:
                         try out.send(.failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                                                  message: InjectedFailure().description, lostShuffle: nil, lostMap: nil)))
                         try out.send(.ready)
                         continue
+                    case .slow?:
+                        sleep(5)
                     case .corrupt?, nil:
                         break
                     }
