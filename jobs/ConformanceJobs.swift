@@ -76,7 +76,7 @@ public enum ConformanceJobs {
     static let joins = Job("test-join", summary: "join, leftOuterJoin, cogroup (keys on one side only included)",
                            parameters: common, hidden: true) { ctx in
         let out = try ctx.output
-        let left = ctx.parallelize(try pairs(ctx), partitions: 3)
+        let left = ctx.parallelize(try pairs(ctx), partitions: 8)
         // At most two right rows per key (a dimension-like side), none for keys ≡ 1 mod 3.
         var perKey: [Int: Int] = [:]
         let rightRows = try pairs(ctx, salt: 3).filter { kv in

@@ -113,6 +113,32 @@ struct JobOptions: ParsableArguments {
     }
 }
 
+/// Job parameters given as options after the job name: `--k 10`, `--left=a.csv`.
+func jobOptions(_ words: [String], for job: Job) throws -> [String: String] {
+    var result: [String: String] = [:]
+    var i = 0
+    while i < words.count {
+        let word = words[i]
+        guard word.hasPrefix("--") else { throw ValidationError("unexpected argument '\(word)'") }
+        var name = String(word.dropFirst(2))
+        var value: String
+        if let eq = name.firstIndex(of: "=") {
+            value = String(name[name.index(after: eq)...])
+            name = String(name[..<eq])
+        } else {
+            guard i + 1 < words.count else { throw ValidationError("--\(name) needs a value") }
+            i += 1
+            value = words[i]
+        }
+        guard job.parameters.contains(where: { $0.name == name }) else {
+            throw ValidationError("unknown option --\(name) for job \(job.name) (its parameters: \(job.parameters.map(\.name).joined(separator: ", ")); see `sluice describe \(job.name)`)")
+        }
+        result[name] = value
+        i += 1
+    }
+    return result
+}
+
 /// Parses `64k`, `256m`, `2g` or plain bytes.
 func parseSize(_ s: String, option: String) throws -> Int64 {
     let lower = s.lowercased().trimmingCharacters(in: .whitespaces)
@@ -150,6 +176,8 @@ struct Run: ParsableCommand {
         discussion: "Output is committed atomically: on failure nothing is left in the output folder and the exit code is 1.")
     @Argument(help: "The job (see `sluice jobs`).") var job: String
     @OptionGroup var options: JobOptions
+    @Argument(parsing: .allUnrecognized, help: "The job's own parameters as options: --NAME VALUE (see `sluice describe JOB`).")
+    var jobParameters: [String] = []
     @Option(name: .shortAndLong, help: "Worker processes (default: the core count).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
@@ -166,6 +194,16 @@ struct Run: ParsableCommand {
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
     var maxExpanded: String = "64g"
+    @Option(help: "Skew handling: on (split skewed join partitions) or off.")
+    var skew: Toggle = .on
+    @Option(name: .customLong("skew-factor"), help: "A partition is skewed above this many times the median size.")
+    var skewFactor: Double = 5
+    @Option(name: .customLong("skew-min-size"), help: "…and above this size, e.g. 1m.")
+    var skewMinSize: String = "1m"
+    @Option(name: .customLong("skew-splits"), help: "Force the number of splits per skewed partition (default: from the skew and the workers).")
+    var skewSplits: Int?
+    @Option(name: .customLong("hot-key-share"), help: "A key is reported hot above this share of a shuffle's records.")
+    var hotKeyShare: Double = 0.05
     @Flag(help: "Reuse the finished map stages of an interrupted run of the same command (its work folder is kept when the coordinator dies).")
     var resume = false
     @Flag(help: "Run speculative copies of straggling tasks (1.5× the median after 75 % of a stage); first to commit wins.")
@@ -183,6 +221,7 @@ struct Run: ParsableCommand {
     var quiet = false
 
     enum BadRecords: String, ExpressibleByArgument { case fail, skip }
+    enum Toggle: String, ExpressibleByArgument { case on, off }
     enum Compression: String, ExpressibleByArgument { case none, gzip }
 
     func validate() throws {
@@ -206,6 +245,11 @@ struct Run: ParsableCommand {
         run.skipBadRecords = badRecords == .skip
         run.speculation = speculation
         run.resume = resume
+        run.skew.enabled = skew == .on
+        run.skew.factor = skewFactor
+        run.skew.minBytes = try parseSize(skewMinSize, option: "--skew-min-size")
+        run.skew.splits = skewSplits
+        run.skew.hotKeyShare = hotKeyShare
         run.eventLogPath = eventLog
         run.compressOutput = compress == .gzip
         if let inject {
@@ -214,7 +258,9 @@ struct Run: ParsableCommand {
         }
         let quiet = self.quiet
         run.log = { line in if !quiet { FileHandle.standardError.write(Data("sluice: \(line)\n".utf8)) } }
-        let coordinator = Coordinator(job: job, arguments: try options.arguments(for: job), options: run)
+        var arguments = try options.arguments(for: job)
+        for (k, v) in try jobOptions(jobParameters, for: job) { arguments.parameters[k] = v }
+        let coordinator = Coordinator(job: job, arguments: arguments, options: run)
         let result: JobResult
         do {
             result = try coordinator.run()

@@ -28,7 +28,16 @@ enum Summary {
         for row in rows {
             out += zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "\n"
         }
-        for s in r.stages { out += "  stage \(s.id): \(s.operators)\n" }
+        for s in r.stages {
+            out += "  stage \(s.id): \(s.operators)\n"
+            if s.skewed {
+                out += "    ⚠ skewed: longest task \(seconds(s.maxTaskMicros)) vs median \(seconds(s.medianTaskMicros)); records max \(s.maxTaskRecords) vs median \(s.medianTaskRecords)\n"
+            }
+            if !s.hotKeys.isEmpty {
+                out += "    hot keys: " + s.hotKeys.prefix(5).map { "\($0.key) (\(Int(($0.share * 100).rounded())) %)" }.joined(separator: ", ") + "\n"
+            }
+            for note in s.skewNotes { out += "    \(note)\n" }
+        }
         for (input, n) in r.skippedByInput.sorted(by: { $0.key < $1.key }) {
             out += "skipped \(n) bad record\(n == 1 ? "" : "s") in \(input) (sample in _bad_records)\n"
         }

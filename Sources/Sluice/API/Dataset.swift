@@ -207,7 +207,10 @@ extension Dataset {
     @inlinable public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, (V, W))> where T == (K, V) {
-        cogroup(other, partitions: partitions).emitting(op: "join") { kg, emit in
+        // Either side of an inner join may be split when skewed (the other is replicated).
+        let grouped = Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions, op: "cogroup[join]",
+                                                            splittable: (true, true)), graph)
+        return grouped.emitting(op: "join") { kg, emit in
             for v in kg.1.0 { for w in kg.1.1 { try emit((kg.0, (v, w))) } }
         }
     }
@@ -216,7 +219,10 @@ extension Dataset {
     @inlinable public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, (V, W?))> where T == (K, V) {
-        cogroup(other, partitions: partitions).emitting(op: "leftOuterJoin") { kg, emit in
+        // Only the left side may be split: a split right side would repeat unmatched left rows.
+        let grouped = Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions, op: "cogroup[leftOuterJoin]",
+                                                            splittable: (true, false)), graph)
+        return grouped.emitting(op: "leftOuterJoin") { kg, emit in
             for v in kg.1.0 {
                 if kg.1.1.isEmpty {
                     try emit((kg.0, (v, nil)))

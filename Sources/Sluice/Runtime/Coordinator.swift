@@ -37,6 +37,8 @@ public struct RunOptions: Sendable {
     /// Reuse the committed map outputs of an interrupted run of the same command (same job,
     /// arguments and plan) found in the work folder.
     public var resume = false
+    /// Hot-key and skew handling.
+    public var skew = SkewOptions()
     /// Faults to inject into worker tasks (see `FaultInjection`), for tests and demos.
     public var inject: FaultInjection?
     /// The same, as written by the user (passed to workers as `SLUICE_INJECT`).
@@ -55,7 +57,7 @@ public struct RunOptions: Sendable {
 }
 
 /// What one stage did, for the run summary.
-public struct StageSummary: Sendable {
+public struct StageSummary: @unchecked Sendable {
     public var id: Int
     public var kind: String
     public var operators: String
@@ -74,6 +76,16 @@ public struct StageSummary: Sendable {
     public var medianTaskMicros: Int64
     /// The largest peak resident memory of a worker that ran a task of this stage (KiB).
     public var peakWorkerRSSKiB: Int64
+    /// Records read by the largest and the median task.
+    public var maxTaskRecords: Int
+    public var medianTaskRecords: Int
+    /// The stage's longest task took much longer than its median (3× and over 0.2 s), or read
+    /// far more records (5×).
+    public var skewed: Bool
+    /// Hot keys of the shuffles the stage reads: (key, share of the shuffle's records).
+    public var hotKeys: [(key: String, share: Double)]
+    /// What skew handling did to the stage.
+    public var skewNotes: [String]
     /// Tasks completed by each worker (worker id → count).
     public var tasksPerWorker: [Int: Int]
 }
@@ -158,6 +170,8 @@ public final class Coordinator {
         var results: [[UInt8]] = []
         var metrics = TaskMetrics()
         var taskMicros: [Int64] = []
+        var taskRecords: [Int] = []
+        var specs: [TaskSpec]?
         var retries = 0
         var started: Int64 = 0
         var finished: Int64 = 0
@@ -273,6 +287,10 @@ public final class Coordinator {
         var nextWorkerID = 0
         var replacements = 0
         var speculated = Set<TaskKey>()
+        var mapBytes: [Int: [[Int64]]] = [:]
+        var mapRecords: [Int: [[Int]]] = [:]
+        var hotKeyCounts: [Int: [String: Int]] = [:]
+        var skewNotes: [Int: [String]] = [:]
         var speculativeAttempts = 0
         let log = options.log ?? { _ in }
 
@@ -280,7 +298,32 @@ public final class Coordinator {
             "job \(job.name), stage \(stage.id) (\(stage.kindName)), partition \(partition)"
         }
 
-        func submitReadyStages() {
+        /// Adaptive skew handling: when a join's reduce stage becomes ready, split its skewed
+        /// partitions by groups of map outputs (see `SkewPlanner`).
+        func planSkew(_ stage: Stage) -> [TaskSpec]? {
+            guard case .result = stage.kind, options.skew.enabled else { return nil }
+            let inputs = stage.shuffleInputs
+            guard inputs.count == 2 else { return nil }
+            let candidates = inputs.filter { ($0 as? ClosureShuffle)?.skewSplittable == true && mapBytes[$0.id] != nil }
+            guard let big = candidates.max(by: { totalBytes(of: $0) < totalBytes(of: $1) }) else { return nil }
+            let specs = SkewPlanner.plan(partitions: big.partitions, bytes: mapBytes[big.id]!, shuffle: big.id,
+                                         options: options.skew, workers: options.workers)
+            guard specs.count > big.partitions else { return nil }
+            let split = Set(specs.filter { $0.maps != nil }.map(\.partition)).sorted()
+            let note = "stage \(stage.id): skewed partition\(split.count == 1 ? "" : "s") \(split.map(String.init).joined(separator: ", ")) of shuffle \(big.id) split into \(specs.count - big.partitions + split.count) tasks by map-output ranges; the other side replicated"
+            skewNotes[stage.id, default: []].append(note)
+            events.emit("skew_split", ["stage": stage.id, "shuffle": big.id, "partitions": split, "tasks": specs.count])
+            log(note)
+            return specs
+        }
+
+        func totalBytes(of dep: ShuffleDependency) -> Int64 {
+            (mapBytes[dep.id] ?? []).reduce(0) { $0 + $1.reduce(0, +) }
+        }
+
+        func taskCount(_ stage: Stage) -> Int { states[stage.id].specs?.count ?? stage.taskCount }
+
+        func submitReadyStages() throws {
             var progress = true
             while progress {
                 progress = false
@@ -288,19 +331,21 @@ public final class Coordinator {
                     let st = states[stage.id]
                     st.submitted = true
                     st.started = monotonicMicros()
-                    events.emit("stage_submitted", ["stage": stage.id, "tasks": stage.taskCount])
-                    st.results = Array(repeating: [], count: stage.taskCount)
+                    st.specs = planSkew(stage)
+                    let tasks = taskCount(stage)
+                    events.emit("stage_submitted", ["stage": stage.id, "tasks": tasks])
+                    st.results = Array(repeating: [], count: tasks)
                     if case .shuffleMap(let dep) = stage.kind, dep.needsSample {
                         let sampleStage = stage.parents.last!
-                        bounds[dep.id] = (try? dep.bounds(fromSamples: states[sampleStage.id].results)) ?? []
+                        bounds[dep.id] = try dep.bounds(fromSamples: states[sampleStage.id].results)
                     }
-                    if stage.taskCount == 0 {
+                    if tasks == 0 {
                         st.done = true
                         st.finished = st.started
                         progress = true
                     } else {
-                        st.remaining = Set(0..<stage.taskCount)
-                        for p in 0..<stage.taskCount { enqueue(TaskKey(stage: stage.id, partition: p)) }
+                        st.remaining = Set(0..<tasks)
+                        for p in 0..<tasks { enqueue(TaskKey(stage: stage.id, partition: p)) }
                     }
                 }
             }
@@ -396,6 +441,15 @@ public final class Coordinator {
             case .shuffleMap(let dep):
                 let final = ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: key.partition)
                 guard rename(report.file!, final) == 0 else { throw SystemError("cannot commit \(final)") }
+                if let stats = report.mapStats {
+                    if mapBytes[dep.id] == nil {
+                        mapBytes[dep.id] = Array(repeating: [], count: stage.taskCount)
+                        mapRecords[dep.id] = Array(repeating: [], count: stage.taskCount)
+                    }
+                    mapBytes[dep.id]![key.partition] = stats.bytes
+                    mapRecords[dep.id]![key.partition] = stats.records
+                    for (k, n) in stats.hotKeys { hotKeyCounts[dep.id, default: [:]][k, default: 0] += n }
+                }
             case .result(let action):
                 if let s = staging[action.index], let f = report.file {
                     let final = s.dir + "/" + partName(key.partition) + (options.compressOutput ? ".gz" : "")
@@ -408,14 +462,15 @@ public final class Coordinator {
             st.remaining.remove(key.partition)
             st.metrics.add(report.metrics)
             st.taskMicros.append(report.micros)
+            st.taskRecords.append(report.metrics.recordsRead)
             st.perWorker[worker.process.id, default: 0] += 1
             if st.remaining.isEmpty {
                 st.done = true
                 st.finished = monotonicMicros()
-                events.emit("stage_completed", ["stage": stage.id, "tasks": stage.taskCount,
+                events.emit("stage_completed", ["stage": stage.id, "tasks": taskCount(stage),
                                                 "duration_ms": Double(st.finished - st.started) / 1000])
-                log("stage \(stage.id) (\(stage.kindName)) finished: \(stage.taskCount) tasks in \(formatMicros(st.finished - st.started))")
-                submitReadyStages()
+                log("stage \(stage.id) (\(stage.kindName)) finished: \(taskCount(stage)) tasks in \(formatMicros(st.finished - st.started))")
+                try submitReadyStages()
             }
         }
 
@@ -427,7 +482,7 @@ public final class Coordinator {
             for w in workers where w.alive {
                 guard let r = w.running, !speculated.contains(r.key) else { continue }
                 let st = states[r.key.stage]
-                let total = plan.stages[r.key.stage].taskCount
+                let total = taskCount(plan.stages[r.key.stage])
                 guard !st.done, st.taskMicros.count * 4 >= total * 3, !st.taskMicros.isEmpty else { continue }
                 let median = st.taskMicros.sorted()[st.taskMicros.count / 2]
                 if now - r.started > max(median * 3 / 2, 500_000) { return r.key }
@@ -469,6 +524,7 @@ public final class Coordinator {
             case .shuffleMap(let dep): blob = bounds[dep.id] ?? []
             case .result(let action):
                 if let s = staging[action.index] { outputPath = "\(s.dir)/_attempts/\(partName(key.partition)).attempt\(attempt)" }
+                if let specs = states[key.stage].specs { blob = specs[key.partition].encode() }
             case .sample: break
             }
             w.idle = false
@@ -547,7 +603,7 @@ public final class Coordinator {
             }
         }
         do {
-            submitReadyStages()
+            try submitReadyStages()
             for _ in 0..<max(1, options.workers) { try spawnWorker() }
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while !plan.stages.allSatisfy({ states[$0.id].done }) {
@@ -668,6 +724,18 @@ public final class Coordinator {
         let summaries = plan.stages.map { stage -> StageSummary in
             let st = states[stage.id]
             let sorted = st.taskMicros.sorted()
+            let records = st.taskRecords.sorted()
+            let maxMicros = sorted.last ?? 0, medianMicros = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+            let maxRecords = records.last ?? 0, medianRecords = records.isEmpty ? 0 : records[records.count / 2]
+            var hot: [(key: String, share: Double)] = []
+            for dep in stage.shuffleInputs {
+                let total = (mapRecords[dep.id] ?? []).reduce(0) { $0 + $1.reduce(0, +) }
+                guard total > 0 else { continue }
+                for (k, n) in hotKeyCounts[dep.id] ?? [:] where Double(n) / Double(total) > options.skew.hotKeyShare {
+                    hot.append((k, min(1, Double(n) / Double(total))))
+                }
+            }
+            hot.sort { $0.share > $1.share }
             return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(\.label).joined(separator: " → "),
                                 tasks: stage.taskCount, recordsIn: st.metrics.recordsRead, recordsOut: st.metrics.recordsWritten,
                                 bytesRead: st.metrics.bytesRead, shuffleBytesWritten: st.metrics.shuffleBytesWritten,
@@ -675,7 +743,11 @@ public final class Coordinator {
                                 spills: st.metrics.spills, spillBytes: st.metrics.spillBytes, retries: st.retries,
                                 wallMicros: st.finished - st.started, maxTaskMicros: sorted.last ?? 0,
                                 medianTaskMicros: sorted.isEmpty ? 0 : sorted[sorted.count / 2],
-                                peakWorkerRSSKiB: st.metrics.peakRSSKiB, tasksPerWorker: st.perWorker)
+                                peakWorkerRSSKiB: st.metrics.peakRSSKiB, maxTaskRecords: maxRecords,
+                                medianTaskRecords: medianRecords,
+                                skewed: (maxMicros > 3 * max(medianMicros, 1) && maxMicros > 200_000)
+                                    || (maxRecords > 5 * max(medianRecords, 1) && maxRecords > 10_000),
+                                hotKeys: hot, skewNotes: skewNotes[stage.id] ?? [], tasksPerWorker: st.perWorker)
         }
         return JobResult(rendered: rendered, stages: summaries, outputs: outputs, wallMicros: monotonicMicros() - started,
                          workerPids: allPids, retries: states.reduce(0) { $0 + $1.retries }, workersReplaced: replacements,

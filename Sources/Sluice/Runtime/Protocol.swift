@@ -120,6 +120,8 @@ enum Message {
                 w.write(1)
                 stats.records.encode(to: &w)
                 stats.bytes.encode(to: &w)
+                stats.hotKeys.map(\.0).encode(to: &w)
+                stats.hotKeys.map(\.1).encode(to: &w)
             } else {
                 w.write(0)
             }
@@ -169,6 +171,8 @@ enum Message {
             var stats: MapOutputStats?
             if try r.readByte() == 1 {
                 stats = MapOutputStats(records: try [Int].decode(from: &r), bytes: try [Int64].decode(from: &r))
+                let labels = try [String].decode(from: &r)
+                stats!.hotKeys = Array(zip(labels, try [Int].decode(from: &r)))
             }
             message = .done(TaskReport(stage: stage, partition: partition, attempt: attempt, metrics: metrics,
                                        mapStats: stats, result: Array(try r.readLengthPrefixed()),

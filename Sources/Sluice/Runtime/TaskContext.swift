@@ -76,6 +76,8 @@ public final class TaskContext {
     public let skipBadRecords: Bool
     /// `--compress gzip`: part files are written gzip-compressed.
     public let compressOutput: Bool
+    /// Set for one split of a skewed partition.
+    @usableFromInline var spec: TaskSpec?
 
     init(stage: Int, partition: Int, attempt: Int, workDir: String, memoryBudget: Int, maxExpandedBytes: Int64,
          skipBadRecords: Bool = false, compressOutput: Bool = false) {

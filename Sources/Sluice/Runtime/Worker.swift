@@ -100,7 +100,14 @@ public struct Worker {
             case .sample(let dep):
                 report.result = try dep.sample(ctx, partition: task.partition)
             case .result(let action):
-                report.result = try action.runTask(ctx, partition: task.partition, partPath: task.outputPath)
+                // A split of a skewed partition: the real partition and its map-output group.
+                var partition = task.partition
+                if !task.blob.isEmpty {
+                    let spec = try TaskSpec.decode(task.blob)
+                    ctx.spec = spec
+                    partition = spec.partition
+                }
+                report.result = try action.runTask(ctx, partition: partition, partPath: task.outputPath)
                 report.file = task.outputPath
             }
             report.micros = monotonicMicros() - started

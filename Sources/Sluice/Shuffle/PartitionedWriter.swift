@@ -9,6 +9,8 @@ import Darwin
 @usableFromInline struct MapOutputStats {
     var records: [Int]
     var bytes: [Int64]
+    /// The task's most frequent keys: (key as text, estimated records).
+    @usableFromInline var hotKeys: [(String, Int)] = []
 }
 
 /// Buffers a map task's records per reduce partition in binary blocks; when the buffered

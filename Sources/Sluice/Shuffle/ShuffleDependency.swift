@@ -46,7 +46,9 @@ public class ShuffleDependency {
     /// Calls `decode` for every record of reduce partition `partition`, reading it from every
     /// map task's committed output.
     @usableFromInline func readPartition(_ task: TaskContext, partition: Int, _ decode: (inout ByteReader) throws -> Void) throws {
-        for m in 0..<mapTasks {
+        // A split of a skewed partition reads its group of map outputs only (see `SkewPlanner`).
+        let maps = task.spec?.shuffle == id ? task.spec!.maps! : 0..<mapTasks
+        for m in maps {
             let path = ShuffleDependency.outputPath(workDir: task.workDir, shuffle: id, map: m)
             let reader = try BlockFileReader(path: path, shuffle: id, mapTask: m)
             let offsets = try reader.readIndex(expectedPartitions: partitions)
@@ -89,6 +91,9 @@ public class ShuffleDependency {
     @usableFromInline var installBounds: (([UInt8]) throws -> Void)?
     let describeWrite: String
     let combines: Bool
+
+    /// Which side of a join a split may cut (the other side is replicated); empty: none.
+    @usableFromInline var skewSplittable = false
 
     @usableFromInline init(parent: AnyNode, partitions: Int?, writeDescription: String, combines: Bool) {
         describeWrite = writeDescription

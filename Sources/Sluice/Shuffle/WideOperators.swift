@@ -9,13 +9,17 @@
 ) throws -> MapOutputStats {
     let writer = PartitionedWriter(partitions: partitions, budget: task.memoryBudget,
                                    spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
+    var sketch = HeavyHitters<K>()
     try source.compute(task, partition: partition) { kv in
+        sketch.offer(kv.0)
         try writer.add(partition: partitioner(kv.0)) { w in
             kv.0.encode(to: &w)
             kv.1.encode(to: &w)
         }
     }
-    return try writer.commit(to: path)
+    var stats = try writer.commit(to: path)
+    stats.hotKeys = sketch.top()
+    return stats
 }
 
 /// Folds the values of each key into combiners `C`: on the map side first when
@@ -38,6 +42,7 @@
                                        spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
         var table: [K: C] = [:]
         var memory = 0
+        var sketch = HeavyHitters<K>()
         let budget = max(task.memoryBudget * 3 / 4, 1 << 16)
         func flush() throws {
             for (k, c) in table {
@@ -50,6 +55,7 @@
             memory = 0
         }
         try source.compute(task, partition: partition) { kv in
+            sketch.offer(kv.0)
             if let i = table.index(forKey: kv.0) {
                 try agg.mergeValue(&table.values[i], kv.1)
                 if let grows = agg.growsBy { memory += grows(kv.1) }
@@ -64,7 +70,9 @@
             }
         }
         try flush()
-        return try writer.commit(to: path)
+        var stats = try writer.commit(to: path)
+        stats.hotKeys = sketch.top()
+        return stats
     }
     return ClosureNode<(K, C)>(op: op, parents: [source], shuffles: [dep], body: { task, partition, sink in
         let table = ExternalAggregator<K, C>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
@@ -105,17 +113,20 @@
 /// hash-partitioned with the same partition count; the reduce side groups them in an external
 /// hash table.
 @inlinable func cogroupByKey<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
-    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?
+    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?, op: String = "cogroup",
+    splittable: (left: Bool, right: Bool) = (false, false)
 ) -> Node<(K, ([V], [W]))> {
     let l = ClosureShuffle(parent: left, partitions: partitions, writeDescription: "hash-partition", combines: false)
     let r = ClosureShuffle(parent: right, partitions: partitions, writeDescription: "hash-partition", combines: false)
+    l.skewSplittable = splittable.left
+    r.skewSplittable = splittable.right
     l.mapTask = { [unowned l] task, partition, path in
         try writePartitioned(left, task, partition, path, partitions: l.partitions) { hashPartition($0, l.partitions) }
     }
     r.mapTask = { [unowned r] task, partition, path in
         try writePartitioned(right, task, partition, path, partitions: r.partitions) { hashPartition($0, r.partitions) }
     }
-    return ClosureNode<(K, ([V], [W]))>(op: "cogroup", parents: [left, right], shuffles: [l, r], body: { task, partition, sink in
+    return ClosureNode<(K, ([V], [W]))>(op: op, parents: [left, right], shuffles: [l, r], body: { task, partition, sink in
         let table = ExternalAggregator<K, Pair<[V], [W]>>(
             budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".cogroup", metrics: task.metrics,
             mergeCombiners: { a, b in

@@ -1,0 +1,65 @@
+import Sluice
+
+/// The delimiter of a table file: `--param delimiter=…`, else tab for `.tsv`/`.tab`, else comma.
+func delimiter(_ ctx: JobContext, _ path: String) throws -> Character {
+    let given = try ctx.parameter("delimiter")
+    if given == "tab" || given == "\\t" { return "\t" }
+    if let c = given.first, given.count == 1 { return c }
+    return path.hasSuffix(".tsv") || path.hasSuffix(".tab") || path.hasSuffix(".tsv.gz") ? "\t" : ","
+}
+
+/// The record's fields except `skip`, tab-joined.
+func tsv(_ r: CSVRecord, skipping skip: Int? = nil) -> Bytes {
+    var out: [UInt8] = []
+    var first = true
+    for i in 0..<r.count where i != skip {
+        if !first { out.append(0x09) }
+        first = false
+        r.withField(i) { out.append(contentsOf: $0) }
+    }
+    return Bytes(out)
+}
+
+/// `join`: two CSV/TSV files with header rows joined on a column.
+let joinJob = Job(
+    "join", summary: "Joins two CSV/TSV files (header rows) on a column: left fields, then right fields without the key, as TSV",
+    parameters: [
+        JobParameter("left", help: "the left table (CSV or TSV with a header row)"),
+        JobParameter("right", help: "the right table"),
+        JobParameter("on", help: "the join column, present in both tables", default: ""),
+        JobParameter("left-on", help: "the left join column (default: --on)", default: ""),
+        JobParameter("right-on", help: "the right join column (default: --on)", default: ""),
+        JobParameter("how", help: "inner or left", default: "inner"),
+        JobParameter("delimiter", help: "field separator (default: tab for .tsv, else comma)", default: ""),
+    ]
+) { ctx in
+    let leftPath = try ctx.parameter("left"), rightPath = try ctx.parameter("right")
+    let on = try ctx.parameter("on")
+    let leftOn = try ctx.parameter("left-on").isEmpty ? on : try ctx.parameter("left-on")
+    let rightOn = try ctx.parameter("right-on").isEmpty ? on : try ctx.parameter("right-on")
+    guard !leftOn.isEmpty, !rightOn.isEmpty else { throw JobError.badParameter("join needs --on COLUMN (or --left-on and --right-on)") }
+    let how = try ctx.parameter("how")
+    guard how == "inner" || how == "left" else { throw JobError.badParameter("--how must be inner or left, not \(how)") }
+    let left: Dataset<(Bytes, Bytes)> = ctx.csv([leftPath], delimiter: try delimiter(ctx, leftPath)) { r in
+        let key = try r.columnIndex(leftOn)
+        return (r.withField(key) { Bytes($0) }, tsv(r))
+    }
+    let right: Dataset<(Bytes, Bytes)> = ctx.csv([rightPath], delimiter: try delimiter(ctx, rightPath)) { r in
+        let key = try r.columnIndex(rightOn)
+        return (r.withField(key) { Bytes($0) }, tsv(r, skipping: key))
+    }
+    let output = try ctx.output
+    if how == "inner" {
+        left.join(right).map { $0.1 }.write(to: output) { (row: (Bytes, Bytes), w: inout ByteWriter) in
+            row.0.writeText(to: &w)
+            w.write(0x09)
+            row.1.writeText(to: &w)
+        }
+    } else {
+        left.leftOuterJoin(right).map { $0.1 }.write(to: output) { (row: (Bytes, Bytes?), w: inout ByteWriter) in
+            row.0.writeText(to: &w)
+            w.write(0x09)
+            row.1?.writeText(to: &w)
+        }
+    }
+}
