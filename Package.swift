@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C libraries used by the IO layer.
@@ -29,6 +30,7 @@ let package = Package(
         .target(name: "SluiceCLI", dependencies: [
             "Sluice",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/SluiceCLI"),
         .executableTarget(name: "sluice", dependencies: ["SluiceCLI", "SluiceJobs"], path: "Sources/sluice"),
         .testTarget(name: "SluiceTests", dependencies: ["Sluice", "SluiceJobs", "SluiceCLI", "sluice"], path: "Tests/SluiceTests"),

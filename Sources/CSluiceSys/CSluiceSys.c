@@ -12,13 +12,14 @@ int sluice_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int sluice_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
 int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-                 int child_stdin, int child_stdout) {
+                 int child_stdin, int child_stdout, int child_stderr) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     int rc = posix_spawn_file_actions_init(&actions);
     if (rc != 0) return rc;
     posix_spawn_file_actions_adddup2(&actions, child_stdin, 0);
     posix_spawn_file_actions_adddup2(&actions, child_stdout, 1);
+    if (child_stderr >= 0) posix_spawn_file_actions_adddup2(&actions, child_stderr, 2);
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_init(&attr);
     /* The coordinator ignores SIGPIPE; the worker starts with default dispositions. */

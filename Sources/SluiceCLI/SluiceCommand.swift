@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Sluice
 
 /// The jobs this binary knows. Set once by `SluiceMain.main(jobs:)` before parsing.
@@ -158,16 +159,22 @@ struct Explain_: ParsableCommand {
     @OptionGroup var options: JobOptions
     @Option(help: "Workers the plan is made for (sets the default partition count).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "text, dot (Graphviz: sluice explain JOB --format dot | dot -Tsvg > plan.svg) or json.")
+    var format: Sluice.Explain.Format = .text
+    @Argument(parsing: .allUnrecognized, help: "The job's own parameters as options: --NAME VALUE.")
+    var jobParameters: [String] = []
 
     func run() throws {
         let job = try JobRegistry.shared.job(named: self.job)
         var args = try options.arguments(for: job)
+        for (k, v) in try jobOptions(jobParameters, for: job) { args.parameters[k] = v }
         if args.output == nil { args.output = "OUTPUT" }
-        print(try Sluice.Explain.text(job, args, partitions: options.partitions ?? max(2, 2 * workers),
-                                      splitSize: try parseSize(options.splitSize, option: "--split-size")), terminator: "")
+        print(try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
+                                        splitSize: try parseSize(options.splitSize, option: "--split-size")), terminator: "")
     }
 }
 typealias Explain = Explain_
+extension Sluice.Explain.Format: ExpressibleByArgument {}
 
 /// `sluice run JOB`
 struct Run: ParsableCommand {
@@ -219,6 +226,10 @@ struct Run: ParsableCommand {
     var eventLog: String?
     @Flag(name: .shortAndLong, help: "Print no stage summary.")
     var quiet = false
+    @Option(help: "Live progress on stderr: auto (redrawn on a terminal, periodic lines otherwise), on, off.")
+    var progress: ProgressPrinter.Mode = .auto
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .notice
 
     enum BadRecords: String, ExpressibleByArgument { case fail, skip }
     enum Toggle: String, ExpressibleByArgument { case on, off }
@@ -256,8 +267,21 @@ struct Run: ParsableCommand {
             do { run.inject = try FaultInjection(inject) } catch { throw ValidationError("\(error)") }
             run.injectSpec = inject
         }
-        let quiet = self.quiet
-        run.log = { line in if !quiet { FileHandle.standardError.write(Data("sluice: \(line)\n".utf8)) } }
+        CLILogging.bootstrap(level: logLevel)
+        let logger = Logger(label: "sluice")
+        let printer = ProgressPrinter(mode: quiet ? .off : progress)
+        run.log = { level, line in
+            printer.yieldLines()
+            switch level {
+            case .info: logger.info("\(line)")
+            case .warning: logger.warning("\(line)")
+            }
+        }
+        run.workerLog = { worker, line in
+            printer.yieldLines()
+            logger.notice("[worker \(worker)] \(line)")
+        }
+        run.progress = { printer.update($0) }
         var arguments = try options.arguments(for: job)
         for (k, v) in try jobOptions(jobParameters, for: job) { arguments.parameters[k] = v }
         let coordinator = Coordinator(job: job, arguments: arguments, options: run)

@@ -6,10 +6,11 @@
 int sluice_pipe_cloexec(int fds[2]);
 /// Grows a pipe's kernel buffer (F_SETPIPE_SZ); returns the new size or -1.
 int sluice_set_pipe_size(int fd, int size);
-/// Spawns `path` with `argv`/`envp`, wiring the child's stdin/stdout to the given fds
-/// (stderr is inherited) and closing every other descriptor. Returns 0 or an errno value.
+/// Spawns `path` with `argv`/`envp`, wiring the child's stdin/stdout/stderr to the given fds
+/// (stderr inherited when `child_stderr` is -1) and closing every other descriptor. Returns 0
+/// or an errno value.
 int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-                 int child_stdin, int child_stdout);
+                 int child_stdin, int child_stdout, int child_stderr);
 /// Decodes a wait status: 1 if the child exited normally (code in *code), 2 if killed by a
 /// signal (signal in *code), 0 otherwise.
 int sluice_wait_status(int status, int *code);

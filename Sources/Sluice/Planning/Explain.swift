@@ -1,9 +1,16 @@
+import Foundation
+
 /// Renders an execution plan for people (`sluice explain`): each stage, its fused operator
 /// chain, what it reads (input splits or shuffles) and writes, and its task count.
 public enum Explain {
-    /// Plans `job` for `arguments` and describes it. Inputs that do not exist yet are shown
-    /// as unplanned rather than failing.
-    public static func text(_ job: Job, _ arguments: JobArguments, partitions: Int, splitSize: Int64) throws -> String {
+    /// How to render a plan.
+    public enum Format: String, Sendable, CaseIterable {
+        case text, dot, json
+    }
+
+    /// Plans `job` for `arguments` and renders it. Inputs that do not exist yet are shown as
+    /// unplanned rather than failing.
+    public static func render(_ job: Job, _ arguments: JobArguments, format: Format, partitions: Int, splitSize: Int64) throws -> String {
         let graph = try job.graph(arguments)
         var splits: [[InputSplit]]
         var note = ""
@@ -14,6 +21,45 @@ public enum Explain {
             note = "  (inputs not planned: \(error))\n"
         }
         let plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: partitions), splits: splits)
+        switch format {
+        case .text: return text(job, plan, note: note)
+        case .dot: return dot(job, plan)
+        case .json:
+            let object: [String: Any] = ["job": job.name, "summary": job.summary, "stages": RunEventLog.describe(plan)]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            return String(decoding: data, as: UTF8.self) + "\n"
+        }
+    }
+
+    /// Graphviz: one box per stage listing its fused operators, an edge per shuffle.
+    static func dot(_ job: Job, _ plan: ExecutionPlan) -> String {
+        func escape(_ s: String) -> String {
+            s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        }
+        var out = "digraph \"\(escape(job.name))\" {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
+        for stage in plan.stages {
+            var label = "Stage \(stage.id) (\(stage.kindName)), \(stage.taskCount) tasks\\l"
+            for source in stage.fileSources { label += "read \(escape(source.paths.joined(separator: " "))) (\(source.splits.count) splits)\\l" }
+            for n in stage.chain { label += "→ \(escape(n.shuffleDependencies.isEmpty ? n.label : n.label + " (reduce side)"))\\l" }
+            switch stage.kind {
+            case .shuffleMap(let dep): label += "→ \(escape(dep.writeDescription))\\l"
+            case .sample: label += "→ sample keys\\l"
+            case .result(let action): label += "→ \(escape(action.outputPath.map { "\(action.op) \($0)" } ?? action.op))\\l"
+            }
+            out += "  s\(stage.id) [label=\"\(label)\"];\n"
+        }
+        for stage in plan.stages {
+            for parent in stage.parents {
+                var edge = ""
+                if case .shuffleMap(let dep) = parent.kind { edge = "shuffle \(dep.id): \(dep.partitions) partitions" }
+                if case .sample = parent.kind { edge = "range bounds" }
+                out += "  s\(parent.id) -> s\(stage.id) [label=\"\(edge)\"];\n"
+            }
+        }
+        return out + "}\n"
+    }
+
+    static func text(_ job: Job, _ plan: ExecutionPlan, note: String) -> String {
         var out = "Job \(job.name): \(job.summary)\n"
         out += note
         for stage in plan.stages {

@@ -48,12 +48,43 @@ public struct RunOptions: Sendable {
     /// Where to write the run's event log (default: `_events.jsonl` in the output folder, or
     /// next to it as `NAME.events.jsonl` when the run fails or has no output folder).
     public var eventLogPath: String?
+    /// Receives progress after every task event and at least once a second.
+    public var progress: (@Sendable (ProgressSnapshot) -> Void)?
+    /// Receives every line a worker writes to its stderr, with the worker's id.
+    public var workerLog: (@Sendable (Int, String) -> Void)?
     /// Receives one line per notable event (stage finished, task retried, worker replaced).
-    public var log: (@Sendable (String) -> Void)?
+    public var log: (@Sendable (RunLogLevel, String) -> Void)?
 
     public init() {}
 
     var effectivePartitions: Int { partitions ?? max(2, 2 * workers) }
+}
+
+/// How much a coordinator log line matters.
+public enum RunLogLevel: Sendable {
+    /// Progress of the plan: stages finished or reused, speculative copies.
+    case info
+    /// Something went wrong and was recovered: retries, lost workers, lost map outputs.
+    case warning
+}
+
+/// A running job's state, for live progress displays.
+public struct ProgressSnapshot: Sendable {
+    /// One line per stage that has started and not finished.
+    public struct StageProgress: Sendable {
+        public var id: Int
+        public var kind: String
+        public var done: Int
+        public var running: Int
+        public var total: Int
+        public var records: Int
+        public var bytes: Int64
+        public var spills: Int
+        public var retries: Int
+        public var elapsedMicros: Int64
+    }
+    public var stages: [StageProgress]
+    public var finished: Bool
 }
 
 /// What one stage did, for the run summary.
@@ -160,6 +191,7 @@ public final class Coordinator {
         var idle = false
         var lastHeard = monotonicMicros()
         var alive = true
+        var errorTail: [UInt8] = []
         init(_ p: WorkerProcess) { process = p }
     }
 
@@ -230,7 +262,7 @@ public final class Coordinator {
         let manifestPath = workDir + "/manifest"
         let resumable = options.resume && (try? String(contentsOfFile: manifestPath, encoding: .utf8)) == manifest
         if options.resume && !resumable {
-            options.log?("nothing to resume in \(workDir) (missing, or made by a different plan): starting afresh")
+            options.log?(.warning, "nothing to resume in \(workDir) (missing, or made by a different plan): starting afresh")
         }
         if !resumable { try? fm.removeItem(atPath: workDir) }
         do {
@@ -292,7 +324,8 @@ public final class Coordinator {
         var hotKeyCounts: [Int: [String: Int]] = [:]
         var skewNotes: [Int: [String]] = [:]
         var speculativeAttempts = 0
-        let log = options.log ?? { _ in }
+        let logSink = options.log ?? { _, _ in }
+        func log(_ message: String, _ level: RunLogLevel = .warning) { logSink(level, message) }
 
         func describe(_ stage: Stage, _ partition: Int) -> String {
             "job \(job.name), stage \(stage.id) (\(stage.kindName)), partition \(partition)"
@@ -313,7 +346,7 @@ public final class Coordinator {
             let note = "stage \(stage.id): skewed partition\(split.count == 1 ? "" : "s") \(split.map(String.init).joined(separator: ", ")) of shuffle \(big.id) split into \(specs.count - big.partitions + split.count) tasks by map-output ranges; the other side replicated"
             skewNotes[stage.id, default: []].append(note)
             events.emit("skew_split", ["stage": stage.id, "shuffle": big.id, "partitions": split, "tasks": specs.count])
-            log(note)
+            log(note, .info)
             return specs
         }
 
@@ -361,6 +394,44 @@ public final class Coordinator {
             try send(.setup(setup), to: w)
         }
 
+        /// Forwards a worker's complete stderr lines to the log, prefixed with its id.
+        func forwardErrors(_ w: WorkerState, _ bytes: UnsafeRawBufferPointer) {
+            w.errorTail.append(contentsOf: bytes)
+            while let nl = w.errorTail.firstIndex(of: 0x0A) {
+                let line = String(decoding: w.errorTail[..<nl], as: UTF8.self)
+                w.errorTail.removeSubrange(...nl)
+                if let sink = options.workerLog { sink(w.process.id, line) } else { log("[worker \(w.process.id)] \(line)") }
+            }
+        }
+
+        func drainErrors(_ w: WorkerState) {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let flags = fcntl(w.process.errors, F_GETFL)
+            _ = fcntl(w.process.errors, F_SETFL, flags | O_NONBLOCK)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(w.process.errors, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                chunk.withUnsafeBytes { forwardErrors(w, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+            if !w.errorTail.isEmpty { forwardErrors(w, UnsafeRawBufferPointer(start: [UInt8(0x0A)], count: 1)) }
+        }
+
+        func reportProgress(finished: Bool = false) {
+            guard let sink = options.progress else { return }
+            let now = monotonicMicros()
+            var lines: [ProgressSnapshot.StageProgress] = []
+            for stage in plan.stages where states[stage.id].submitted && (!states[stage.id].done || finished) {
+                let st = states[stage.id]
+                let total = taskCount(stage)
+                let running = workers.filter { $0.alive && $0.running?.key.stage == stage.id }.count
+                lines.append(.init(id: stage.id, kind: stage.kindName, done: total - st.remaining.count, running: running,
+                                   total: total, records: st.metrics.recordsRead,
+                                   bytes: st.metrics.bytesRead + st.metrics.shuffleBytesRead, spills: st.metrics.spills,
+                                   retries: st.retries, elapsedMicros: (st.done ? st.finished : now) - st.started))
+            }
+            sink(ProgressSnapshot(stages: lines, finished: finished))
+        }
+
         func send(_ message: Message, to w: WorkerState) throws {
             try FrameWriter(fd: w.process.toWorker).send(message)
         }
@@ -370,6 +441,7 @@ public final class Coordinator {
                 kill(w.process.pid, SIGKILL)
                 close(w.process.toWorker)
                 close(w.process.fromWorker)
+                if w.process.errors >= 0 { close(w.process.errors) }
                 var status: Int32 = 0
                 waitpid(w.process.pid, &status, 0)
                 w.alive = false
@@ -469,7 +541,7 @@ public final class Coordinator {
                 st.finished = monotonicMicros()
                 events.emit("stage_completed", ["stage": stage.id, "tasks": taskCount(stage),
                                                 "duration_ms": Double(st.finished - st.started) / 1000])
-                log("stage \(stage.id) (\(stage.kindName)) finished: \(taskCount(stage)) tasks in \(formatMicros(st.finished - st.started))")
+                log("stage \(stage.id) (\(stage.kindName)) finished: \(taskCount(stage)) tasks in \(formatMicros(st.finished - st.started))", .info)
                 try submitReadyStages()
             }
         }
@@ -506,7 +578,7 @@ public final class Coordinator {
                     speculativeAttempts += 1
                     let attempt = nextAttempt[key, default: 0]
                     nextAttempt[key] = attempt + 1
-                    log("speculating \(describe(plan.stages[key.stage], key.partition)) on worker \(w.process.id)")
+                    log("speculating \(describe(plan.stages[key.stage], key.partition)) on worker \(w.process.id)", .info)
                     try dispatch(w, key, attempt, speculative: true)
                 }
                 return
@@ -545,12 +617,13 @@ public final class Coordinator {
             kill(w.process.pid, SIGKILL)
             close(w.process.toWorker)
             close(w.process.fromWorker)
+            if w.process.errors >= 0 { drainErrors(w); close(w.process.errors) }
             var status: Int32 = 0
             waitpid(w.process.pid, &status, 0)
             if let r = w.running {
                 events.emit("task_end", ["stage": r.key.stage, "partition": r.key.partition, "attempt": r.attempt,
                                          "worker": w.process.id, "status": "killed", "error": "another attempt committed first"])
-                log("stopped the losing attempt \(r.attempt) of \(describe(plan.stages[r.key.stage], r.key.partition)) on worker \(w.process.id)")
+                log("stopped the losing attempt \(r.attempt) of \(describe(plan.stages[r.key.stage], r.key.partition)) on worker \(w.process.id)", .info)
             }
             try spawnWorker()
         }
@@ -561,6 +634,7 @@ public final class Coordinator {
             kill(w.process.pid, SIGKILL)
             close(w.process.toWorker)
             close(w.process.fromWorker)
+            if w.process.errors >= 0 { drainErrors(w); close(w.process.errors) }
             var status: Int32 = 0
             waitpid(w.process.pid, &status, 0)
             var code: Int32 = 0
@@ -599,7 +673,7 @@ public final class Coordinator {
                 st.results = Array(repeating: [], count: stage.taskCount)
                 reusedMapTasks += done.count
                 events.emit("stage_reused", ["stage": stage.id, "tasks": stage.taskCount])
-                log("stage \(stage.id) (map) reused from the interrupted run: \(stage.taskCount) committed map outputs")
+                log("stage \(stage.id) (map) reused from the interrupted run: \(stage.taskCount) committed map outputs", .info)
             }
         }
         do {
@@ -608,11 +682,17 @@ public final class Coordinator {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while !plan.stages.allSatisfy({ states[$0.id].done }) {
                 for w in workers where w.idle { try assign(w) }
+                reportProgress()
                 let live = workers.filter(\.alive)
                 var fds = live.map { pollfd(fd: $0.process.fromWorker, events: Int16(POLLIN), revents: 0) }
+                    + live.map { pollfd(fd: $0.process.errors, events: Int16(POLLIN), revents: 0) }
                 let n = poll(&fds, nfds_t(fds.count), 1000)
                 if n < 0 && errno != EINTR { throw SystemError("poll") }
                 let now = monotonicMicros()
+                for (i, w) in live.enumerated() where w.alive && w.process.errors >= 0 && fds[live.count + i].revents != 0 {
+                    let got = buffer.withUnsafeMutableBytes { read(w.process.errors, $0.baseAddress, $0.count) }
+                    if got > 0 { buffer.withUnsafeBytes { forwardErrors(w, UnsafeRawBufferPointer(rebasing: $0[0..<got])) } }
+                }
                 for (i, w) in live.enumerated() {
                     if fds[i].revents == 0 {
                         if w.running != nil && Double(now - w.lastHeard) > options.taskTimeout * 1e6 {
@@ -667,6 +747,7 @@ public final class Coordinator {
                 try? send(.shutdown, to: w)
                 close(w.process.toWorker)
                 close(w.process.fromWorker)
+                if w.process.errors >= 0 { close(w.process.errors) }
                 var status: Int32 = 0
                 waitpid(w.process.pid, &status, 0)
                 w.alive = false
@@ -679,6 +760,7 @@ public final class Coordinator {
             throw failure
         }
 
+        reportProgress(finished: true)
         // Job commit: every part is in place; mark success and move the folder into place.
         let allMetrics = TaskMetrics()
         for st in states { allMetrics.add(st.metrics) }

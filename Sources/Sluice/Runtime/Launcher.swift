@@ -13,12 +13,15 @@ public final class WorkerProcess {
     let toWorker: Int32
     /// Coordinator reads frames here (the worker's stdout).
     let fromWorker: Int32
+    /// The worker's stderr (its log lines), or -1 when inherited.
+    let errors: Int32
 
-    init(id: Int, pid: pid_t, toWorker: Int32, fromWorker: Int32) {
+    init(id: Int, pid: pid_t, toWorker: Int32, fromWorker: Int32, errors: Int32 = -1) {
         self.id = id
         self.pid = pid
         self.toWorker = toWorker
         self.fromWorker = fromWorker
+        self.errors = errors
     }
 }
 
@@ -52,8 +55,10 @@ public struct ProcessLauncher: WorkerLauncher {
     public func launch(id: Int, environment extra: [String: String]) throws -> WorkerProcess {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
+        var errChild: [Int32] = [0, 0]
         guard sluice_pipe_cloexec(&toChild) == 0 else { throw SystemError("pipe") }
         guard sluice_pipe_cloexec(&fromChild) == 0 else { throw SystemError("pipe") }
+        guard sluice_pipe_cloexec(&errChild) == 0 else { throw SystemError("pipe") }
         _ = sluice_set_pipe_size(toChild[1], 1 << 20)
         _ = sluice_set_pipe_size(fromChild[1], 1 << 20)
 
@@ -78,15 +83,17 @@ public struct ProcessLauncher: WorkerLauncher {
             cEnv.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = sluice_spawn(&pid, argv[0], cArgv, cEnv, toChild[0], fromChild[1])
+        let rc = sluice_spawn(&pid, argv[0], cArgv, cEnv, toChild[0], fromChild[1], errChild[1])
         close(toChild[0])
         close(fromChild[1])
+        close(errChild[1])
         guard rc == 0 else {
             close(toChild[1])
             close(fromChild[0])
+            close(errChild[0])
             throw SystemError("cannot start worker \(argv.joined(separator: " "))", errno: rc)
         }
-        return WorkerProcess(id: id, pid: pid, toWorker: toChild[1], fromWorker: fromChild[0])
+        return WorkerProcess(id: id, pid: pid, toWorker: toChild[1], fromWorker: fromChild[0], errors: errChild[0])
     }
 }
 
