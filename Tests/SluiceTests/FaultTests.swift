@@ -90,15 +90,13 @@ struct RecoveryTests {
         #expect(result.stages[0].maxTaskMicros < 4_000_000, "the copy finished before the 5 s straggler")
     }
 
-    /// Child processes of this process (the workers), from /proc.
-    static func children() -> [Int32] {
-        let me = getpid()
+    /// Worker processes started with `SLUICE_TEST_TAG=tag` in their environment, from /proc
+    /// (other suites run their own workers at the same time).
+    static func workers(tagged tag: String) -> [Int32] {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return pids.compactMap(Int32.init).filter { pid in
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && Int32(fields[1]) == me
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "SLUICE_TEST_TAG=\(tag)" }
         }
     }
 
@@ -107,13 +105,18 @@ struct RecoveryTests {
         let dir = Harness.tempDir("kill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try TextGenerator(bytes: 6 << 20, seed: 4, vocabulary: 20_000).write(to: dir + "/big.txt")
-        let options = Harness.options(workers: 2, partitions: 4, splitSize: 512 << 10)
+        let tag = UUID().uuidString
+        let options = Harness.options(workers: 2, partitions: 4, splitSize: 512 << 10, environment: ["SLUICE_TEST_TAG": tag])
         let killer = Thread {
             var rng = TestRandom(UInt64(getpid()))
-            for _ in 0..<3 {
-                usleep(useconds_t(250_000 + rng.int(250_000)))
-                let kids = RecoveryTests.children()
-                if !kids.isEmpty { kill(kids[rng.int(kids.count)], SIGKILL) }
+            var kills = 0
+            for _ in 0..<40 where kills < 2 {
+                usleep(useconds_t(100_000 + rng.int(150_000)))
+                let kids = RecoveryTests.workers(tagged: tag)
+                if !kids.isEmpty {
+                    kill(kids[rng.int(kids.count)], SIGKILL)
+                    kills += 1
+                }
             }
         }
         killer.start()
