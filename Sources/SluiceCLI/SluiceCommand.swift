@@ -99,6 +99,8 @@ struct JobOptions: ParsableArguments {
     var partitions: Int?
     @Option(name: .customLong("split-size"), help: "Target input split size, e.g. 32m.")
     var splitSize: String = "32m"
+    @Option(name: .customLong("broadcast-threshold"), help: "Broadcast a join side whose input is below this size instead of shuffling it (0: never).")
+    var broadcastThreshold: String = "10m"
 
     func arguments(for job: Job) throws -> JobArguments {
         var parameters: [String: String] = [:]
@@ -170,7 +172,9 @@ struct Explain_: ParsableCommand {
         for (k, v) in try jobOptions(jobParameters, for: job) { args.parameters[k] = v }
         if args.output == nil { args.output = "OUTPUT" }
         print(try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
-                                        splitSize: try parseSize(options.splitSize, option: "--split-size")), terminator: "")
+                                        splitSize: try parseSize(options.splitSize, option: "--split-size"),
+                                        broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")),
+              terminator: "")
     }
 }
 typealias Explain = Explain_
@@ -247,6 +251,7 @@ struct Run: ParsableCommand {
         run.partitions = options.partitions
         run.memoryPerTask = Int(try parseSize(memoryPerTask, option: "--memory-per-task"))
         run.splitSize = try parseSize(options.splitSize, option: "--split-size")
+        run.broadcastThreshold = try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")
         run.workDir = workDir
         run.keepWork = keepWork
         run.overwrite = overwrite

@@ -11,6 +11,7 @@ struct SkewTests {
         var o = Harness.options(workers: workers, partitions: 16)
         o.skew.enabled = skew
         o.skew.minBytes = 16 << 10
+        o.broadcastThreshold = 0
         o.inject = try inject.map { try FaultInjection($0) }
         o.injectSpec = inject
         return o
@@ -27,8 +28,8 @@ struct SkewTests {
         #expect(off.stages.allSatisfy { $0.skewNotes.isEmpty })
         #expect(on.stages.contains { $0.hotKeys.contains { $0.key == "0" && $0.share > 0.3 } }, "key 0 named hot")
         // The longest task of the split join reads far fewer records than without splitting.
-        let joinOn = on.stages.first { $0.operators.contains("cogroup[join]") }!
-        let joinOff = off.stages.first { $0.operators.contains("cogroup[join]") }!
+        let joinOn = on.stages.first { $0.operators.hasPrefix("join") }!
+        let joinOff = off.stages.first { $0.operators.hasPrefix("join") }!
         #expect(joinOn.maxTaskRecords * 4 < joinOff.maxTaskRecords * 3, "\(joinOn.maxTaskRecords) vs \(joinOff.maxTaskRecords)")
     }
 
@@ -82,5 +83,37 @@ struct SkewTests {
                                 options: Harness.options(workers: 2)).run()
             #expect(try Harness.readOutput(out).sorted() == expected)
         }
+    }
+}
+
+@Suite("Broadcast joins")
+struct BroadcastTests {
+    @Test("a small side is broadcast (no shuffle) and the result equals the shuffle join")
+    func broadcast() throws {
+        let dir = Harness.tempDir("bcast")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var big = "id,v\n"
+        for i in 0..<20_000 { big += "\(i % 50 == 0 ? 7 : i % 300),\(i)\n" }
+        try Data(big.utf8).write(to: URL(fileURLWithPath: dir + "/big.csv"))
+        var small = "id,name\n"
+        for i in stride(from: 0, to: 300, by: 2) { small += "\(i),n\(i)\n" }
+        try Data(small.utf8).write(to: URL(fileURLWithPath: dir + "/small.csv"))
+        var lines: [[String]] = []
+        for (threshold, shuffles) in [(Int64(10 << 20), 0), (0, 2)] {
+            for how in ["inner", "left"] {
+                var o = Harness.options(workers: 2, partitions: 4, splitSize: 64 << 10)
+                o.broadcastThreshold = threshold
+                let out = dir + "/out-\(threshold)-\(how)"
+                let result = try Coordinator(job: Harness.job("join"), arguments: JobArguments(output: out, parameters: [
+                    "left": dir + "/big.csv", "right": dir + "/small.csv", "on": "id", "how": how]), options: o).run()
+                #expect(result.stages.filter { $0.kind == "map" }.count == shuffles, "\(how) at threshold \(threshold)")
+                lines.append(try Harness.readOutput(out).sorted())
+            }
+        }
+        #expect(lines[0] == lines[2] && lines[1] == lines[3])
+        #expect(lines[0].count == 20_000 / 2 + 0 || !lines[0].isEmpty)
+        let text = try Explain.render(Harness.job("join"), JobArguments(output: "o", parameters: [
+            "left": dir + "/big.csv", "right": dir + "/small.csv", "on": "id"]), format: .text, partitions: 4, splitSize: 1 << 20)
+        #expect(text.contains("broadcast hash join"))
     }
 }

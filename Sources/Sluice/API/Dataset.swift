@@ -203,34 +203,20 @@ extension Dataset {
         Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions), graph)
     }
 
-    /// Inner join on the key: one record per matching pair of values.
+    /// Inner join on the key: one record per matching pair of values. A side whose input is
+    /// below `--broadcast-threshold` is broadcast instead of shuffled; skewed partitions are
+    /// split when the job runs.
     @inlinable public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, (V, W))> where T == (K, V) {
-        // Either side of an inner join may be split when skewed (the other is replicated).
-        let grouped = Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions, op: "cogroup[join]",
-                                                            splittable: (true, true)), graph)
-        return grouped.emitting(op: "join") { kg, emit in
-            for v in kg.1.0 { for w in kg.1.1 { try emit((kg.0, (v, w))) } }
-        }
+        Dataset<(K, (V, W))>(innerJoin(node, other.node, partitions: partitions), graph)
     }
 
     /// Left outer join: every left record, with each matching right value or `nil`.
     @inlinable public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, (V, W?))> where T == (K, V) {
-        // Only the left side may be split: a split right side would repeat unmatched left rows.
-        let grouped = Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions, op: "cogroup[leftOuterJoin]",
-                                                            splittable: (true, false)), graph)
-        return grouped.emitting(op: "leftOuterJoin") { kg, emit in
-            for v in kg.1.0 {
-                if kg.1.1.isEmpty {
-                    try emit((kg.0, (v, nil)))
-                } else {
-                    for w in kg.1.1 { try emit((kg.0, (v, w))) }
-                }
-            }
-        }
+        Dataset<(K, (V, W?))>(leftJoin(node, other.node, partitions: partitions), graph)
     }
 
     /// Sorts by key across all partitions: range partitioning from a key sample, then a sort

@@ -55,7 +55,23 @@ final class Stage {
 public struct PlanOptions: Sendable, Equatable {
     /// Reduce partitions of a shuffle whose operator does not name its own.
     public var partitions: Int
-    public init(partitions: Int) { self.partitions = max(1, partitions) }
+    /// A join side whose input is smaller than this (bytes on disk) is broadcast to every
+    /// task instead of shuffled (Spark's default: 10 MB); 0 disables broadcast joins.
+    public var broadcastThreshold: Int64
+    public init(partitions: Int, broadcastThreshold: Int64 = 10 << 20) {
+        self.partitions = max(1, partitions)
+        self.broadcastThreshold = max(0, broadcastThreshold)
+    }
+}
+
+/// A join that can run as a broadcast hash join when one side is small.
+protocol BroadcastCandidate: AnyObject {
+    /// The sides (0 left, 1 right) that may be broadcast.
+    var broadcastableSides: [Int] { get }
+    /// The two input nodes.
+    var sides: [AnyNode] { get }
+    /// Set by the planner: the side loaded whole by every task, or nil to shuffle.
+    var broadcastSide: Int? { get set }
 }
 
 /// A job's graph cut into stages, with input splits and partition counts fixed.
@@ -74,6 +90,19 @@ final class ExecutionPlan {
         }
         for (source, s) in zip(graph.fileSources, splits) { (source as! FileSourceLike).splits = s }
         for shuffle in graph.shuffles { shuffle.partitions = max(1, shuffle.requestedPartitions ?? options.partitions) }
+        // Broadcast joins are chosen from the inputs' sizes, before stages are cut: the same
+        // splits give the same decision in every process.
+        for node in graph.nodes {
+            guard let join = node as? BroadcastCandidate else { continue }
+            join.broadcastSide = nil
+            guard options.broadcastThreshold > 0 else { continue }
+            let sizes = join.broadcastableSides.compactMap { side in
+                ExecutionPlan.narrowInputBytes(join.sides[side]).map { (side, $0) }
+            }
+            if let small = sizes.filter({ $0.1 < options.broadcastThreshold }).min(by: { $0.1 < $1.1 }) {
+                join.broadcastSide = small.0
+            }
+        }
 
         var mapStages: [Int: Stage] = [:]
         func parentStages(of node: AnyNode) -> [Stage] {
@@ -107,6 +136,20 @@ final class ExecutionPlan {
             let parents = parentStages(of: action.node)
             stages.append(Stage(id: stages.count, kind: .result(action), root: action.node, parents: parents))
         }
+    }
+
+    /// Bytes on disk a node reads when it reaches its sources without a shuffle; nil otherwise
+    /// (a shuffled side's size is not known before it runs).
+    static func narrowInputBytes(_ node: AnyNode) -> Int64? {
+        if !node.shuffleDependencies.isEmpty { return nil }
+        if let source = node as? FileSourceLike { return source.splits.reduce(0) { $0 + $1.bytes } }
+        if node.parents.isEmpty { return nil } // in-memory data: size unknown
+        var total: Int64 = 0
+        for p in node.parents {
+            guard let b = narrowInputBytes(p) else { return nil }
+            total += b
+        }
+        return total
     }
 
     /// Computes every file source's splits (coordinator side).

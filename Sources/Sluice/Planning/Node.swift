@@ -19,10 +19,10 @@ public class AnyNode {
     }
 
     /// The shuffles whose reduce side this node is; empty for narrow nodes and sources.
-    var shuffleDependencies: [ShuffleDependency] { [] }
+    @usableFromInline var shuffleDependencies: [ShuffleDependency] { [] }
 
     /// Number of partitions (tasks) this node's data is split into, once planned.
-    var partitionCount: Int { parents.first?.partitionCount ?? 0 }
+    @usableFromInline var partitionCount: Int { parents.first?.partitionCount ?? 0 }
 
     /// Set on nodes whose partitions, read in order, are totally ordered (sortByKey, top).
     @usableFromInline var ordersOutput = false

@@ -39,6 +39,8 @@ public struct RunOptions: Sendable {
     public var resume = false
     /// Hot-key and skew handling.
     public var skew = SkewOptions()
+    /// Joins whose smaller side reads less than this from disk are broadcast (0: never).
+    public var broadcastThreshold: Int64 = 10 << 20
     /// Faults to inject into worker tasks (see `FaultInjection`), for tests and demos.
     public var inject: FaultInjection?
     /// The same, as written by the user (passed to workers as `SLUICE_INJECT`).
@@ -220,7 +222,8 @@ public final class Coordinator {
         do {
             graph = try job.graph(arguments)
             splits = try ExecutionPlan.planSplits(graph, splitSize: options.splitSize)
-            plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions), splits: splits)
+            plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
+                                                                        broadcastThreshold: options.broadcastThreshold), splits: splits)
         } catch {
             throw JobFailure(description: "\(error)")
         }

@@ -95,6 +95,7 @@ enum Message {
             s.job.encode(to: &w)
             s.arguments.encode(to: &w)
             w.writeVarint(UInt64(s.options.partitions))
+            w.writeFixed(s.options.broadcastThreshold)
             w.writeVarint(UInt64(s.splits.count))
             for list in s.splits {
                 w.writeVarint(UInt64(list.count))
@@ -150,7 +151,7 @@ enum Message {
         case 2:
             let job = try String.decode(from: &r)
             let args = try JobArguments.decode(from: &r)
-            let options = PlanOptions(partitions: try int())
+            let options = PlanOptions(partitions: try int(), broadcastThreshold: try r.readFixed())
             var splits: [[InputSplit]] = []
             for _ in 0..<(try int()) {
                 var list: [InputSplit] = []

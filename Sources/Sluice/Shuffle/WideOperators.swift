@@ -127,25 +127,7 @@
         try writePartitioned(right, task, partition, path, partitions: r.partitions) { hashPartition($0, r.partitions) }
     }
     return ClosureNode<(K, ([V], [W]))>(op: op, parents: [left, right], shuffles: [l, r], body: { task, partition, sink in
-        let table = ExternalAggregator<K, Pair<[V], [W]>>(
-            budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".cogroup", metrics: task.metrics,
-            mergeCombiners: { a, b in
-                a.first += b.first
-                a.second += b.second
-            })
-        try l.readPartition(task, partition: partition) { rd in
-            let k = try K.decode(from: &rd)
-            let v = try V.decode(from: &rd)
-            task.metrics.recordsRead += 1
-            try table.upsert(k, growth: v.estimatedMemory, create: { Pair([v], []) }, update: { $0.first.append(v) })
-        }
-        try r.readPartition(task, partition: partition) { rd in
-            let k = try K.decode(from: &rd)
-            let w = try W.decode(from: &rd)
-            task.metrics.recordsRead += 1
-            try table.upsert(k, growth: w.estimatedMemory, create: { Pair([], [w]) }, update: { $0.second.append(w) })
-        }
-        try table.finish { k, c in try sink((k, (c.first, c.second))) }
+        try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in try sink((k, (vs, ws))) }
     }, reference: { ref in
         var table: [K: ([V], [W])] = [:]
         var order: [K] = []
@@ -158,6 +140,138 @@
             table[k]!.1.append(w)
         }
         return order.map { ($0, table[$0]!) }
+    })
+}
+
+/// Reads reduce partition `partition` of both sides of a cogroup and hands out every key with
+/// all its values from each side (an external hash table: it spills when large).
+@inlinable func cogroupPartition<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    _ l: ShuffleDependency, _ r: ShuffleDependency, _: K.Type, _: V.Type, _: W.Type, _ task: TaskContext, _ partition: Int,
+    _ emit: (K, [V], [W]) throws -> Void
+) throws {
+    let table = ExternalAggregator<K, Pair<[V], [W]>>(
+        budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".cogroup", metrics: task.metrics,
+        mergeCombiners: { a, b in
+            a.first += b.first
+            a.second += b.second
+        })
+    try l.readPartition(task, partition: partition) { rd in
+        let k = try K.decode(from: &rd)
+        let v = try V.decode(from: &rd)
+        task.metrics.recordsRead += 1
+        try table.upsert(k, growth: v.estimatedMemory, create: { Pair([v], []) }, update: { $0.first.append(v) })
+    }
+    try r.readPartition(task, partition: partition) { rd in
+        let k = try K.decode(from: &rd)
+        let w = try W.decode(from: &rd)
+        task.metrics.recordsRead += 1
+        try table.upsert(k, growth: w.estimatedMemory, create: { Pair([], [w]) }, update: { $0.second.append(w) })
+    }
+    try table.finish { k, c in try emit(k, c.first, c.second) }
+}
+
+/// A join: a shuffle join (cogroup of both sides, skewed partitions splittable), or — when the
+/// planner finds one side's input below `--broadcast-threshold` — a broadcast hash join: every
+/// task of the big side loads the small side whole into a hash table and streams past it, and
+/// no shuffle happens at all.
+@usableFromInline final class JoinNode<T>: Node<T>, BroadcastCandidate {
+    @usableFromInline typealias Body = (TaskContext, Int, (T) throws -> Void) throws -> Void
+    let shuffles: [ShuffleDependency]
+    let shuffled: Body
+    let broadcast: [Int: Body]
+    let referenceBody: (ReferenceExecutor) throws -> [T]
+    var broadcastSide: Int?
+
+    @usableFromInline init(op: String, left: AnyNode, right: AnyNode, shuffles: [ShuffleDependency], shuffled: @escaping Body,
+                           broadcast: [Int: Body], reference: @escaping (ReferenceExecutor) throws -> [T]) {
+        self.shuffles = shuffles
+        self.shuffled = shuffled
+        self.broadcast = broadcast
+        referenceBody = reference
+        super.init(op: op, parents: [left, right])
+    }
+
+    var sides: [AnyNode] { parents }
+    var broadcastableSides: [Int] { broadcast.keys.sorted() }
+    override var shuffleDependencies: [ShuffleDependency] { broadcastSide == nil ? shuffles : [] }
+    override var partitionCount: Int { broadcastSide.map { parents[1 - $0].partitionCount } ?? shuffles[0].partitions }
+    override var label: String {
+        guard let side = broadcastSide else { return op }
+        return "\(op) as broadcast hash join (\(side == 0 ? "left" : "right") side loaded by every task)"
+    }
+
+    @usableFromInline override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
+        if let side = broadcastSide { try broadcast[side]!(task, partition, sink) } else { try shuffled(task, partition, sink) }
+    }
+
+    @usableFromInline override func reference(_ ref: ReferenceExecutor) throws -> [T] { try referenceBody(ref) }
+}
+
+/// Loads every partition of `node` into a multimap (the small side of a broadcast join).
+@inlinable func loadWhole<K: Hashable, V>(_ node: Node<(K, V)>, _ task: TaskContext) throws -> [K: [V]] {
+    var table: [K: [V]] = [:]
+    for p in 0..<node.partitionCount {
+        try node.compute(task, partition: p) { kv in table[kv.0, default: []].append(kv.1) }
+    }
+    return table
+}
+
+/// Inner join of `left` and `right` (either side may be broadcast or, when skewed, split).
+@inlinable func innerJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?
+) -> Node<(K, (V, W))> {
+    let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[join]", splittable: (true, true))
+    let (l, r) = (grouped.shuffleDependencies[0], grouped.shuffleDependencies[1])
+    return JoinNode<(K, (V, W))>(op: "join", left: left, right: right, shuffles: [l, r], shuffled: { task, partition, sink in
+        try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in
+            for v in vs { for w in ws { try sink((k, (v, w))) } }
+        }
+    }, broadcast: [
+        1: { task, partition, sink in
+            let small = try loadWhole(right, task)
+            try left.compute(task, partition: partition) { kv in
+                if let ws = small[kv.0] { for w in ws { try sink((kv.0, (kv.1, w))) } }
+            }
+        },
+        0: { task, partition, sink in
+            let small = try loadWhole(left, task)
+            try right.compute(task, partition: partition) { kw in
+                if let vs = small[kw.0] { for v in vs { try sink((kw.0, (v, kw.1))) } }
+            }
+        },
+    ], reference: { ref in
+        var out: [(K, (V, W))] = []
+        for (k, (vs, ws)) in try ref.records(of: grouped) { for v in vs { for w in ws { out.append((k, (v, w))) } } }
+        return out
+    })
+}
+
+/// Left outer join (only the right side may be broadcast; only the left may be split).
+@inlinable func leftJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
+    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?
+) -> Node<(K, (V, W?))> {
+    let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[leftOuterJoin]", splittable: (true, false))
+    let (l, r) = (grouped.shuffleDependencies[0], grouped.shuffleDependencies[1])
+    func emitGroup(_ k: K, _ vs: [V], _ ws: [W], _ sink: ((K, (V, W?))) throws -> Void) throws {
+        for v in vs {
+            if ws.isEmpty {
+                try sink((k, (v, nil)))
+            } else {
+                for w in ws { try sink((k, (v, w))) }
+            }
+        }
+    }
+    return JoinNode<(K, (V, W?))>(op: "leftOuterJoin", left: left, right: right, shuffles: [l, r], shuffled: { task, partition, sink in
+        try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in try emitGroup(k, vs, ws, sink) }
+    }, broadcast: [
+        1: { task, partition, sink in
+            let small = try loadWhole(right, task)
+            try left.compute(task, partition: partition) { kv in try emitGroup(kv.0, [kv.1], small[kv.0] ?? [], sink) }
+        },
+    ], reference: { ref in
+        var out: [(K, (V, W?))] = []
+        for (k, (vs, ws)) in try ref.records(of: grouped) { try emitGroup(k, vs, ws) { out.append($0) } }
+        return out
     })
 }
 
