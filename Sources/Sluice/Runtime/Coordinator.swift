@@ -416,7 +416,7 @@ public final class Coordinator {
                 if n <= 0 { break }
                 chunk.withUnsafeBytes { forwardErrors(w, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }
-            if !w.errorTail.isEmpty { forwardErrors(w, UnsafeRawBufferPointer(start: [UInt8(0x0A)], count: 1)) }
+            if !w.errorTail.isEmpty { [UInt8(0x0A)].withUnsafeBytes { forwardErrors(w, $0) } }
         }
 
         func reportProgress(finished: Bool = false) {
