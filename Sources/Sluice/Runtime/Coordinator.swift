@@ -214,6 +214,8 @@ public final class Coordinator {
 
     /// Runs the job to completion; throws `JobFailure` with a one-line reason otherwise.
     public func run() throws -> JobResult {
+        // Writing to a worker that died must give EPIPE (a worker failure), not kill us.
+        sluice_ignore_sigpipe()
         let started = monotonicMicros()
         let runID = "\(getpid())-\(started)"
         let graph: JobGraph
@@ -394,7 +396,11 @@ public final class Coordinator {
             events.emit("worker_start", ["worker": process.id, "pid": Int(process.pid)])
             let w = WorkerState(process)
             workers.append(w)
-            try send(.setup(setup), to: w)
+            do {
+                try send(.setup(setup), to: w)
+            } catch {
+                try workerLost(w, reason: "worker \(w.process.id) died before setup (\(error))")
+            }
         }
 
         /// Forwards a worker's complete stderr lines to the log, prefixed with its id.
@@ -610,8 +616,12 @@ public final class Coordinator {
                 startFields["input"] = source.splits[key.partition].summary
             }
             events.emit("task_start", startFields)
-            try send(.assign(Message.TaskDescriptor(stage: key.stage, partition: key.partition, attempt: attempt,
-                                                     blob: blob, outputPath: outputPath)), to: w)
+            do {
+                try send(.assign(Message.TaskDescriptor(stage: key.stage, partition: key.partition, attempt: attempt,
+                                                         blob: blob, outputPath: outputPath)), to: w)
+            } catch {
+                try workerLost(w, reason: "worker \(w.process.id) (pid \(w.process.pid)) cannot be sent a task: \(error)")
+            }
         }
 
         /// Kills a worker whose attempt lost a race and starts a fresh one (not a failure).
