@@ -31,6 +31,19 @@ final class JobRegistry: @unchecked Sendable {
 public enum SluiceMain {
     public static func main(jobs: [Job]) -> Never {
         JobRegistry.shared.jobs = jobs
+        // `sluice run JOB --help` also shows the job's own parameters.
+        let args = Array(CommandLine.arguments.dropFirst())
+        if args.count >= 2, args[0] == "run", args.contains("--help") || args.contains("-h"),
+           let job = jobs.first(where: { $0.name == args[1] }) {
+            print(Run.helpMessage())
+            print("\nJOB \(job.name.uppercased()): \(job.summary)")
+            if !job.defaultInputs.isEmpty { print("  default inputs: \(job.defaultInputs.joined(separator: " "))") }
+            for p in job.parameters {
+                print("  --\(p.name) VALUE".padding(toLength: 28, withPad: " ", startingAt: 0) + p.help
+                      + (p.defaultValue.map { " (default: \($0.isEmpty ? "none" : $0))" } ?? ""))
+            }
+            exit(0)
+        }
         SluiceCommand.main()
         exit(0)
     }
