@@ -54,3 +54,12 @@ let invertedindex = Job(
     grouped.mapValues { (docs: [String]) in docs.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) } }
         .write(to: try ctx.output)
 }
+
+/// `linecount`: the number of lines (reads every input through the same readers as every
+/// other job, so it measures the IO path: plain, gzip, archives).
+let linecount = Job(
+    "linecount", summary: "Counts the lines of text files (plain, gzip, archives): the IO path's speed",
+    defaultInputs: ["datasets/texts"]
+) { ctx in
+    ctx.textLineViews(ctx.inputs).count()
+}
