@@ -6,7 +6,7 @@ BIN_RELEASE = .build/release/sluice
 WORKERS ?= 2
 OUT ?= out
 
-.PHONY: deps build release run test bench bench-peers clean
+.PHONY: deps build release run test bench bench-peers report-check clean
 
 deps:
 	@missing=""; \
@@ -38,6 +38,10 @@ test: deps
 
 bench: release
 	bash bench/run.sh
+
+# Renders the HTML report of a run with injected failures in headless Chromium and checks it.
+report-check: release
+	bash scripts/report-screenshot.sh
 
 clean:
 	rm -rf .build $(OUT)

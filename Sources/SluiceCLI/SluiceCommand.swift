@@ -62,7 +62,7 @@ struct SluiceCommand: ParsableCommand {
 
         Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line.
         """,
-        subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Generate.self, WorkerMode.self]
+        subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Report.self, Generate.self, WorkerMode.self]
     )
 }
 

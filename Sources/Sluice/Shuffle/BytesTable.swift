@@ -226,9 +226,10 @@ import Darwin
         }
         try spillTable()
         let path = "\(spillPrefix).bagg\(level).buckets"
-        let before = metrics.shuffleBytesWritten
+        // Bucket files are spill, not shuffle output: keep them out of those counters.
+        let before = (metrics.shuffleBytesWritten, metrics.recordsWritten)
         _ = try writer.commit(to: path)
-        metrics.shuffleBytesWritten = before
+        (metrics.shuffleBytesWritten, metrics.recordsWritten) = before
         defer { unlink(path) }
         let reader = try BlockFileReader(path: path)
         let offsets = try reader.readIndex(expectedPartitions: 16)
