@@ -33,6 +33,15 @@ struct SkewTests {
         #expect(joinOn.maxTaskRecords * 4 < joinOff.maxTaskRecords * 3, "\(joinOn.maxTaskRecords) vs \(joinOff.maxTaskRecords)")
     }
 
+    @Test("a hot key larger than the memory budget: the split join still spills and stays exact")
+    func hotKeyBeyondBudget() throws {
+        var o = try options(workers: 2, skew: true)
+        o.memoryPerTask = 1 << 16
+        let result = try Harness.checkAgainstReference("test-join", parameters: ["n": "40000", "keys": "3000", "skew": "0.4"], options: o)
+        #expect(result.stages.contains { !$0.skewNotes.isEmpty })
+        #expect(result.stages.contains { $0.spills > 0 })
+    }
+
     @Test("no skew: nothing is split and the plan is unchanged")
     func noSkew() throws {
         let result = try Harness.checkAgainstReference("test-join", parameters: ["n": "20000", "keys": "3000"],
