@@ -169,8 +169,10 @@ extension Dataset {
     }
 
     /// `reduceByKey` over borrowed byte keys (tokens of `textLineViews`): the fastest text
-    /// path — no allocation per record on the map side; the keys come out as owned `Bytes`.
-    @inlinable public func reduceByKey<V: BinaryCodable>(
+    /// path — no allocation per record, values kept inline in a flat byte-key table (so they
+    /// must be plain values: integers, floating point, `BitwiseCopyable` structs); the keys come
+    /// out as owned `Bytes`.
+    @inlinable public func reduceByKey<V: BinaryCodable & BitwiseCopyable>(
         partitions: Int? = nil, _ combine: @escaping (V, V) throws -> V
     ) -> Dataset<(Bytes, V)> where T == (ByteView, V) {
         Dataset<(Bytes, V)>(reduceByteKeys(node, combine: combine, partitions: partitions), graph)

@@ -4,64 +4,49 @@ import Glibc
 import Darwin
 #endif
 
-/// One entry of a `BytesTable`: the key's hash and length, its first 16 bytes inline (most
-/// words fit, so comparing needs no second memory access), the rest in the arena, and the value.
-@usableFromInline struct BytesEntry<V> {
-    @usableFromInline var hash: UInt64
-    @usableFromInline var length: Int
-    @usableFromInline var offset: Int
-    @usableFromInline var head0: UInt64
-    @usableFromInline var head1: UInt64
-    @usableFromInline var value: V
-
-    @inlinable init(hash: UInt64, length: Int, offset: Int, head0: UInt64, head1: UInt64, value: V) {
-        self.hash = hash
-        self.length = length
-        self.offset = offset
-        self.head0 = head0
-        self.head1 = head1
-        self.value = value
-    }
-}
-
-/// An open-addressing hash table from byte strings to values, for the text fast path: keys
-/// are looked up by borrowed bytes (no allocation), and a probe reads one 8-byte slot (a
-/// 32-bit hash fragment and the entry's index) and then one dense entry holding the key's
-/// first 16 bytes inline — two memory accesses for a hit, where `Dictionary<Bytes, V>` pays an
-/// allocation per key and several pointer chases per comparison. Longer keys keep their tail in
-/// an arena. It is what Thrill's reduce tables and a hand-written C word count do.
-@usableFromInline final class BytesTable<V> {
-    /// Slot: 0 when empty, else `(hash >> 32) << 32 | (entry index + 1)`.
-    @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutablePointer<UInt64>
+/// An open-addressing hash table from byte strings to values, for the text fast path. Keys
+/// are looked up by borrowed bytes (no allocation). Everything a probe needs sits in one flat
+/// slot — the key's hash, its length, its first 16 bytes and the value — so a lookup costs one
+/// memory access in the common case (the hand-written C word count's layout); longer keys keep
+/// their tail in an arena. On generated Zipf text most distinct words are rare and each rare
+/// word is a cache miss, so the number of dependent accesses per lookup is what matters:
+/// `Dictionary<Bytes, V>` pays an allocation per key and several pointer chases per comparison.
+///
+/// Slot layout (stride `slotSize`): hash (u64, 0 = empty; stored hashes have bit 0 set),
+/// length (u32), arena offset of the tail (u32), first 16 bytes (2 × u64), value.
+@usableFromInline final class BytesTable<V: BitwiseCopyable> {
+    @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var mask: Int
-    @usableFromInline @exclusivity(unchecked) var entries: UnsafeMutablePointer<BytesEntry<V>>
-    @usableFromInline @exclusivity(unchecked) var entryCapacity: Int
     @usableFromInline @exclusivity(unchecked) var count = 0
     @usableFromInline @exclusivity(unchecked) var arena: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var arenaUsed = 0
     @usableFromInline @exclusivity(unchecked) var arenaCapacity: Int
 
+    @inlinable static var valueOffset: Int { 32 }
+    @inlinable static var slotSize: Int { (32 + MemoryLayout<V>.size + 7) & ~7 }
+
     @inlinable init(capacity: Int = 1 << 12) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        slots = .allocate(capacity: size)
-        slots.initialize(repeating: 0, count: size)
+        slots = BytesTable.allocateSlots(size)
         mask = size - 1
-        entryCapacity = size / 2
-        entries = .allocate(capacity: entryCapacity)
         arenaCapacity = 1 << 16
         arena = .allocate(byteCount: arenaCapacity, alignment: 8)
     }
 
+    @usableFromInline static func allocateSlots(_ n: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: n * slotSize, alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: n * slotSize)
+        return p
+    }
+
     deinit {
-        entries.deinitialize(count: count)
-        entries.deallocate()
         slots.deallocate()
         arena.deallocate()
     }
 
-    /// Approximate bytes the entries hold (entries, slots at the load factor, long-key tails).
-    @inlinable var memory: Int { arenaUsed + count * (MemoryLayout<BytesEntry<V>>.stride + 16) }
+    /// Bytes held: the slot array and the long-key arena.
+    @inlinable var memory: Int { (mask + 1) * BytesTable.slotSize + arenaUsed }
 
     /// The first 16 bytes of a key, zero-padded, as two words.
     @inlinable static func head(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
@@ -78,28 +63,30 @@ import Darwin
     /// value `create` returns.
     @inlinable func upsert(_ key: UnsafeRawBufferPointer, hash: UInt64, create: () throws -> V,
                            update: (inout V) throws -> Void) rethrows {
-        let fragment = hash >> 32
+        let h = hash | 1
         let (h0, h1) = BytesTable.head(key)
         let n = key.count
-        var i = Int(truncatingIfNeeded: hash) & mask
+        let size = BytesTable.slotSize
+        var i = Int(truncatingIfNeeded: h >> 1) & mask
         while true {
-            let slot = slots[i]
-            if slot == 0 { break }
-            if slot >> 32 == fragment {
-                let e = entries + (Int(slot & 0xFFFF_FFFF) - 1)
-                if e.pointee.length == n && e.pointee.head0 == h0 && e.pointee.head1 == h1
-                    && (n <= 16 || memcmp(arena + e.pointee.offset, key.baseAddress! + 16, n - 16) == 0) {
-                    try update(&e.pointee.value)
-                    return
-                }
+            let slot = slots + i * size
+            let stored = slot.load(as: UInt64.self)
+            if stored == 0 { break }
+            if stored == h && Int(slot.load(fromByteOffset: 8, as: UInt32.self)) == n
+                && slot.load(fromByteOffset: 16, as: UInt64.self) == h0 && slot.load(fromByteOffset: 24, as: UInt64.self) == h1
+                && (n <= 16 || memcmp(arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)), key.baseAddress! + 16, n - 16) == 0) {
+                var value = slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self)
+                try update(&value)
+                slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
+                return
             }
             i = (i + 1) & mask
         }
         let value = try create()
-        insertNew(key, hash: hash, head: (h0, h1), at: i, value: value)
+        insertNew(key, hash: h, head: (h0, h1), at: i, value: value)
     }
 
-    @inlinable func insertNew(_ key: UnsafeRawBufferPointer, hash: UInt64, head: (UInt64, UInt64), at slot: Int, value: V) {
+    @inlinable func insertNew(_ key: UnsafeRawBufferPointer, hash h: UInt64, head: (UInt64, UInt64), at index: Int, value: V) {
         var offset = 0
         if key.count > 16 {
             let tail = key.count - 16
@@ -116,56 +103,57 @@ import Darwin
             offset = arenaUsed
             arenaUsed += tail
         }
-        if count == entryCapacity {
-            let bigger = UnsafeMutablePointer<BytesEntry<V>>.allocate(capacity: entryCapacity * 2)
-            bigger.moveInitialize(from: entries, count: count)
-            entries.deallocate()
-            entries = bigger
-            entryCapacity *= 2
-        }
-        (entries + count).initialize(to: BytesEntry(hash: hash, length: key.count, offset: offset, head0: head.0, head1: head.1,
-                                                    value: value))
+        let slot = slots + index * BytesTable.slotSize
+        slot.storeBytes(of: h, as: UInt64.self)
+        slot.storeBytes(of: UInt32(key.count), toByteOffset: 8, as: UInt32.self)
+        slot.storeBytes(of: UInt32(truncatingIfNeeded: offset), toByteOffset: 12, as: UInt32.self)
+        slot.storeBytes(of: head.0, toByteOffset: 16, as: UInt64.self)
+        slot.storeBytes(of: head.1, toByteOffset: 24, as: UInt64.self)
+        slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
         count += 1
-        slots[slot] = (hash >> 32) << 32 | UInt64(count)
         if count * 4 > (mask + 1) * 3 { grow() } // load factor 3/4
     }
 
     @usableFromInline func grow() {
-        let size = (mask + 1) * 2
-        slots.deallocate()
-        slots = .allocate(capacity: size)
-        slots.initialize(repeating: 0, count: size)
-        mask = size - 1
-        for e in 0..<count {
-            let h = entries[e].hash
-            var i = Int(truncatingIfNeeded: h) & mask
-            while slots[i] != 0 { i = (i + 1) & mask }
-            slots[i] = (h >> 32) << 32 | UInt64(e + 1)
+        let old = slots, oldSize = mask + 1, size = BytesTable.slotSize
+        slots = BytesTable.allocateSlots(oldSize * 2)
+        mask = oldSize * 2 - 1
+        for j in 0..<oldSize {
+            let from = old + j * size
+            let h = from.load(as: UInt64.self)
+            if h == 0 { continue }
+            var i = Int(truncatingIfNeeded: h >> 1) & mask
+            while (slots + i * size).load(as: UInt64.self) != 0 { i = (i + 1) & mask }
+            (slots + i * size).copyMemory(from: from, byteCount: size)
         }
+        old.deallocate()
     }
 
-    /// Calls `body` with every key (valid during the call), its hash and its value.
+    /// Calls `body` with every key (valid during the call), its stable hash and its value.
     @inlinable func forEach(_ body: (UnsafeRawBufferPointer, UInt64, V) throws -> Void) rethrows {
         var scratch = [UInt8](repeating: 0, count: 64)
-        for e in 0..<count {
-            let entry = entries[e]
-            if scratch.count < entry.length { scratch = [UInt8](repeating: 0, count: entry.length * 2) }
+        let size = BytesTable.slotSize
+        for j in 0...mask {
+            let slot = slots + j * size
+            let h = slot.load(as: UInt64.self)
+            if h == 0 { continue }
+            let n = Int(slot.load(fromByteOffset: 8, as: UInt32.self))
+            if scratch.count < n { scratch = [UInt8](repeating: 0, count: n * 2) }
             try scratch.withUnsafeMutableBytes { buffer in
-                withUnsafeBytes(of: (entry.head0, entry.head1)) { head in
-                    buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: head[0..<min(16, entry.length)]))
+                buffer.baseAddress!.copyMemory(from: slot + 16, byteCount: min(16, n))
+                if n > 16 {
+                    (buffer.baseAddress! + 16).copyMemory(from: arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)),
+                                                         byteCount: n - 16)
                 }
-                if entry.length > 16 {
-                    (buffer.baseAddress! + 16).copyMemory(from: arena + entry.offset, byteCount: entry.length - 16)
-                }
-                try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: entry.length), entry.hash, entry.value)
+                try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n), h,
+                         slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self))
             }
         }
     }
 
     /// Empties the table, keeping its allocations.
     @inlinable func removeAll() {
-        slots.update(repeating: 0, count: mask + 1)
-        entries.deinitialize(count: count)
+        slots.initializeMemory(as: UInt8.self, repeating: 0, count: (mask + 1) * BytesTable.slotSize)
         count = 0
         arenaUsed = 0
     }
@@ -174,7 +162,7 @@ import Darwin
 /// The reduce side of a byte-keyed aggregation that may not fit in memory: a `BytesTable`
 /// that spills into hash buckets and aggregates each bucket on its own, recursively (the same
 /// scheme as `ExternalAggregator`).
-@usableFromInline final class BytesAggregator<V: BinaryCodable> {
+@usableFromInline final class BytesAggregator<V: BinaryCodable & BitwiseCopyable> {
     @usableFromInline let table = BytesTable<V>()
     @usableFromInline let budget: Int
     @usableFromInline let level: Int

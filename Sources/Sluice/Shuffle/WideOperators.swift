@@ -379,7 +379,7 @@
 
 /// `reduceByKey` over borrowed byte keys: map tasks combine in a `BytesTable` (no allocation
 /// per record), reducers merge in a spilling `BytesAggregator`; keys come out owned.
-@inlinable func reduceByteKeys<V: BinaryCodable>(
+@inlinable func reduceByteKeys<V: BinaryCodable & BitwiseCopyable>(
     _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?
 ) -> Node<(Bytes, V)> {
     let dep = ClosureShuffle(parent: source, partitions: partitions,
