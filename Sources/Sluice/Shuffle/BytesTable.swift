@@ -45,8 +45,9 @@ import Darwin
         arena.deallocate()
     }
 
-    /// Bytes held: the slot array and the long-key arena.
-    @inlinable var memory: Int { (mask + 1) * BytesTable.slotSize + arenaUsed }
+    /// Bytes the entries hold: their slots at the load factor, and their long-key tails. (The
+    /// initial allocation is not counted, so a tiny budget still lets a few entries in.)
+    @inlinable var memory: Int { count * BytesTable.slotSize * 2 + arenaUsed }
 
     /// The first 16 bytes of a key, zero-padded, as two words.
     @inlinable static func head(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
