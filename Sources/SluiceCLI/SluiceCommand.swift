@@ -29,8 +29,11 @@ final class JobRegistry: @unchecked Sendable {
 /// SluiceMain.main(jobs: [myJob, otherJob])
 /// ```
 public enum SluiceMain {
-    public static func main(jobs: [Job]) -> Never {
-        JobRegistry.shared.jobs = jobs
+    /// `streamJobs` are served by `sluice log|lambda|kappa|compare`; their batch layers'
+    /// engine jobs are registered with `jobs`.
+    public static func main(jobs: [Job], streamJobs: [StreamJob] = []) -> Never {
+        JobRegistry.shared.jobs = jobs + streamJobs.map(\.batchJob)
+        StreamJobRegistry.shared.jobs = streamJobs
         // `sluice run JOB --help` also shows the job's own parameters.
         let args = Array(CommandLine.arguments.dropFirst())
         if args.count >= 2, args[0] == "run", args.contains("--help") || args.contains("-h"),
@@ -62,7 +65,8 @@ struct SluiceCommand: ParsableCommand {
 
         Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line.
         """,
-        subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Report.self, Generate.self, WorkerMode.self]
+        subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Report.self, Generate.self, LogCommand.self,
+                      LambdaCommand.self, KappaCommand.self, CompareCommand.self, WorkerMode.self]
     )
 }
 

@@ -1,4 +1,4 @@
 import SluiceCLI
 import SluiceJobs
 
-SluiceMain.main(jobs: SluiceJobs.all)
+SluiceMain.main(jobs: SluiceJobs.all, streamJobs: StreamJobs.all)

@@ -1,0 +1,473 @@
+/// Event-time windows an aggregation groups events into (times in milliseconds).
+public enum Window: Sendable, Equatable, CustomStringConvertible {
+    /// No windows: one aggregate per key.
+    case none
+    /// Back-to-back windows of `size`: `[k·size, (k+1)·size)`.
+    case tumbling(size: Int64)
+    /// Windows of `size` starting every `slide`: an event is in `size / slide` of them.
+    case sliding(size: Int64, slide: Int64)
+    /// Per key, runs of events with gaps below `gap` between consecutive event times.
+    case session(gap: Int64)
+
+    /// Calls `body` with the start of every window holding an event at time `t` (0 when the
+    /// window is not fixed: `none` and `session`).
+    @inlinable public func forEachStart(_ t: Int64, _ body: (Int64) throws -> Void) rethrows {
+        switch self {
+        case .none, .session:
+            try body(0)
+        case .tumbling(let size):
+            try body(floorDiv(t, size) * size)
+        case .sliding(let size, let slide):
+            var start = floorDiv(t, slide) * slide
+            while start > t - size {
+                try body(start)
+                start -= slide
+            }
+        }
+    }
+
+    /// The window column for a fixed window starting at `start`.
+    func text(start: Int64) -> String {
+        switch self {
+        case .none, .session: return ""
+        case .tumbling: return EventTime.iso(start)
+        case .sliding(let size, _): return EventTime.iso(start) + ".." + EventTime.iso(start + size)
+        }
+    }
+
+    /// The window's end for a fixed window starting at `start`.
+    func end(start: Int64) -> Int64? {
+        switch self {
+        case .none, .session: return nil
+        case .tumbling(let size), .sliding(let size, _): return start + size
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .none: return "no windows"
+        case .tumbling(let size): return "tumbling \(EventTime.describeDuration(size)) windows"
+        case .sliding(let size, let slide):
+            return "sliding \(EventTime.describeDuration(size)) windows every \(EventTime.describeDuration(slide))"
+        case .session(let gap): return "session windows (gap \(EventTime.describeDuration(gap)))"
+        }
+    }
+}
+
+/// An aggregation written once and run by every layer — the batch layer on the engine, the
+/// speed layer, kappa and the reference: a key function (nil skips the event), a value
+/// function, a monoid that combines values, and optional event-time windows.
+///
+/// ```swift
+/// Aggregation(key: { e in e.bytes(keyColumn) }, value: { _ in 1 }, monoid: Count(),
+///             window: .tumbling(size: EventTime.minute))
+/// ```
+public struct Aggregation<Key: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
+    public var key: (LogEvent) throws -> Key?
+    public var value: (LogEvent) throws -> M.Value
+    public var monoid: M
+    public var window: Window
+
+    public init(key: @escaping (LogEvent) throws -> Key?, value: @escaping (LogEvent) throws -> M.Value, monoid: M,
+                window: Window = .none) {
+        self.key = key
+        self.value = value
+        self.monoid = monoid
+        self.window = window
+    }
+}
+
+/// Prepares a log for a stream job: reads raw inputs and returns the schema and the events
+/// in the order they are to be appended (`sluice log append --feed JOB`).
+public struct EventFeed: Sendable {
+    public let summary: String
+    /// Inputs used when none are given, relative to the working folder.
+    public let defaultInputs: [String]
+    public let read: @Sendable (_ inputs: [String]) throws -> (schema: LogSchema, events: [EncodedEvent])
+
+    public init(summary: String, defaultInputs: [String] = [],
+                read: @escaping @Sendable ([String]) throws -> (schema: LogSchema, events: [EncodedEvent])) {
+        self.summary = summary
+        self.defaultInputs = defaultInputs
+        self.read = read
+    }
+}
+
+/// A stream job: a name and an aggregation over an event log. The same code serves the
+/// lambda layers, kappa and `sluice compare`; `batchJob` is the engine job the batch layer
+/// runs (register it with the other jobs so that workers find it).
+public struct StreamJob: Sendable {
+    public let name: String
+    public let summary: String
+    /// The allowed lateness used when none is given (milliseconds).
+    public let allowedLateness: Int64
+    /// How `sluice log append --feed NAME` prepares the job's log, if it has a feed.
+    public let feed: EventFeed?
+    /// Hidden jobs (test fixtures) are listed only by `sluice lambda jobs --all`.
+    public let hidden: Bool
+    @usableFromInline let make: @Sendable (LogSchema) throws -> any StreamProgram
+
+    /// Defines a stream job; `aggregation` is called with the log's schema (resolve column
+    /// names there, once) in every process that runs the job.
+    @inlinable public init<K, M>(_ name: String, summary: String, allowedLateness: Int64 = 0, feed: EventFeed? = nil,
+                                 hidden: Bool = false,
+                                 aggregation: @escaping @Sendable (LogSchema) throws -> Aggregation<K, M>) {
+        self.init(name: name, summary: summary, allowedLateness: allowedLateness, feed: feed, hidden: hidden,
+                  make: { schema in makeStreamProgram(try aggregation(schema)) })
+    }
+
+    @usableFromInline init(name: String, summary: String, allowedLateness: Int64, feed: EventFeed?, hidden: Bool,
+                           make: @escaping @Sendable (LogSchema) throws -> any StreamProgram) {
+        self.name = name
+        self.summary = summary
+        self.allowedLateness = allowedLateness
+        self.feed = feed
+        self.hidden = hidden
+        self.make = make
+    }
+
+    /// The compiled aggregation for `log`. Its monoid must be declared commutative: the batch
+    /// layer's shuffle merges partial aggregates in no fixed order.
+    func program(log: EventLog) throws -> any StreamProgram {
+        let p = try make(log.schema)
+        guard p.isCommutative else {
+            throw JobError.invalid("stream job \(name): the monoid \(p.monoidName) is not commutative, but the batch layer merges partial aggregates in any order")
+        }
+        return p
+    }
+
+    /// The name of the batch layer's engine job.
+    public var batchJobName: String { "lambda-batch:" + name }
+
+    /// The batch layer's engine job: the aggregation over an offset range of a log, reduced
+    /// by key on the workers, written as a batch view (one hex-encoded `(key, window, value)`
+    /// per line). Parameters: `log`, `from`, `to`, `partitions` (source tasks) and `exact`.
+    public var batchJob: Job {
+        let make = self.make
+        return Job(batchJobName, summary: "Batch layer of the stream job \(name): \(summary)",
+                   parameters: [JobParameter("log", help: "the event log folder"),
+                                JobParameter("from", help: "first offset", default: "0"),
+                                JobParameter("to", help: "exclusive end offset (the cut)"),
+                                JobParameter("partitions", help: "source tasks (offset ranges)", default: "2"),
+                                JobParameter("exact", help: "1: run the exact variant of an approximate monoid", default: "0")],
+                   hidden: true) { ctx in
+            let path = try ctx.parameter("log")
+            let log = try EventLog(path: path)
+            let from = Int64(try ctx.intParameter("from")), to = Int64(try ctx.intParameter("to"))
+            guard from >= 0, from <= to else { throw JobError.badParameter("bad offset range [\(from), \(to))") }
+            try make(log.schema).buildBatch(ctx, BatchRequest(log: path, offsets: from..<to,
+                                                             partitions: max(1, try ctx.intParameter("partitions")),
+                                                             exact: try ctx.parameter("exact") == "1", output: try ctx.output))
+        }
+    }
+}
+
+/// What the batch layer's job reads and writes.
+@usableFromInline struct BatchRequest {
+    @usableFromInline var log: String
+    @usableFromInline var offsets: Range<Int64>
+    @usableFromInline var partitions: Int
+    @usableFromInline var exact: Bool
+    @usableFromInline var output: String
+}
+
+/// One line of a view for people: the key, its window and the value's columns.
+public struct ViewRow: Sendable, Equatable, Codable {
+    public var key: String
+    /// The window (`2013-01-01T10:00:00Z`, `start..end`), empty without windows.
+    public var window: String
+    /// The monoid's rendering: tab-separated columns.
+    public var value: String
+
+    public init(key: String, window: String, value: String) {
+        self.key = key
+        self.window = window
+        self.value = value
+    }
+}
+
+/// The aggregates of one view (a batch view, the speed layer's state for one batch, kappa's
+/// view), type-erased so that the layers' drivers need not be generic.
+@usableFromInline class AggregateTable {
+    @usableFromInline init() {}
+    var count: Int { 0 }
+}
+
+/// The aggregates keyed by (key, window start).
+@usableFromInline final class TypedTable<K: Hashable, V>: AggregateTable {
+    @usableFromInline var entries: [K: V] = [:]
+    @usableFromInline override init() {}
+    override var count: Int { entries.count }
+}
+
+/// A compiled aggregation, type-erased: what the layers need from it. Per-event work goes
+/// through `fold`, whose body is a closure specialised where the job was defined.
+@usableFromInline protocol StreamProgram: AnyObject {
+    var monoidName: String { get }
+    var columns: [String] { get }
+    var window: Window { get }
+    /// Nil for an exact monoid.
+    var relativeError: Double? { get }
+    var isCommutative: Bool { get }
+    func makeTable() -> AggregateTable
+    /// A table of event counts per (key, window), for `foldCounting`.
+    func makeCountTable() -> AggregateTable
+    /// Adds one event's contribution; false when the key function skipped it.
+    func fold(_ event: LogEvent, into table: AggregateTable) throws -> Bool
+    /// Adds one event's contribution and counts it per (key, window) in `counts`.
+    func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws
+    /// The event's key as text (nil when skipped), for side outputs.
+    func keyText(_ event: LogEvent) throws -> String?
+    func merge(_ source: AggregateTable, into target: AggregateTable)
+    func encode(_ table: AggregateTable, to writer: inout ByteWriter)
+    func decodeTable(from reader: inout ByteReader) throws -> AggregateTable
+    /// Adds one batch-view line (hex of key, window start and value) to `table`.
+    func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws
+    /// The rows of a table for people, sorted by key and window.
+    func rows(_ table: AggregateTable) -> [ViewRow]
+    func buildBatch(_ ctx: JobContext, _ request: BatchRequest) throws
+    /// Compares the tables key by key and names the cause of each difference.
+    func compare(_ input: ComparisonInput) -> [KeyComparison]
+}
+
+/// Compiles an aggregation. Inlined into the job's module, so that the closures it builds —
+/// the per-event paths of every layer — are specialised for the job's key and monoid.
+@inlinable func makeStreamProgram<K, M>(_ a: Aggregation<K, M>) -> any StreamProgram {
+    let window = a.window
+    if case .session(let gap) = window {
+        let inner = a.monoid
+        let value = a.value
+        let sessions = Sessions(inner, gap: gap)
+        return makeTypedProgram(key: a.key, value: { e in [SessionSpan(start: e.time, end: e.time, value: try value(e))] },
+                                monoid: sessions, window: window, assign: .none) { key, spans in
+            spans.map { ViewRow(key: key, window: EventTime.iso($0.start) + ".." + EventTime.iso($0.end + gap),
+                                value: inner.render($0.value)) }
+        }
+    }
+    let monoid = a.monoid
+    return makeTypedProgram(key: a.key, value: a.value, monoid: monoid, window: window, assign: window) { key, v in
+        [ViewRow(key: key, window: "", value: monoid.render(v))]
+    }
+}
+
+@inlinable func makeTypedProgram<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid>(
+    key: @escaping (LogEvent) throws -> K?, value: @escaping (LogEvent) throws -> M.Value, monoid: M,
+    window: Window, assign: Window, rows: @escaping (String, M.Value) -> [ViewRow]
+) -> any StreamProgram {
+    typealias VK = Pair<K, Int64>
+    let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void = { e, emit in
+        guard let k = try key(e) else { return }
+        let v = try value(e)
+        try assign.forEachStart(e.time) { try emit(Pair(k, $0), v) }
+    }
+    let identity = monoid.identity
+    let accumulate: (LogEvent, TypedTable<VK, M.Value>) throws -> Bool = { e, table in
+        guard let k = try key(e) else { return false }
+        let v = try value(e)
+        switch assign {
+        case .none, .session:
+            monoid.combine(into: &table.entries[Pair(k, 0), default: identity], v)
+        case .tumbling(let size):
+            monoid.combine(into: &table.entries[Pair(k, floorDiv(e.time, size) * size), default: identity], v)
+        case .sliding:
+            assign.forEachStart(e.time) { monoid.combine(into: &table.entries[Pair(k, $0), default: identity], v) }
+        }
+        return true
+    }
+    let batch: (JobContext, BatchRequest) throws -> Void = { ctx, request in
+        let m = request.exact ? monoid.exact : monoid
+        let pairs: Dataset<(VK, M.Value)> = ctx.eventLog(request.log, offsets: request.offsets, partitions: request.partitions)
+            .flatMap(emitting: { e, emit in try explode(e) { try emit(($0, $1)) } })
+        pairs.reduceByKey { m.combine($0, $1) }
+            .write(to: request.output) { kv, w in
+                var record = ByteWriter(capacity: 64)
+                kv.0.encode(to: &record)
+                kv.1.encode(to: &record)
+                Hex.encode(record.bytes, into: &w)
+            }
+    }
+    return TypedProgram(monoid: monoid, window: window, key: key, explode: explode, accumulate: accumulate, batch: batch, rows: rows)
+}
+
+/// The compiled aggregation for key type `K` and monoid `M`; tables map (key, window start)
+/// to the monoid's value. Only the closures run per event; the methods run per key.
+@usableFromInline final class TypedProgram<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid>: StreamProgram {
+    @usableFromInline typealias VK = Pair<K, Int64>
+    @usableFromInline typealias Table = TypedTable<VK, M.Value>
+
+    let monoid: M
+    @usableFromInline let window: Window
+    let key: (LogEvent) throws -> K?
+    let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void
+    let accumulate: (LogEvent, Table) throws -> Bool
+    let batch: (JobContext, BatchRequest) throws -> Void
+    let rowsOf: (String, M.Value) -> [ViewRow]
+
+    @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
+                           explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
+                           accumulate: @escaping (LogEvent, Table) throws -> Bool,
+                           batch: @escaping (JobContext, BatchRequest) throws -> Void,
+                           rows: @escaping (String, M.Value) -> [ViewRow]) {
+        self.monoid = monoid
+        self.window = window
+        self.key = key
+        self.explode = explode
+        self.accumulate = accumulate
+        self.batch = batch
+        rowsOf = rows
+    }
+
+    @usableFromInline var monoidName: String { monoid.name }
+    @usableFromInline var columns: [String] { monoid.columns }
+    @usableFromInline var relativeError: Double? { monoid.relativeError }
+    @usableFromInline var isCommutative: Bool { monoid.isCommutative }
+
+    @usableFromInline func makeTable() -> AggregateTable { Table() }
+
+    @usableFromInline func makeCountTable() -> AggregateTable { TypedTable<VK, Int>() }
+
+    @usableFromInline func fold(_ event: LogEvent, into table: AggregateTable) throws -> Bool {
+        try accumulate(event, unsafeDowncast(table, to: Table.self))
+    }
+
+    @usableFromInline func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws {
+        let t = table as! Table
+        let c = counts as! TypedTable<VK, Int>
+        let m = monoid
+        try explode(event) { vk, v in
+            m.combine(into: &t.entries[vk, default: m.identity], v)
+            c.entries[vk, default: 0] += 1
+        }
+    }
+
+    @usableFromInline func keyText(_ event: LogEvent) throws -> String? { try key(event).map(Self.text) }
+
+    static func text(_ k: K) -> String {
+        var w = ByteWriter(capacity: 32)
+        k.writeText(to: &w)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable) {
+        let t = target as! Table
+        for (k, v) in (source as! Table).entries { monoid.combine(into: &t.entries[k, default: monoid.identity], v) }
+    }
+
+    @usableFromInline func encode(_ table: AggregateTable, to writer: inout ByteWriter) {
+        let t = table as! Table
+        writer.writeVarint(UInt64(t.entries.count))
+        for (k, v) in t.entries {
+            k.encode(to: &writer)
+            v.encode(to: &writer)
+        }
+    }
+
+    @usableFromInline func decodeTable(from reader: inout ByteReader) throws -> AggregateTable {
+        let t = Table()
+        let n = try reader.readVarint()
+        guard n <= UInt64(reader.remaining) else { throw DecodingError("table of \(n) entries exceeds the data") }
+        t.entries.reserveCapacity(Int(n))
+        for _ in 0..<n {
+            let k = try VK.decode(from: &reader)
+            t.entries[k] = try M.Value.decode(from: &reader)
+        }
+        return t
+    }
+
+    @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws {
+        guard let bytes = Hex.decode(line) else { throw DecodingError("a batch view line is not hex") }
+        let t = table as! Table
+        try bytes.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            let k = try VK.decode(from: &r)
+            let v = try M.Value.decode(from: &r)
+            guard r.isAtEnd else { throw DecodingError("trailing bytes in a batch view line") }
+            // Stored as read (not combined with the identity): the exact reference's values
+            // must keep the exact variant's form.
+            if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
+        }
+    }
+
+    /// The rows of one entry.
+    func rows(_ k: VK, _ v: M.Value) -> [ViewRow] {
+        rowsOf(Self.text(k.first), v).map { row in
+            var row = row
+            if row.window.isEmpty { row.window = window.text(start: k.second) }
+            return row
+        }
+    }
+
+    @usableFromInline func rows(_ table: AggregateTable) -> [ViewRow] {
+        (table as! Table).entries.sorted { $0.key < $1.key }.flatMap { rows($0.key, $0.value) }
+    }
+
+    @usableFromInline func buildBatch(_ ctx: JobContext, _ request: BatchRequest) throws { try batch(ctx, request) }
+
+    @usableFromInline func compare(_ input: ComparisonInput) -> [KeyComparison] {
+        let lambda = input.lambda as! Table, kappa = input.kappa as! Table
+        let reference = input.reference as! Table, referenceSame = input.referenceSame as! Table
+        var keys = Set(reference.entries.keys)
+        keys.formUnion(lambda.entries.keys)
+        keys.formUnion(kappa.entries.keys)
+        keys.formUnion(referenceSame.entries.keys)
+        let identity = monoid.identity
+        let exact = monoid.exact
+
+        func describe(_ k: VK, _ v: M.Value?) -> String {
+            guard let v else { return "(none)" }
+            let shown = rows(k, v)
+            if shown.isEmpty { return "(none)" }
+            guard case .session = window else { return shown.map(\.value).joined(separator: "; ") }
+            return shown.map { "\($0.window) \($0.value)" }.joined(separator: "; ")
+        }
+
+        func judge(_ side: M.Value?, _ k: VK, _ explanations: [Explanation]) -> Cause? {
+            let s = side ?? identity
+            let r = reference.entries[k] ?? identity
+            if s == r { return nil }
+            let same = referenceSame.entries[k] ?? identity
+            if let bound = monoid.relativeError, s == same {
+                let estimate = monoid.estimate(s) ?? 0
+                let truth = exact.estimate(r) ?? 0
+                let error = truth == 0 ? abs(estimate) : abs(estimate - truth) / truth
+                return Cause(kind: .approximate, events: 0, withinBound: error <= bound,
+                             detail: String(format: "estimate %.0f, exact %.0f: error %.2f%% (bound %.2f%%)",
+                                            estimate, truth, 100 * error, 100 * bound))
+            }
+            var found: [(Explanation, Int)] = []
+            var combined = s
+            for e in explanations {
+                guard let add = (e.values as! Table).entries[k] else { continue }
+                let n = (e.counts as! TypedTable<VK, Int>).entries[k] ?? 0
+                if e.kind == .duplicate {
+                    if s == monoid.combine(same, add) {
+                        return Cause(kind: .duplicate, events: n, withinBound: nil, detail: e.detail)
+                    }
+                    continue
+                }
+                if monoid.combine(s, add) == same {
+                    return Cause(kind: e.kind, events: n, withinBound: nil, detail: e.detail)
+                }
+                combined = monoid.combine(combined, add)
+                found.append((e, n))
+            }
+            if found.count > 1 && combined == same {
+                return Cause(kind: .several, events: found.reduce(0) { $0 + $1.1 }, withinBound: nil,
+                             detail: found.map { "\($0.0.kind.rawValue): \($0.1)" }.joined(separator: ", "))
+            }
+            return Cause(kind: .unknown, events: 0, withinBound: nil, detail: "not explained by the late events, missing ranges or duplicates known")
+        }
+
+        var out: [KeyComparison] = []
+        for k in keys.sorted(by: <) {
+            let l = lambda.entries[k], kv = kappa.entries[k], r = reference.entries[k]
+            let lc = judge(l, k, input.lambdaExplanations)
+            let kc = judge(kv, k, input.kappaExplanations)
+            let windowText = window.text(start: k.second)
+            out.append(KeyComparison(key: Self.text(k.first), window: windowText, windowStart: window.end(start: k.second) == nil ? nil : k.second,
+                                     reference: describe(k, r), lambda: describe(k, l), kappa: describe(k, kv),
+                                     lambdaCause: lc, kappaCause: kc))
+        }
+        return out
+    }
+}

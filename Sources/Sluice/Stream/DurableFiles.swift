@@ -1,0 +1,196 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Small POSIX helpers for files that must survive a crash: whole-file atomic replacement
+/// (temporary file, fsync, rename, fsync of the folder) and exact positioned reads and writes.
+enum Durable {
+    /// Replaces `path` with `bytes` atomically: a reader (or a restart after `kill -9` or a
+    /// power cut) sees either the old content or the new, never a mixture.
+    static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        let temp = path + ".tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemError("cannot create \(temp)") }
+        do {
+            try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temp) }
+            guard fsync(fd) == 0 else { throw SystemError("cannot fsync \(temp)") }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        guard rename(temp, path) == 0 else {
+            let e = SystemError("cannot rename \(temp) to \(path)")
+            unlink(temp)
+            throw e
+        }
+        try syncFolder(of: path)
+    }
+
+    /// Fsyncs the folder holding `path`, so that a rename or a new file in it is durable.
+    static func syncFolder(of path: String) throws {
+        try syncFolder(parent(of: path))
+    }
+
+    /// Fsyncs a folder.
+    static func syncFolder(_ folder: String) throws {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("cannot open folder \(folder)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SystemError("cannot fsync folder \(folder)") }
+    }
+
+    /// The folder part of a path (`.` when there is none).
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Writes all of `bytes` at the descriptor's current position.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("cannot write \(path)")
+            }
+            done += n
+        }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; fewer only at the end of the file.
+    static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, path: String) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + Int64(done)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("cannot read \(path)")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// The whole content of a file, or nil when it does not exist.
+    static func read(_ path: String) throws -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw SystemError("cannot open \(path)")
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var offset: Int64 = 0
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try readFully(fd, into: $0, at: offset, path: path) }
+            out.append(contentsOf: chunk[0..<n])
+            offset += Int64(n)
+            if n < chunk.count { return out }
+        }
+    }
+
+    /// The size of a file, or nil when it does not exist.
+    static func size(_ path: String) -> Int64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : nil
+    }
+
+    /// Whether `path` exists.
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    /// The names in a folder (without `.` and `..`), unsorted; empty when it does not exist.
+    static func list(_ folder: String) -> [String] {
+        guard let dir = opendir(folder) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Creates a folder and its parents.
+    static func makeFolder(_ path: String) throws {
+        if exists(path) { return }
+        let parent = parent(of: path)
+        if parent != path && parent != "." && parent != "/" { try makeFolder(parent) }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemError("cannot create folder \(path)") }
+    }
+
+    /// Removes a file or a folder tree; a missing path is not an error.
+    static func remove(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in list(path) { remove(path + "/" + name) }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+}
+
+/// An exclusive `flock` on a file, held until the object goes away (or the process dies,
+/// `kill -9` included): one appender per log, one speed layer per lambda folder.
+final class FileLock {
+    private let fd: Int32
+
+    /// Takes the lock on `path` (created when missing); throws `busy` when another holds it.
+    init(path: String, busy: @autoclosure () -> Error) throws {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemError("cannot open \(path)") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw busy()
+        }
+    }
+
+    deinit { close(fd) }
+}
+
+/// Hexadecimal text for binary values in line-oriented files (batch views).
+@usableFromInline enum Hex {
+    /// Appends `bytes` as lowercase hex digits.
+    @inlinable static func encode(_ bytes: [UInt8], into w: inout ByteWriter) {
+        for b in bytes {
+            w.write(digit(b >> 4))
+            w.write(digit(b & 15))
+        }
+    }
+
+    @inlinable static func digit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
+
+    /// Decodes hex digits; nil when the text is not hex.
+    static func decode<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
+        guard text.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(text.count / 2)
+        var high: UInt8 = 0
+        var odd = false
+        for c in text {
+            let v: UInt8
+            switch c {
+            case 0x30...0x39: v = c - 0x30
+            case 0x61...0x66: v = c - 0x61 + 10
+            case 0x41...0x46: v = c - 0x41 + 10
+            default: return nil
+            }
+            if odd { out.append(high << 4 | v) } else { high = v }
+            odd.toggle()
+        }
+        return out
+    }
+}

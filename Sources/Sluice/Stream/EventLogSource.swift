@@ -1,0 +1,67 @@
+extension JobContext {
+    /// The events of the event log in folder `path` whose offsets are in `offsets`, as
+    /// `partitions` contiguous offset ranges (one task each; a task seeks to its range with
+    /// the sparse index). Events are borrowed: read their fields in the next operator.
+    public func eventLog(_ path: String, offsets: Range<Int64>, partitions: Int) -> Dataset<LogEvent> {
+        Dataset(EventLogNode(path: path, offsets: offsets, partitions: partitions), graph)
+    }
+}
+
+/// An offset range of an event log cut into equal offset ranges. The ranges follow from the
+/// job's arguments alone, so every process agrees on them without planned input splits.
+final class EventLogNode: Node<LogEvent> {
+    let path: String
+    let offsets: Range<Int64>
+    let partitions: Int
+
+    init(path: String, offsets: Range<Int64>, partitions: Int) {
+        self.path = path
+        self.offsets = offsets
+        self.partitions = max(1, min(partitions, max(1, offsets.count)))
+        super.init(op: "eventLog", parents: [])
+    }
+
+    override var partitionCount: Int { partitions }
+
+    /// The offsets of one task.
+    func range(_ partition: Int) -> Range<Int64> {
+        let n = Int64(offsets.count)
+        let lo = offsets.lowerBound + n * Int64(partition) / Int64(partitions)
+        let hi = offsets.lowerBound + n * Int64(partition + 1) / Int64(partitions)
+        return lo..<hi
+    }
+
+    override func compute(_ task: TaskContext, partition: Int, into sink: (LogEvent) throws -> Void) throws {
+        let range = range(partition)
+        guard !range.isEmpty else { return }
+        let cursor = try EventLog(path: path).cursor(from: range.lowerBound)
+        let metrics = task.metrics
+        while try cursor.read(limit: 1 << 16, end: range.upperBound, { event in
+            metrics.recordsRead += 1
+            metrics.bytesRead += Int64(event.payload.count + LogFormat.headerSize + LogFormat.bodyPrefix)
+            try sink(event)
+        }) > 0 {}
+        guard cursor.nextOffset >= range.upperBound else {
+            throw EventLogError("the event log \(path) ends at offset \(cursor.nextOffset), inside the range [\(range.lowerBound), \(range.upperBound)) read")
+        }
+    }
+
+    override func reference(_ ref: ReferenceExecutor) throws -> [LogEvent] {
+        // Every payload in one buffer that lives as long as the reference executor.
+        var payloads: [UInt8] = []
+        var headers: [(offset: Int64, time: Int64, end: Int)] = []
+        let end = try EventLog(path: path).read(from: offsets.lowerBound, to: offsets.upperBound) { e in
+            payloads.append(contentsOf: e.payload)
+            headers.append((e.offset, e.time, payloads.count))
+        }
+        guard end >= offsets.upperBound else {
+            throw EventLogError("the event log \(path) ends at offset \(end), before \(offsets.upperBound)")
+        }
+        let kept = ref.keep(payloads)
+        var start = 0
+        return headers.map { h in
+            defer { start = h.end }
+            return LogEvent(offset: h.offset, time: h.time, payload: UnsafeRawBufferPointer(rebasing: kept[start..<h.end]))
+        }
+    }
+}
