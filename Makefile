@@ -36,8 +36,14 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
+# The benchmark suite: generated data, median of several runs, MB/s, peak RSS, JSON results.
 bench: release
 	bash bench/run.sh
+
+# DuckDB, Polars, PySpark (from PyPI, in .venv-bench), GNU tools and a C baseline on the same
+# data, outputs checked against Sluice's, ratios side by side.
+bench-peers: release
+	bash bench/peers.sh
 
 # Renders the HTML report of a run with injected failures in headless Chromium and checks it.
 report-check: release

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Sluice against peers on the same generated data (`make bench-peers`). See bench/README.md.
+#
+#   bash bench/peers.sh                          all peers, 1 GiB text and 10 M events
+#   PEERS=duckdb,polars,c bash bench/peers.sh     a selection (Sluice always runs: it is the reference)
+#   BENCH_QUICK=1 bash bench/peers.sh            16 MiB text and 200 k events
+#
+# Peers: c (bench/baseline/wc.c, 1 and 2 threads), gnu (tr | sort | uniq -c), duckdb, polars,
+# spark-df, spark-rdd (spark = both). Tasks (PEERS_TASKS): wordcount, eventsum.
+# Environment: PEERS_TEXT_SIZE (default 1g), PEERS_EVENT_ROWS (default 10000000), PEER_THREADS
+# (threads/workers for everyone, default 2), BENCH_RUNS (default 3), PEERS_SPARK_RUNS (default 1:
+# Spark takes minutes), BENCH_DIR, SLUICE, PEERS_VENV (default .venv-bench), PEERS_PIP (packages,
+# default "duckdb polars pyspark").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib/common.sh
+
+PEERS=${PEERS:-c,gnu,duckdb,polars,spark}
+TASKS=${PEERS_TASKS:-wordcount,eventsum}
+THREADS=${PEER_THREADS:-2}
+SPARK_RUNS=${PEERS_SPARK_RUNS:-1}
+VENV=${PEERS_VENV:-.venv-bench}
+PIP_PACKAGES=${PEERS_PIP:-duckdb polars pyspark}
+export PEER_THREADS=$THREADS POLARS_MAX_THREADS=$THREADS
+if [ "$BENCH_QUICK" = 1 ]; then
+  TEXT_SIZE=${PEERS_TEXT_SIZE:-16m}; EVENT_ROWS=${PEERS_EVENT_ROWS:-200000}
+else
+  TEXT_SIZE=${PEERS_TEXT_SIZE:-1g}; EVENT_ROWS=${PEERS_EVENT_ROWS:-10000000}
+fi
+
+# Which peers and tasks.
+declare -A WANT=()
+IFS=, read -ra _list <<< "$PEERS"
+for p in "${_list[@]}"; do
+  case "$p" in
+    c|gnu|duckdb|polars|spark-df|spark-rdd) WANT[$p]=1 ;;
+    spark) WANT[spark-df]=1; WANT[spark-rdd]=1 ;;
+    sluice|"") ;;
+    *) fail "unknown peer '$p' in PEERS (known: c, gnu, duckdb, polars, spark, spark-df, spark-rdd)" ;;
+  esac
+done
+declare -A TASK=()
+IFS=, read -ra _list <<< "$TASKS"
+for t in "${_list[@]}"; do
+  case "$t" in
+    wordcount|eventsum) TASK[$t]=1 ;;
+    *) fail "unknown task '$t' in PEERS_TASKS (known: wordcount, eventsum)" ;;
+  esac
+done
+want() { [ -n "${WANT[$1]:-}" ]; }
+
+need_tools
+need_sluice
+build_wc
+
+# Python peers live in a venv of their own (PyPI packages; Java for Spark).
+PY=""
+if want duckdb || want polars || want spark-df || want spark-rdd; then
+  if { want spark-df || want spark-rdd; } && ! command -v java >/dev/null 2>&1; then
+    fail "Spark needs Java (17 or later): install openjdk-17-jre-headless, or leave spark out of PEERS"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV" || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  fi
+  PY="$VENV/bin/python"
+  if ! "$PY" -c 'import duckdb, polars, pyspark' >/dev/null 2>&1; then
+    say "pip install $PIP_PACKAGES (into $VENV)"
+    "$PY" -m pip install -q --upgrade pip >/dev/null
+    # shellcheck disable=SC2086
+    "$PY" -m pip install -q $PIP_PACKAGES || fail "pip install $PIP_PACKAGES failed"
+  fi
+  VERSIONS=$("$PY" -c 'import duckdb, polars, pyspark, sys; print(f"python={sys.version.split()[0]} duckdb={duckdb.__version__} polars={polars.__version__} pyspark={pyspark.__version__}")')
+  say "$VERSIONS"
+fi
+
+setup_bench_dir
+RESULTS=bench/results
+mkdir -p "$RESULTS/logs"
+JSONL="$RESULTS/.peers-$$.jsonl"
+rm -f "$JSONL"
+OUT="$BENCH_DIR/peers-out"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# peer TASK NAME TOOL DESCRIPTION INPUT OUT REFERENCE [harness options] -- COMMAND...
+# The output OUT is compared with REFERENCE (Sluice's output) unless REFERENCE is empty.
+peer() {
+  local task=$1 name=$2 tool=$3 desc=$4 input=$5 out=$6 ref=$7; shift 7
+  local opts=()
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift
+  local check=()
+  [ -n "$ref" ] && check=(--check "$HARNESS same-counts $(printf %q "$out") $(printf %q "$ref")")
+  $HARNESS measure --results "$JSONL" --log-dir "$RESULTS/logs" --name "$task/$name" --group "$task" \
+    --tool "$tool" --desc "$desc" --workers "$THREADS" --input-bytes "$(file_bytes "$input")" \
+    --prepare "rm -rf $out" "${check[@]}" "${opts[@]}" -- "$@"
+}
+
+spark_opts() { echo --runs "$SPARK_RUNS" --count-instrumented; }
+
+if [ -n "${TASK[wordcount]:-}" ]; then
+  TEXT=$(text_file "$TEXT_SIZE")
+  SL="$OUT/wordcount-sluice"
+  peer wordcount sluice sluice "sluice run wordcount --workers $THREADS" "$TEXT" "$SL" "" --timed-extra=-q \
+    -- "$SLUICE" run wordcount --input "$TEXT" --output "$SL" --workers "$THREADS"
+  if want c; then
+    peer wordcount c-t1 c "bench/baseline/wc.c -t 1 (writes the output)" "$TEXT" "$OUT/wc-c1.tsv" "$SL" \
+      -- "$WC_BIN" -t 1 -o "$OUT/wc-c1.tsv" "$TEXT"
+    peer wordcount c-t2 c "bench/baseline/wc.c -t 2" "$TEXT" "$OUT/wc-c2.tsv" "$SL" \
+      -- "$WC_BIN" -t 2 -o "$OUT/wc-c2.tsv" "$TEXT"
+  fi
+  if want gnu; then
+    peer wordcount gnu gnu "tr -s | sort --parallel=2 | uniq -c (LC_ALL=C)" "$TEXT" "$OUT/wc-gnu.tsv" "$SL" \
+      -- bash bench/peers/gnu_wordcount.sh "$TEXT" "$OUT/wc-gnu.tsv"
+  fi
+  if want duckdb; then
+    peer wordcount duckdb duckdb "DuckDB SQL regexp_split_to_array + unnest + GROUP BY" "$TEXT" "$OUT/wc-duckdb.tsv" "$SL" \
+      -- "$PY" bench/peers/duckdb_wordcount.py "$TEXT" "$OUT/wc-duckdb.tsv"
+  fi
+  if want polars; then
+    peer wordcount polars polars "Polars lazy extract_all + explode + group_by, streaming sink" "$TEXT" "$OUT/wc-polars.tsv" "$SL" \
+      -- "$PY" bench/peers/polars_wordcount.py "$TEXT" "$OUT/wc-polars.tsv"
+  fi
+  if want spark-df; then
+    # shellcheck disable=SC2046
+    peer wordcount spark-df spark "PySpark DataFrame split + explode + groupBy, local[$THREADS]" "$TEXT" "$OUT/wc-spark-df" "$SL" \
+      $(spark_opts) -- "$PY" bench/peers/spark_jobs.py wordcount-df "$TEXT" "$OUT/wc-spark-df"
+  fi
+  if want spark-rdd; then
+    # shellcheck disable=SC2046
+    peer wordcount spark-rdd spark "PySpark RDD flatMap + reduceByKey (Python workers), local[$THREADS]" "$TEXT" "$OUT/wc-spark-rdd" "$SL" \
+      $(spark_opts) -- "$PY" bench/peers/spark_jobs.py wordcount-rdd "$TEXT" "$OUT/wc-spark-rdd"
+  fi
+fi
+
+if [ -n "${TASK[eventsum]:-}" ]; then
+  EVENTS=$(events_file "$EVENT_ROWS")
+  SL="$OUT/eventsum-sluice"
+  peer eventsum sluice sluice "sluice run eventsum --workers $THREADS" "$EVENTS" "$SL" "" --timed-extra=-q \
+    --records "$EVENT_ROWS" --records-label rows \
+    -- "$SLUICE" run eventsum --input "$EVENTS" --output "$SL" --workers "$THREADS"
+  if want duckdb; then
+    peer eventsum duckdb duckdb "DuckDB SQL GROUP BY key, sum(value)" "$EVENTS" "$OUT/ev-duckdb.tsv" "$SL" \
+      --records "$EVENT_ROWS" --records-label rows \
+      -- "$PY" bench/peers/duckdb_eventsum.py "$EVENTS" "$OUT/ev-duckdb.tsv"
+  fi
+  if want polars; then
+    peer eventsum polars polars "Polars lazy group_by(key).sum(), streaming sink" "$EVENTS" "$OUT/ev-polars.tsv" "$SL" \
+      --records "$EVENT_ROWS" --records-label rows \
+      -- "$PY" bench/peers/polars_eventsum.py "$EVENTS" "$OUT/ev-polars.tsv"
+  fi
+  if want spark-df; then
+    # shellcheck disable=SC2046
+    peer eventsum spark-df spark "PySpark DataFrame read.csv + groupBy(key).sum, local[$THREADS]" "$EVENTS" "$OUT/ev-spark-df" "$SL" \
+      --records "$EVENT_ROWS" --records-label rows \
+      $(spark_opts) -- "$PY" bench/peers/spark_jobs.py eventsum-df "$EVENTS" "$OUT/ev-spark-df"
+  fi
+fi
+
+[ -s "$JSONL" ] || fail "nothing ran (PEERS_TASKS=$TASKS?)"
+status=0
+$HARNESS report --peers --results "$JSONL" --json "$RESULTS/peers-latest.json" --stamped "$RESULTS/peers" \
+  --meta "sluice=$SLUICE" --meta "bench_dir=$BENCH_DIR" --meta "peers=${VERSIONS:-}" \
+  --meta "text_size=$TEXT_SIZE" --meta "event_rows=$EVENT_ROWS" || status=$?
+rm -f "$JSONL"
+rm -rf "$OUT"
+if [ "$status" != 0 ]; then
+  say "some peers failed or their output differs from Sluice's (see FAILED above)"
+fi
+exit "$status"

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Sluice benchmark suite (`make bench`). See bench/README.md.
+#
+#   bash bench/run.sh                      full suite (1 GiB inputs; ~30 min on 2 cores)
+#   BENCH_QUICK=1 bash bench/run.sh        small inputs only (smoke test, < 1 min)
+#   BENCH_ONLY=wordcount-100m,eventsum     only benchmarks whose name contains one of these
+#
+# Environment: SLUICE (binary, default .build/release/sluice), BENCH_DIR (data folder, kept and
+# reused; default a temporary folder removed at exit), BENCH_RUNS (timed runs, default 3),
+# BENCH_TINY_RUNS (runs of the 1 KiB job, default 20), BENCH_WORKERS (default 2),
+# BENCH_SAMPLE_MS (RSS sampling period, default 50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib/common.sh
+
+WORKERS=${BENCH_WORKERS:-2}
+TINY_RUNS=${BENCH_TINY_RUNS:-20}
+ONLY=${BENCH_ONLY:-}
+
+need_tools
+need_sluice
+build_wc
+setup_bench_dir
+
+if [ "$BENCH_QUICK" = 1 ]; then
+  # Smoke test: small inputs, cut into 4 MiB splits so that 2 workers still have work.
+  SMALL=4m; BIG=16m; EVENT_ROWS=200000; EVENT_LABEL=200k; SORT_SIZE=2m; FLIGHT_COPIES=0
+  SPILL_BUDGET=4m; SPLIT=(--split-size 4m); TINY_RUNS=${BENCH_TINY_RUNS:-10}
+else
+  SMALL=100m; BIG=1g; EVENT_ROWS=10000000; EVENT_LABEL=10M; SORT_SIZE=100m; FLIGHT_COPIES=10
+  SPILL_BUDGET=16m; SPLIT=()
+fi
+
+RESULTS=bench/results
+mkdir -p "$RESULTS/logs"
+JSONL="$RESULTS/.run-$$.jsonl"
+rm -f "$JSONL"
+OUT="$BENCH_DIR/out"
+mkdir -p "$OUT"
+
+selected() { # NAME: is it in BENCH_ONLY (or is BENCH_ONLY empty)?
+  [ -z "$ONLY" ] && return 0
+  local pat
+  IFS=, read -ra pats <<< "$ONLY"
+  for pat in "${pats[@]}"; do [[ "$1" == *"$pat"* ]] && return 0; done
+  return 1
+}
+
+# bench NAME DESCRIPTION [harness options...] -- COMMAND...
+bench() {
+  local name=$1 desc=$2; shift 2
+  selected "$name" || return 0
+  $HARNESS measure --results "$JSONL" --log-dir "$RESULTS/logs" --name "$name" --desc "$desc" "$@"
+}
+
+# sluice_bench NAME DESCRIPTION JOB INPUT WORKERS CHECK [harness options] [-- extra sluice args]
+# Output goes to $OUT/NAME (removed before every run and at the end).
+sluice_bench() {
+  local name=$1 desc=$2 job=$3 input=$4 workers=$5 check=$6; shift 6
+  selected "$name" || return 0
+  local opts=() extra=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  [ $# -gt 0 ] && { shift; extra=("$@"); }
+  local out="$OUT/$name"
+  local checkopt=()
+  [ -n "$check" ] && checkopt=(--check "${check//@OUT@/$out}")
+  # Later options win, so opts may override --input-bytes.
+  bench "$name" "$desc" --group "$job" --tool sluice --workers "$workers" \
+    --input-bytes "$(file_bytes "$input")" --prepare "rm -rf $out" --cleanup "rm -rf $out" \
+    "${checkopt[@]}" --timed-extra=-q "${opts[@]}" \
+    -- "$SLUICE" run "$job" --input "$input" --output "$out" --workers "$workers" "${SPLIT[@]}" "${extra[@]}"
+}
+
+# c_bench NAME FILE THREADS TOKENS: the C yardstick, counting only (-q).
+c_bench() {
+  bench "$1" "C baseline bench/baseline/wc.c, $3 thread(s), distinct-token count only" \
+    --group wordcount --tool c --workers "$3" --input-bytes "$(file_bytes "$2")" \
+    --records "$4" --records-label tok -- "$WC_BIN" -t "$3" -q "$2"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Data (deterministic; reused from BENCH_DIR when present)
+
+say "preparing data (quick=$BENCH_QUICK)"
+T_SMALL=$(text_file "$SMALL")
+T_BIG=$(text_file "$BIG")
+T_GZ=$(gzip_file "$T_SMALL")
+T_SORT=$(text_file "$SORT_SIZE" 2 20000000 0.3)
+T_TINY=$(text_file 1k)
+EVENTS=$(events_file "$EVENT_ROWS")
+FLIGHTS_BUNDLED=datasets/nycflights13/flights.csv.gz
+FLIGHTS_BIG=""
+[ "$FLIGHT_COPIES" -gt 0 ] && FLIGHTS_BIG=$(flights_file "$FLIGHT_COPIES")
+
+REF_SMALL=$(wc_reference "$T_SMALL")
+REF_BIG=$(wc_reference "$T_BIG")
+REF_SORT=$(wc_reference "$T_SORT")
+REF_TINY=$(wc_reference "$T_TINY")
+TOK_SMALL=$(token_total "$T_SMALL")
+TOK_BIG=$(token_total "$T_BIG")
+TOK_SORT=$(token_total "$T_SORT")
+
+_events_ref() { # the reference sums, by awk (%.0f: exact below 2^53)
+  awk -F, 'NR > 1 { s[$3] += $4 } END { for (k in s) printf "%s\t%.0f\n", k, s[k] }' "$1" > "$2"
+}
+make_once "$EVENTS.sum" _events_ref "$EVENTS" >&2
+EVENTS_REF="$EVENTS.sum"
+
+same() { printf '%s same-counts @OUT@ %q\n' "$HARNESS" "$1"; }
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks
+
+c_bench "c-wc-$SMALL-t1" "$T_SMALL" 1 "$TOK_SMALL"
+c_bench "c-wc-$SMALL-t2" "$T_SMALL" 2 "$TOK_SMALL"
+sluice_bench "wordcount-$SMALL-${WORKERS}w" "wordcount, $SMALL generated Zipf text" \
+  wordcount "$T_SMALL" "$WORKERS" "$(same "$REF_SMALL")" \
+  --records "$TOK_SMALL" --records-label tok --compare-to "c-wc-$SMALL-t$WORKERS"
+
+c_bench "c-wc-$BIG-t1" "$T_BIG" 1 "$TOK_BIG"
+c_bench "c-wc-$BIG-t2" "$T_BIG" 2 "$TOK_BIG"
+sluice_bench "wordcount-$BIG-1w" "wordcount, $BIG text, 1 worker" \
+  wordcount "$T_BIG" 1 "$(same "$REF_BIG")" \
+  --records "$TOK_BIG" --records-label tok --compare-to "c-wc-$BIG-t1"
+sluice_bench "wordcount-$BIG-2w" "wordcount, $BIG text, 2 workers" \
+  wordcount "$T_BIG" 2 "$(same "$REF_BIG")" \
+  --records "$TOK_BIG" --records-label tok --compare-to "c-wc-$BIG-t2"
+
+sluice_bench "wordcount-$SMALL-gz-${WORKERS}w" "wordcount, gzip -6 of the $SMALL text (one unsplittable stream; MiB/s of the uncompressed bytes)" \
+  wordcount "$T_GZ" "$WORKERS" "$(same "$REF_SMALL")" \
+  --records "$TOK_SMALL" --records-label tok --input-bytes "$(file_bytes "$T_SMALL")" \
+  --compare-to "wordcount-$SMALL-${WORKERS}w"
+
+sluice_bench "wordcount-$BIG-${WORKERS}w-spill$SPILL_BUDGET" "wordcount, $BIG text, --memory-per-task $SPILL_BUDGET (forces spilling)" \
+  wordcount "$T_BIG" "$WORKERS" "$(same "$REF_BIG")" \
+  --records "$TOK_BIG" --records-label tok --compare-to "wordcount-$BIG-2w" \
+  -- --memory-per-task "$SPILL_BUDGET"
+
+sluice_bench "eventsum-$EVENT_LABEL-${WORKERS}w" "eventsum (group-by-sum), $EVENT_ROWS CSV rows, 100000 keys, 3 hot" \
+  eventsum "$EVENTS" "$WORKERS" "$(same "$EVENTS_REF")" --records "$EVENT_ROWS" --records-label rows
+
+sluice_bench "planedelays-bundled-${WORKERS}w" "planedelays join, bundled nycflights13 (flights.csv.gz ⋈ planes.csv)" \
+  planedelays "$FLIGHTS_BUNDLED" "$WORKERS" "" --records 336776 --records-label rows
+if [ -n "$FLIGHTS_BIG" ]; then
+  sluice_bench "planedelays-x$FLIGHT_COPIES-${WORKERS}w" "planedelays join, flights ×$FLIGHT_COPIES uncompressed (splittable) ⋈ planes.csv" \
+    planedelays "$FLIGHTS_BIG" "$WORKERS" "" --records $((336776 * FLIGHT_COPIES)) --records-label rows
+fi
+
+sluice_bench "test-sort-$SORT_SIZE-${WORKERS}w" "test-sort: distinct + sortByKey of all tokens of $SORT_SIZE text with ~80% distinct tokens (vocabulary 2e7, Zipf 0.3)" \
+  test-sort "$T_SORT" "$WORKERS" "$HARNESS sorted-tokens @OUT@/tokens $REF_SORT" \
+  --records "$TOK_SORT" --records-label tok
+
+sluice_bench "tiny-1k-${WORKERS}w" "wordcount on 1 KiB end to end (process start, planning, workers, commit)" \
+  wordcount "$T_TINY" "$WORKERS" "$(same "$REF_TINY")" --runs "$TINY_RUNS"
+
+# ---------------------------------------------------------------------------------------------
+status=0
+if [ "$BENCH_QUICK" = 1 ]; then stamp_prefix="$RESULTS/bench-quick"; else stamp_prefix="$RESULTS/bench"; fi
+[ -s "$JSONL" ] || fail "no benchmark ran (BENCH_ONLY=$ONLY matched nothing?)"
+$HARNESS report --results "$JSONL" --json "$RESULTS/latest.json" --stamped "$stamp_prefix" \
+  --meta "sluice=$SLUICE" --meta "bench_dir=$BENCH_DIR" || status=$?
+rm -f "$JSONL"
+[ "$status" = 0 ] || say "some benchmarks failed or produced wrong output (see above)"
+exit "$status"
