@@ -48,30 +48,26 @@
     override var ordered: Bool { orderedOutput }
 
     override func runTask(_ task: TaskContext, partition: Int, partPath: String?) throws -> [UInt8] {
+        // Plain or gzip-compressed part file; the formatting loop is the same.
+        let gzip = task.compressOutput ? try GzipWriter(path: partPath!) : nil
+        let plain = gzip == nil ? try OutputFile(path: partPath!) : nil
         var line = ByteWriter(capacity: 256)
         let fmt = format
-        if task.compressOutput {
-            let file = try GzipWriter(path: partPath!)
-            try source.compute(task, partition: partition) { t in
-                line.removeAll()
-                fmt(t, &line)
-                line.write(0x0A)
-                try line.bytes.withUnsafeBytes { try file.write($0) }
-                task.metrics.recordsWritten += 1
-            }
-            task.metrics.outputBytes += try file.finish()
-            return []
-        }
-        let file = try OutputFile(path: partPath!)
         try source.compute(task, partition: partition) { t in
             line.removeAll()
             fmt(t, &line)
             line.write(0x0A)
-            try line.bytes.withUnsafeBytes { try file.write($0) }
+            try line.bytes.withUnsafeBytes { raw in
+                if let gzip { try gzip.write(raw) } else { try plain!.write(raw) }
+            }
             task.metrics.recordsWritten += 1
         }
-        try file.finish()
-        task.metrics.outputBytes += file.offset
+        if let gzip {
+            task.metrics.outputBytes += try gzip.finish()
+        } else {
+            try plain!.finish()
+            task.metrics.outputBytes += plain!.offset
+        }
         return []
     }
 

@@ -624,8 +624,9 @@ public final class Coordinator {
             }
         }
 
-        /// Kills a worker whose attempt lost a race and starts a fresh one (not a failure).
-        func stopLoser(_ w: WorkerState) throws {
+        /// Kills a worker, closes its pipes (forwarding what it had left on stderr) and reaps
+        /// it; returns its wait status.
+        func killAndReap(_ w: WorkerState) -> Int32 {
             w.alive = false
             kill(w.process.pid, SIGKILL)
             close(w.process.toWorker)
@@ -633,6 +634,12 @@ public final class Coordinator {
             if w.process.errors >= 0 { drainErrors(w); close(w.process.errors) }
             var status: Int32 = 0
             waitpid(w.process.pid, &status, 0)
+            return status
+        }
+
+        /// Kills a worker whose attempt lost a race and starts a fresh one (not a failure).
+        func stopLoser(_ w: WorkerState) throws {
+            _ = killAndReap(w)
             if let r = w.running {
                 events.emit("task_end", ["stage": r.key.stage, "partition": r.key.partition, "attempt": r.attempt,
                                          "worker": w.process.id, "status": "killed", "error": "another attempt committed first"])
@@ -643,13 +650,7 @@ public final class Coordinator {
 
         func workerLost(_ w: WorkerState, reason: String) throws {
             guard w.alive else { return }
-            w.alive = false
-            kill(w.process.pid, SIGKILL)
-            close(w.process.toWorker)
-            close(w.process.fromWorker)
-            if w.process.errors >= 0 { drainErrors(w); close(w.process.errors) }
-            var status: Int32 = 0
-            waitpid(w.process.pid, &status, 0)
+            let status = killAndReap(w)
             var code: Int32 = 0
             var why = reason
             switch sluice_wait_status(status, &code) {
