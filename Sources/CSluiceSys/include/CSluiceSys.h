@@ -14,6 +14,8 @@ int sluice_spawn(pid_t *pid, const char *path, char *const argv[], char *const e
 /// Decodes a wait status: 1 if the child exited normally (code in *code), 2 if killed by a
 /// signal (signal in *code), 0 otherwise.
 int sluice_wait_status(int status, int *code);
+/// Asks the CPU to start loading the cache line at `p` (a hash-table slot about to be probed).
+static inline void sluice_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
 /// Ignores SIGPIPE so that writing to a dead worker returns EPIPE instead of killing us.
 void sluice_ignore_sigpipe(void);
 #endif

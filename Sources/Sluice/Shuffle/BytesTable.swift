@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CSluiceSys
 
 /// An open-addressing hash table from byte strings to values, for the text fast path. Keys
 /// are looked up by borrowed bytes (no allocation). Everything a probe needs sits in one flat
@@ -58,6 +59,11 @@ import Darwin
         var words: (UInt64, UInt64) = (0, 0)
         if n > 0 { withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: key) } }
         return words
+    }
+
+    /// Starts loading the slot `hash` probes first.
+    @inlinable func prefetch(hash: UInt64) {
+        sluice_prefetch(slots + (Int(truncatingIfNeeded: (hash | 1) >> 1) & mask) * BytesTable.slotSize)
     }
 
     /// Finds `key` (whose stable hash is `hash`) and updates its value in place, or inserts the
@@ -157,6 +163,68 @@ import Darwin
         slots.initializeMemory(as: UInt8.self, repeating: 0, count: (mask + 1) * BytesTable.slotSize)
         count = 0
         arenaUsed = 0
+    }
+}
+
+/// Lookups into a `BytesTable` in batches of 16: each key's slot is prefetched when it
+/// arrives and the batch is applied when full, so the cache misses of a batch overlap instead
+/// of queueing (the C baseline's trick). Keys are copied into a small buffer, so a borrowed view
+/// need stay valid only during its call.
+@usableFromInline final class BatchedUpserts<V: BitwiseCopyable> {
+    @usableFromInline static var size: Int { 16 }
+    @usableFromInline let table: BytesTable<V>
+    @usableFromInline @exclusivity(unchecked) var keys: UnsafeMutableRawPointer
+    @usableFromInline @exclusivity(unchecked) var used = 0
+    @usableFromInline @exclusivity(unchecked) var count = 0
+    @usableFromInline let offsets: UnsafeMutablePointer<Int>
+    @usableFromInline let lengths: UnsafeMutablePointer<Int>
+    @usableFromInline let hashes: UnsafeMutablePointer<UInt64>
+    @usableFromInline let values: UnsafeMutablePointer<V>
+
+    @inlinable init(table: BytesTable<V>) {
+        self.table = table
+        keys = .allocate(byteCount: 16 * 256, alignment: 8)
+        offsets = .allocate(capacity: 16)
+        lengths = .allocate(capacity: 16)
+        hashes = .allocate(capacity: 16)
+        values = .allocate(capacity: 16)
+    }
+
+    deinit {
+        keys.deallocate()
+        offsets.deallocate()
+        lengths.deallocate()
+        hashes.deallocate()
+        values.deallocate()
+    }
+
+    /// Queues a key (keys over 256 bytes go straight to the table, after the batch).
+    @inlinable func add(_ key: UnsafeRawBufferPointer, hash: UInt64, _ value: V, combine: (V, V) throws -> V) throws {
+        if key.count > 256 {
+            try apply(combine)
+            try table.upsert(key, hash: hash, create: { value }, update: { $0 = try combine($0, value) })
+            return
+        }
+        table.prefetch(hash: hash)
+        if key.count > 0 { (keys + used).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        offsets[count] = used
+        lengths[count] = key.count
+        hashes[count] = hash
+        (values + count).initialize(to: value)
+        used += key.count
+        count += 1
+        if count == BatchedUpserts.size { try apply(combine) }
+    }
+
+    /// Applies the queued lookups.
+    @inlinable func apply(_ combine: (V, V) throws -> V) throws {
+        for i in 0..<count {
+            let v = values[i]
+            try table.upsert(UnsafeRawBufferPointer(start: keys + offsets[i], count: lengths[i]), hash: hashes[i],
+                             create: { v }, update: { $0 = try combine($0, v) })
+        }
+        count = 0
+        used = 0
     }
 }
 

@@ -399,13 +399,15 @@
             }
             table.removeAll()
         }
+        let batch = BatchedUpserts(table: table)
         try source.compute(task, partition: partition) { kv in
-            try table.upsert(kv.0.raw, hash: kv.0.stableHash, create: { kv.1 }, update: { $0 = try combine($0, kv.1) })
-            if table.memory > budget {
+            try batch.add(kv.0.raw, hash: kv.0.stableHash, kv.1, combine: combine)
+            if batch.count == 0 && table.memory > budget {
                 try flush()
                 task.metrics.spills += 1
             }
         }
+        try batch.apply(combine)
         try flush()
         return try writer.commit(to: path)
     }
