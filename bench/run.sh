@@ -88,6 +88,14 @@ T_GZ=$(gzip_file "$T_SMALL")
 T_SORT=$(text_file "$SORT_SIZE" 2 20000000 0.3)
 T_TINY=$(text_file 1k)
 EVENTS=$(events_file "$EVENT_ROWS")
+# Skewed join: events where one key holds 40 % of the rows, joined to a keys table.
+_gen_skewed() { "$SLUICE" gen events --rows "$1" --seed 3 --keys 20000 --hot-keys 1 --hot-share 0.4 -o "$2"; }
+_gen_keys() { awk 'BEGIN { print "key,name"; for (i = 0; i < 20000; i++) printf "k%05d,name%d\n", i, i }' > "$1"; }
+SKEW_ROWS=$((EVENT_ROWS / 5))
+SKEWED="$BENCH_DIR/skewed-r$SKEW_ROWS.csv"
+make_once "$SKEWED" _gen_skewed "$SKEW_ROWS" >&2
+SKEW_KEYS="$BENCH_DIR/skew-keys.csv"
+make_once "$SKEW_KEYS" _gen_keys >&2
 FLIGHTS_BUNDLED=datasets/nycflights13/flights.csv.gz
 FLIGHTS_BIG=""
 [ "$FLIGHT_COPIES" -gt 0 ] && FLIGHTS_BIG=$(flights_file "$FLIGHT_COPIES")
@@ -145,6 +153,16 @@ if [ -n "$FLIGHTS_BIG" ]; then
   sluice_bench "planedelays-x$FLIGHT_COPIES-${WORKERS}w" "planedelays join, flights ×$FLIGHT_COPIES uncompressed (splittable) ⋈ planes.csv" \
     planedelays "$FLIGHTS_BIG" "$WORKERS" "" --records $((336776 * FLIGHT_COPIES)) --records-label rows
 fi
+
+# Hot keys: the same skewed join with skew handling on and off (no broadcast), 2 and 4 workers.
+for w in 2 4; do
+  for skew in on off; do
+    sluice_bench "skewjoin-$SKEW_ROWS-${w}w-skew-$skew" "join of $SKEW_ROWS events (one key holds 40 %) with 20000 keys, --skew $skew" \
+      join "$SKEWED" "$w" "" --records "$SKEW_ROWS" --records-label rows \
+      -- --left "$SKEWED" --right "$SKEW_KEYS" --on key --broadcast-threshold 0 --skew "$skew" --partitions 16 \
+         $([ ${#SPLIT[@]} -eq 0 ] && echo --split-size 8m)
+  done
+done
 
 sluice_bench "test-sort-$SORT_SIZE-${WORKERS}w" "test-sort: distinct + sortByKey of all tokens of $SORT_SIZE text with ~80% distinct tokens (vocabulary 2e7, Zipf 0.3)" \
   test-sort "$T_SORT" "$WORKERS" "$HARNESS sorted-tokens @OUT@/tokens $REF_SORT" \

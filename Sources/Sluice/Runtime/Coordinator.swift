@@ -833,7 +833,7 @@ public final class Coordinator {
             }
             hot.sort { $0.share > $1.share }
             return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(\.label).joined(separator: " → "),
-                                tasks: stage.taskCount, recordsIn: st.metrics.recordsRead, recordsOut: st.metrics.recordsWritten,
+                                tasks: taskCount(stage), recordsIn: st.metrics.recordsRead, recordsOut: st.metrics.recordsWritten,
                                 bytesRead: st.metrics.bytesRead, shuffleBytesWritten: st.metrics.shuffleBytesWritten,
                                 shuffleBytesRead: st.metrics.shuffleBytesRead, outputBytes: st.metrics.outputBytes,
                                 spills: st.metrics.spills, spillBytes: st.metrics.spillBytes, retries: st.retries,
