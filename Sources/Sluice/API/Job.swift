@@ -100,7 +100,7 @@ public enum JobError: Error, CustomStringConvertible {
 public final class JobContext {
     public let job: Job
     public let arguments: JobArguments
-    let graph: JobGraph
+    @usableFromInline let graph: JobGraph
 
     init(job: Job, arguments: JobArguments, graph: JobGraph) {
         self.job = job
@@ -152,10 +152,10 @@ public final class JobContext {
     /// CSV (or TSV with `delimiter: "\t"`) files, each record parsed by `parse` into a
     /// value (return nil to drop it). The record is borrowed: read its fields inside `parse`.
     /// With `header`, the first line names the columns (`record.int("value")`).
-    public func csv<T>(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false,
-                       parse: @escaping (CSVRecord) throws -> T?) -> Dataset<T> {
+    @inlinable public func csv<T>(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false,
+                                  parse: @escaping (CSVRecord) throws -> T?) -> Dataset<T> {
         Dataset(CSVSourceNode(paths: paths, delimiter: delimiter.asciiValue ?? UInt8(ascii: ","), hasHeader: header,
-                              multiLine: multiLine, parse: parse), graph)
+                              multiLine: multiLine, parse: parse, forward: CSVSourceNode.forwarding(parse)), graph)
     }
 
     /// JSON Lines files, each non-empty line decoded as `T`. A line that does not decode is a

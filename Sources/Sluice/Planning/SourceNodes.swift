@@ -2,7 +2,7 @@ import Foundation
 
 /// A source whose partitions are input splits planned by the coordinator from the files on
 /// disk and sent to every worker, so all processes agree on them.
-class FileSourceNode<T>: Node<T> {
+@usableFromInline class FileSourceNode<T>: Node<T> {
     let paths: [String]
     /// Set by the planner (coordinator) or from the setup message (worker).
     var splits: [InputSplit] = []
