@@ -114,10 +114,16 @@ struct JobOptions: ParsableArguments {
     var params: [String] = []
     @Option(help: "Reduce partitions per shuffle (default: 2 × workers).")
     var partitions: Int?
-    @Option(name: .customLong("split-size"), help: "Target input split size, e.g. 32m.")
-    var splitSize: String = "32m"
+    @Option(name: .customLong("split-size"),
+            help: "Target input split size, e.g. 32m; auto: two splits per worker, between 4m and 128m.")
+    var splitSize: String = "auto"
     @Option(name: .customLong("broadcast-threshold"), help: "Broadcast a join side whose input is below this size instead of shuffling it (0: never).")
     var broadcastThreshold: String = "10m"
+
+    /// The `--split-size` value; nil for `auto`.
+    func parsedSplitSize() throws -> Int64? {
+        splitSize.lowercased() == "auto" ? nil : try parseSize(splitSize, option: "--split-size")
+    }
 
     func arguments(for job: Job) throws -> JobArguments {
         var parameters: [String: String] = [:]
@@ -189,7 +195,7 @@ struct Explain_: ParsableCommand {
         for (k, v) in try jobOptions(jobParameters, for: job) { args.parameters[k] = v }
         if args.output == nil { args.output = "OUTPUT" }
         print(try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
-                                        splitSize: try parseSize(options.splitSize, option: "--split-size"),
+                                        splitSize: try options.parsedSplitSize(), workers: workers,
                                         broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")),
               terminator: "")
     }
@@ -267,7 +273,7 @@ struct Run: ParsableCommand {
         run.workers = workers
         run.partitions = options.partitions
         run.memoryPerTask = Int(try parseSize(memoryPerTask, option: "--memory-per-task"))
-        run.splitSize = try parseSize(options.splitSize, option: "--split-size")
+        run.splitSize = try options.parsedSplitSize()
         run.broadcastThreshold = try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")
         run.workDir = workDir
         run.keepWork = keepWork

@@ -122,7 +122,7 @@ struct BroadcastTests {
         #expect(lines[0] == lines[2] && lines[1] == lines[3])
         #expect(lines[0].count == 20_000 / 2 + 0 || !lines[0].isEmpty)
         let text = try Explain.render(Harness.job("join"), JobArguments(output: "o", parameters: [
-            "left": dir + "/big.csv", "right": dir + "/small.csv", "on": "id"]), format: .text, partitions: 4, splitSize: 1 << 20)
+            "left": dir + "/big.csv", "right": dir + "/small.csv", "on": "id"]), format: .text, partitions: 4, splitSize: 1 << 20, workers: 2)
         #expect(text.contains("broadcast hash join"))
     }
 }

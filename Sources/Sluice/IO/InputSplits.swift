@@ -86,9 +86,33 @@ public struct InputSplit: Sendable, Equatable {
 /// into line-aligned byte ranges of about `splitSize`, many small files packed together,
 /// gzip files whole (gzip cannot be split).
 public struct SplitPlanner: Sendable {
-    public var splitSize: Int64
+    /// The split size; nil: chosen per source from its size and the worker count
+    /// (`automaticSplitSize`).
+    public var splitSize: Int64?
+    /// Workers the splits are for (used by the automatic size).
+    public var workers: Int
 
-    public init(splitSize: Int64 = 32 << 20) { self.splitSize = max(1, splitSize) }
+    public init(splitSize: Int64? = nil, workers: Int = 2) {
+        self.splitSize = splitSize.map { max(1, $0) }
+        self.workers = max(1, workers)
+    }
+
+    /// The split size when none is given, after Spark's `maxSplitBytes` (128 MiB cap, 4 MiB
+    /// floor, input / parallelism in between), with two changes: two splits per worker, so a
+    /// slow or retried task does not hold up a whole worker's share, and the split count
+    /// rounded up to a multiple of the worker count, so no worker gets one task more than
+    /// the others. Big splits matter: each map task writes one partial result per distinct
+    /// key, so fewer, larger tasks shuffle less (wordcount on 1 GB, 2 workers: 32 MiB splits
+    /// 12.2 s, 128 MiB 9.8 s).
+    public static func automaticSplitSize(totalBytes: Int64, workers: Int) -> Int64 {
+        let minimum: Int64 = 4 << 20, maximum: Int64 = 128 << 20
+        let workers = Int64(max(1, workers))
+        guard totalBytes > minimum else { return minimum }
+        let size = min(maximum, max(minimum, (totalBytes + 2 * workers - 1) / (2 * workers)))
+        let pieces = (totalBytes + size - 1) / size
+        let balanced = (pieces + workers - 1) / workers * workers
+        return max(minimum, (totalBytes + balanced - 1) / balanced)
+    }
 
     /// Every file named by `paths`, in a deterministic order. Folders are listed recursively
     /// (hidden files and names starting with `_`, such as `_SUCCESS`, are skipped, as Hadoop
@@ -155,7 +179,10 @@ public struct SplitPlanner: Sendable {
             pack = []
             packBytes = 0
         }
-        for (path, size) in try SplitPlanner.expand(paths) {
+        let files = try SplitPlanner.expand(paths)
+        let splitSize = self.splitSize ?? SplitPlanner.automaticSplitSize(
+            totalBytes: files.reduce(0) { $0 + $1.size }, workers: workers)
+        for (path, size) in files {
             let format = InputFormat.of(path: path)
             switch format {
             case .plain where size > splitSize && splittable:

@@ -153,8 +153,8 @@ final class ExecutionPlan {
     }
 
     /// Computes every file source's splits (coordinator side).
-    static func planSplits(_ graph: JobGraph, splitSize: Int64) throws -> [[InputSplit]] {
-        let planner = SplitPlanner(splitSize: splitSize)
+    static func planSplits(_ graph: JobGraph, splitSize: Int64?, workers: Int) throws -> [[InputSplit]] {
+        let planner = SplitPlanner(splitSize: splitSize, workers: workers)
         return try graph.fileSources.map {
             let source = $0 as! FileSourceLike
             return try planner.plan(source.paths, splittable: source.splittable)

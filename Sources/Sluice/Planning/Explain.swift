@@ -10,13 +10,13 @@ public enum Explain {
 
     /// Plans `job` for `arguments` and renders it. Inputs that do not exist yet are shown as
     /// unplanned rather than failing.
-    public static func render(_ job: Job, _ arguments: JobArguments, format: Format, partitions: Int, splitSize: Int64,
+    public static func render(_ job: Job, _ arguments: JobArguments, format: Format, partitions: Int, splitSize: Int64?, workers: Int,
                               broadcastThreshold: Int64 = 10 << 20) throws -> String {
         let graph = try job.graph(arguments)
         var splits: [[InputSplit]]
         var note = ""
         do {
-            splits = try ExecutionPlan.planSplits(graph, splitSize: splitSize)
+            splits = try ExecutionPlan.planSplits(graph, splitSize: splitSize, workers: workers)
         } catch {
             splits = graph.fileSources.map { _ in [] }
             note = "  (inputs not planned: \(error))\n"

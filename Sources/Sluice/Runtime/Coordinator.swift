@@ -14,8 +14,9 @@ public struct RunOptions: Sendable {
     public var partitions: Int?
     /// Bytes a task may hold before it spills (map-side table, buffers, reduce tables).
     public var memoryPerTask: Int = 256 << 20
-    /// Target size of one input split of a large plain file.
-    public var splitSize: Int64 = 32 << 20
+    /// Target size of one input split of a large plain file; nil: automatic (see
+    /// `SplitPlanner.automaticSplitSize`).
+    public var splitSize: Int64?
     /// Where shuffle and spill files go (default: a fresh folder under $TMPDIR or /tmp).
     public var workDir: String?
     /// Keep the work directory after the run (it is removed after success otherwise).
@@ -223,7 +224,7 @@ public final class Coordinator {
         let plan: ExecutionPlan
         do {
             graph = try job.graph(arguments)
-            splits = try ExecutionPlan.planSplits(graph, splitSize: options.splitSize)
+            splits = try ExecutionPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
             plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
                                                                         broadcastThreshold: options.broadcastThreshold), splits: splits)
         } catch {
@@ -296,7 +297,7 @@ public final class Coordinator {
             "version": RunEventLog.version, "job": job.name, "summary": job.summary, "run_id": runID,
             "inputs": arguments.inputs, "output": arguments.output ?? "", "parameters": arguments.parameters,
             "options": ["workers": options.workers, "partitions": plan.options.partitions, "memory_per_task": options.memoryPerTask,
-                        "split_size": options.splitSize, "max_attempts": options.maxAttempts,
+                        "split_size": options.splitSize.map { $0 as Any } ?? "auto", "max_attempts": options.maxAttempts,
                         "inject": options.injectSpec ?? "", "bad_records": options.skipBadRecords ? "skip" : "fail"],
             "stages": RunEventLog.describe(plan),
         ])
