@@ -60,14 +60,22 @@ public enum ConformanceJobs {
     }
 
     static let aggregate = Job("test-aggregate", summary: "reduceByKey, aggregateByKey, groupByKey, distinct, countByKey, count",
-                               parameters: common, hidden: true) { ctx in
+                               parameters: common + [JobParameter("group-skew", help: "groupByKey's skew hint: auto, off or split:N",
+                                                                  default: "auto")],
+                               hidden: true) { ctx in
         let out = try ctx.output
         let data = ctx.parallelize(try pairs(ctx), partitions: 4)
         data.reduceByKey(+).write(to: out + "/reduce")
         data.aggregateByKey(Pair(0, 0), { acc, v in Pair(acc.first + v, acc.second + 1) },
                             { a, b in Pair(a.first + b.first, a.second + b.second) })
             .write(to: out + "/aggregate")
-        data.groupByKey().mapValues { $0.sorted() }.write(to: out + "/group")
+        let hint: SkewHint
+        switch try ctx.parameter("group-skew") {
+        case "off": hint = .off
+        case let s where s.hasPrefix("split:"): hint = .split(Int(s.dropFirst(6)) ?? 2)
+        default: hint = .auto
+        }
+        data.groupByKey(skew: hint).mapValues { $0.sorted() }.write(to: out + "/group")
         data.map { $0.1 % 50 }.distinct().write(to: out + "/distinct")
         data.countByKey()
         data.filter { $0.1 > 0 }.count()

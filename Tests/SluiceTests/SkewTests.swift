@@ -50,12 +50,58 @@ struct SkewTests {
         #expect(result.stages.filter { $0.kind == "result" }.allSatisfy { $0.tasks == 16 })
     }
 
-    @Test("groupByKey and aggregations with a hot key stay exact under a tiny memory budget")
+    /// The groupByKey stage of test-aggregate.
+    func groupStage(_ result: JobResult) -> StageSummary { result.stages.first { $0.operators.hasPrefix("groupByKey") }! }
+
+    @Test("a key with 40 % of the rows: groupByKey exact with skew handling on and off, in two steps when on",
+          arguments: [1, 2, 4])
+    func skewedGroups(workers: Int) throws {
+        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
+        let on = try Harness.checkAgainstReference("test-aggregate", parameters: params, options: try options(workers: workers, skew: true))
+        let off = try Harness.checkAgainstReference("test-aggregate", parameters: params, options: try options(workers: workers, skew: false))
+        let groupOn = groupStage(on), groupOff = groupStage(off)
+        #expect(groupOn.skewNotes.contains { $0.contains("two steps") }, "\(groupOn.skewNotes)")
+        #expect(groupOff.skewNotes.isEmpty)
+        #expect(groupOn.hotKeys.contains { $0.key == "0" && abs($0.share - 0.4) < 0.05 }, "key 0 named hot with its share: \(groupOn.hotKeys)")
+        // Map-side combined aggregations leave one record per key and map task: nothing to split.
+        #expect(on.stages.filter { !$0.skewNotes.isEmpty }.count == 1)
+        // The longest task of the grouping reads far fewer records than without splitting.
+        #expect(groupOn.maxTaskRecords * 3 < groupOff.maxTaskRecords * 2, "\(groupOn.maxTaskRecords) vs \(groupOff.maxTaskRecords)")
+    }
+
+    @Test("groupByKey and aggregations with a hot key stay exact under a tiny memory budget, split in two steps")
     func hotGroups() throws {
         var o = try options(workers: 3, skew: true)
         o.memoryPerTask = 1 << 16
         let result = try Harness.checkAgainstReference("test-aggregate", parameters: ["n": "30000", "keys": "500", "skew": "0.5"], options: o)
-        #expect(result.stages.contains { $0.hotKeys.contains { $0.key == "0" } })
+        #expect(groupStage(result).hotKeys.contains { $0.key == "0" })
+        #expect(!groupStage(result).skewNotes.isEmpty)
+        #expect(result.stages.contains { $0.spills > 0 })
+    }
+
+    /// Stage 5 is test-aggregate's groupByKey; with 2 workers its hot partition is cut into 4
+    /// partial aggregations (tasks 0–3), the 15 other partitions follow, then the merge (task 19).
+    @Test("a worker killed during a partial aggregation or its merge still gives the exact result",
+          arguments: ["crash@5.0.0", "exit@5.3.0", "crash@5.19.0", "throw@5.19.0"])
+    func crashDuringTwoStep(inject: String) throws {
+        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
+        let result = try Harness.checkAgainstReference("test-aggregate", parameters: params,
+                                                       options: try options(workers: 2, skew: true, inject: inject))
+        #expect(groupStage(result).skewNotes.contains { $0.contains("4 partial aggregations") }, "\(groupStage(result).skewNotes)")
+        #expect(result.retries > 0)
+    }
+
+    @Test("per-operator skew hints: off never splits, split:N splits into N whatever the size")
+    func hints() throws {
+        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
+        let off = try Harness.checkAgainstReference("test-aggregate", parameters: params.merging(["group-skew": "off"]) { $1 },
+                                                    options: try options(workers: 2, skew: true))
+        #expect(groupStage(off).skewNotes.isEmpty)
+        var o = try options(workers: 2, skew: true)
+        o.skew.minBytes = 1 << 30
+        let forced = try Harness.checkAgainstReference("test-aggregate", parameters: params.merging(["group-skew": "split:3"]) { $1 },
+                                                       options: o)
+        #expect(groupStage(forced).skewNotes.contains { $0.contains("3 partial aggregations") }, "\(groupStage(forced).skewNotes)")
     }
 
     @Test("a worker killed during a split join stage still gives the exact result")

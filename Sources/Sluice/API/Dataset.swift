@@ -160,12 +160,12 @@ extension Dataset {
     /// Merges the values of each key with an associative function, combining on the map
     /// side before the shuffle.
     @inlinable public func reduceByKey<K: ShuffleKey, V: BinaryCodable>(
-        partitions: Int? = nil, _ combine: @escaping (V, V) throws -> V
+        partitions: Int? = nil, skew: SkewHint = .auto, _ combine: @escaping (V, V) throws -> V
     ) -> Dataset<(K, V)> where T == (K, V) {
         let agg = Aggregator<V, V>(create: { $0 }, mergeValue: { $0 = try combine($0, $1) },
                                    mergeCombiners: { $0 = try combine($0, $1) })
         return Dataset<(K, V)>(combineByKey(node, op: "reduceByKey", aggregator: agg, mapSideCombine: true,
-                                            partitions: partitions), graph)
+                                            partitions: partitions, skew: skew), graph)
     }
 
     /// `reduceByKey` over borrowed byte keys (tokens of `textLineViews`): the fastest text
@@ -179,23 +179,29 @@ extension Dataset {
     }
 
     /// Folds the values of each key into an accumulator starting at `zero`: `seq` adds a
-    /// value, `comb` merges two accumulators (both must be associative).
+    /// value, `comb` merges two accumulators (both must be associative). A skewed reduce
+    /// partition is aggregated in two steps (partials, then a merge with `comb`); `skew`
+    /// overrides the run's `--skew` for this operator.
     @inlinable public func aggregateByKey<K: ShuffleKey, V: BinaryCodable, U: BinaryCodable>(
-        _ zero: U, partitions: Int? = nil,
+        _ zero: U, partitions: Int? = nil, skew: SkewHint = .auto,
         _ seq: @escaping (U, V) throws -> U, _ comb: @escaping (U, U) throws -> U
     ) -> Dataset<(K, U)> where T == (K, V) {
         let agg = Aggregator<V, U>(create: { try seq(zero, $0) }, mergeValue: { $0 = try seq($0, $1) },
                                    mergeCombiners: { $0 = try comb($0, $1) })
         return Dataset<(K, U)>(combineByKey(node, op: "aggregateByKey", aggregator: agg, mapSideCombine: true,
-                                            partitions: partitions), graph)
+                                            partitions: partitions, skew: skew), graph)
     }
 
     /// All values of each key, as an array (no map-side combine: it would not shrink the data).
-    @inlinable public func groupByKey<K: ShuffleKey, V: BinaryCodable>(partitions: Int? = nil) -> Dataset<(K, [V])> where T == (K, V) {
+    /// A hot key's partition is grouped in two steps (partial groups, then one merge);
+    /// `skew` overrides the run's `--skew` for this operator.
+    @inlinable public func groupByKey<K: ShuffleKey, V: BinaryCodable>(
+        partitions: Int? = nil, skew: SkewHint = .auto
+    ) -> Dataset<(K, [V])> where T == (K, V) {
         let agg = Aggregator<V, [V]>(create: { [$0] }, mergeValue: { $0.append($1) },
                                      mergeCombiners: { $0 += $1 }, growsBy: { $0.estimatedMemory })
         return Dataset<(K, [V])>(combineByKey(node, op: "groupByKey", aggregator: agg, mapSideCombine: false,
-                                              partitions: partitions), graph)
+                                              partitions: partitions, skew: skew), graph)
     }
 
     /// For each key on either side, its values from both sides.
@@ -209,16 +215,16 @@ extension Dataset {
     /// below `--broadcast-threshold` is broadcast instead of shuffled; skewed partitions are
     /// split when the job runs.
     @inlinable public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
-        _ other: Dataset<(K, W)>, partitions: Int? = nil
+        _ other: Dataset<(K, W)>, partitions: Int? = nil, skew: SkewHint = .auto
     ) -> Dataset<(K, (V, W))> where T == (K, V) {
-        Dataset<(K, (V, W))>(innerJoin(node, other.node, partitions: partitions), graph)
+        Dataset<(K, (V, W))>(innerJoin(node, other.node, partitions: partitions, skew: skew), graph)
     }
 
     /// Left outer join: every left record, with each matching right value or `nil`.
     @inlinable public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
-        _ other: Dataset<(K, W)>, partitions: Int? = nil
+        _ other: Dataset<(K, W)>, partitions: Int? = nil, skew: SkewHint = .auto
     ) -> Dataset<(K, (V, W?))> where T == (K, V) {
-        Dataset<(K, (V, W?))>(leftJoin(node, other.node, partitions: partitions), graph)
+        Dataset<(K, (V, W?))>(leftJoin(node, other.node, partitions: partitions, skew: skew), graph)
     }
 
     /// Sorts by key across all partitions: range partitioning from a key sample, then a sort

@@ -326,8 +326,8 @@ public final class Coordinator {
         var replacements = 0
         var speculated = Set<TaskKey>()
         var mapBytes: [Int: [[Int64]]] = [:]
-        var mapRecords: [Int: [[Int]]] = [:]
         var hotKeyCounts: [Int: [String: Int]] = [:]
+        var sketchedRecords: [Int: Int] = [:]
         var skewNotes: [Int: [String]] = [:]
         var speculativeAttempts = 0
         let logSink = options.log ?? { _, _ in }
@@ -337,23 +337,64 @@ public final class Coordinator {
             "job \(job.name), stage \(stage.id) (\(stage.kindName)), partition \(partition)"
         }
 
-        /// Adaptive skew handling: when a join's reduce stage becomes ready, split its skewed
-        /// partitions by groups of map outputs (see `SkewPlanner`).
+        /// Adaptive skew handling: when a reduce stage becomes ready, split its skewed
+        /// partitions by groups of map outputs (see `SkewPlanner`): a join's big side with the
+        /// other side replicated, or an aggregation in two steps (partials, then a merge).
         func planSkew(_ stage: Stage) -> [TaskSpec]? {
             guard case .result = stage.kind, options.skew.enabled else { return nil }
-            let inputs = stage.shuffleInputs
-            guard inputs.count == 2 else { return nil }
-            let candidates = inputs.filter { ($0 as? ClosureShuffle)?.skewSplittable == true && mapBytes[$0.id] != nil }
+            let inputs = stage.shuffleInputs.compactMap { $0 as? ClosureShuffle }
+            let twoStep = inputs.count == 1 && inputs[0].skewSplitting == .twoStep
+            let candidates = inputs.filter {
+                mapBytes[$0.id] != nil && $0.skewHint != .off
+                    && (twoStep || (inputs.count == 2 && $0.skewSplitting == .joinSide))
+            }
             guard let big = candidates.max(by: { totalBytes(of: $0) < totalBytes(of: $1) }) else { return nil }
-            let specs = SkewPlanner.plan(partitions: big.partitions, bytes: mapBytes[big.id]!, shuffle: big.id,
-                                         options: options.skew, workers: options.workers)
+            var skewOptions = options.skew
+            if case .split(let s) = big.skewHint {
+                skewOptions.splits = max(1, s)
+                skewOptions.minBytes = 0
+            }
+            var specs = SkewPlanner.plan(partitions: big.partitions, bytes: mapBytes[big.id]!, shuffle: big.id,
+                                         options: skewOptions, workers: options.workers)
             guard specs.count > big.partitions else { return nil }
             let split = Set(specs.filter { $0.maps != nil }.map(\.partition)).sorted()
-            let note = "stage \(stage.id): skewed partition\(split.count == 1 ? "" : "s") \(split.map(String.init).joined(separator: ", ")) of shuffle \(big.id) split into \(specs.count - big.partitions + split.count) tasks by map-output ranges; the other side replicated"
+            let splits = specs.count - big.partitions + split.count
+            let partitionList = "skewed partition\(split.count == 1 ? "" : "s") \(split.map(String.init).joined(separator: ", ")) of shuffle \(big.id)"
+            let note: String
+            if twoStep {
+                specs = SkewPlanner.twoStep(specs)
+                note = "stage \(stage.id): \(partitionList) aggregated in two steps: \(splits) partial aggregations by map-output ranges, merged by \(split.count) task\(split.count == 1 ? "" : "s")"
+            } else {
+                note = "stage \(stage.id): \(partitionList) split into \(splits) tasks by map-output ranges; the other side replicated"
+            }
             skewNotes[stage.id, default: []].append(note)
-            events.emit("skew_split", ["stage": stage.id, "shuffle": big.id, "partitions": split, "tasks": specs.count])
+            events.emit("skew_split", ["stage": stage.id, "shuffle": big.id, "partitions": split, "tasks": specs.count,
+                                       "mode": twoStep ? "two-step" : "join-split"])
             log(note, .info)
             return specs
+        }
+
+        /// Whether a task can start: a merge task waits for its partition's partials.
+        func inputsReady(_ key: TaskKey) -> Bool {
+            guard let specs = states[key.stage].specs, specs[key.partition].merges != nil else { return true }
+            let p = specs[key.partition].partition
+            return !states[key.stage].remaining.contains { i in specs[i].partition == p && specs[i].partial != nil }
+        }
+
+        /// After a merge task failed: partial files that are gone (deleted under a running
+        /// job) are made again by re-running their tasks.
+        func rerunLostPartials(_ key: TaskKey) {
+            guard let specs = states[key.stage].specs, let merges = specs[key.partition].merges,
+                  let shuffle = specs[key.partition].shuffle else { return }
+            let p = specs[key.partition].partition
+            for (i, spec) in specs.enumerated() where spec.partition == p && spec.partial != nil
+                && !states[key.stage].remaining.contains(i) && spec.partial! < merges {
+                let path = ShuffleDependency.partialPath(workDir: workDir, shuffle: shuffle, partition: p, index: spec.partial!)
+                guard !fm.fileExists(atPath: path) else { continue }
+                states[key.stage].remaining.insert(i)
+                log("partial aggregation \(path) lost: running it again", .warning)
+                enqueue(TaskKey(stage: key.stage, partition: i))
+            }
         }
 
         func totalBytes(of dep: ShuffleDependency) -> Int64 {
@@ -488,6 +529,7 @@ public final class Coordinator {
                 enqueue(key)
                 return
             }
+            rerunLostPartials(key)
             failures[key, default: 0] += 1
             states[key.stage].retries += 1
             let where_ = "\(describe(stage, key.partition)), attempt \(attempt + 1) of \(options.maxAttempts), worker \(worker.process.id) (pid \(worker.process.pid))"
@@ -526,15 +568,19 @@ public final class Coordinator {
                 if let stats = report.mapStats {
                     if mapBytes[dep.id] == nil {
                         mapBytes[dep.id] = Array(repeating: [], count: stage.taskCount)
-                        mapRecords[dep.id] = Array(repeating: [], count: stage.taskCount)
                     }
                     mapBytes[dep.id]![key.partition] = stats.bytes
-                    mapRecords[dep.id]![key.partition] = stats.records
                     for (k, n) in stats.hotKeys { hotKeyCounts[dep.id, default: [:]][k, default: 0] += n }
+                    sketchedRecords[dep.id, default: 0] += stats.sketched
                 }
             case .result(let action):
-                if let s = staging[action.index], let f = report.file {
-                    let final = s.dir + "/" + partName(key.partition) + (options.compressOutput ? ".gz" : "")
+                if st.specs?[key.partition].partial != nil {
+                    // A partial aggregation wrote its partial file; its (empty) part is dropped.
+                    if let f = report.file { unlink(f) }
+                } else if let s = staging[action.index], let f = report.file {
+                    // Parts are numbered without gaps: partial aggregations (listed first) have none.
+                    let part = key.partition - (st.specs?.filter { $0.partial != nil }.count ?? 0)
+                    let final = s.dir + "/" + partName(part) + (options.compressOutput ? ".gz" : "")
                     guard rename(f, final) == 0 else { throw SystemError("cannot commit \(final)") }
                 }
             case .sample:
@@ -581,7 +627,7 @@ public final class Coordinator {
             }
             guard let index = queue[queueHead...].firstIndex(where: { t in
                 states[t.key.stage].remaining.contains(t.key.partition)
-                    && plan.stages[t.key.stage].parents.allSatisfy { states[$0.id].done }
+                    && plan.stages[t.key.stage].parents.allSatisfy { states[$0.id].done } && inputsReady(t.key)
             }) else {
                 if let key = straggler(now: monotonicMicros()) {
                     speculated.insert(key)
@@ -826,7 +872,8 @@ public final class Coordinator {
             let maxRecords = records.last ?? 0, medianRecords = records.isEmpty ? 0 : records[records.count / 2]
             var hot: [(key: String, share: Double)] = []
             for dep in stage.shuffleInputs {
-                let total = (mapRecords[dep.id] ?? []).reduce(0) { $0 + $1.reduce(0, +) }
+                // Shares of the records the sketches saw: before any map-side combine.
+                let total = sketchedRecords[dep.id] ?? 0
                 guard total > 0 else { continue }
                 for (k, n) in hotKeyCounts[dep.id] ?? [:] where Double(n) / Double(total) > options.skew.hotKeyShare {
                     hot.append((k, min(1, Double(n) / Double(total))))

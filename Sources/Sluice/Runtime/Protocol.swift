@@ -123,6 +123,7 @@ enum Message {
                 stats.bytes.encode(to: &w)
                 stats.hotKeys.map(\.0).encode(to: &w)
                 stats.hotKeys.map(\.1).encode(to: &w)
+                stats.sketched.encode(to: &w)
             } else {
                 w.write(0)
             }
@@ -174,6 +175,7 @@ enum Message {
                 stats = MapOutputStats(records: try [Int].decode(from: &r), bytes: try [Int64].decode(from: &r))
                 let labels = try [String].decode(from: &r)
                 stats!.hotKeys = Array(zip(labels, try [Int].decode(from: &r)))
+                stats!.sketched = try Int.decode(from: &r)
             }
             message = .done(TaskReport(stage: stage, partition: partition, attempt: attempt, metrics: metrics,
                                        mapStats: stats, result: Array(try r.readLengthPrefixed()),

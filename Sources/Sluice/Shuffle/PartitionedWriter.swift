@@ -11,6 +11,9 @@ import Darwin
     var bytes: [Int64]
     /// The task's most frequent keys: (key as text, estimated records).
     @usableFromInline var hotKeys: [(String, Int)] = []
+    /// Records the heavy-hitter sketch saw (before any map-side combine): the base of a hot
+    /// key's share.
+    @usableFromInline var sketched = 0
 }
 
 /// Buffers a map task's records per reduce partition in binary blocks; when the buffered

@@ -1,9 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A wide dependency: the parent's records are partitioned by key into `partitions` reduce
 /// partitions and written by each map task as one partitioned file. The coordinator cuts a
 /// stage at every one of these (Spark's ShuffleDependency / ShuffleMapStage).
 public class ShuffleDependency {
     /// Position in the deterministic traversal; -1 until the graph is sealed.
-    var id = -1
+    @usableFromInline var id = -1
     /// The node whose records are shuffled (the last node of the map stage).
     let parent: AnyNode
     /// Number of reduce partitions (R).
@@ -43,11 +49,42 @@ public class ShuffleDependency {
         "\(workDir)/shuffle-\(shuffle)/map-\(map).out"
     }
 
+    /// Path of partial aggregation `index` of a split reduce partition (two-step aggregation).
+    static func partialPath(workDir: String, shuffle: Int, partition: Int, index: Int) -> String {
+        "\(workDir)/shuffle-\(shuffle)/partial-\(partition)-\(index).out"
+    }
+
+    /// Writes this task's partial aggregation: `body` adds the records; the file is written
+    /// under a name of its own and renamed into place (a retried or speculative attempt
+    /// writes the same records, so whichever rename lands last is as good).
+    @usableFromInline func writePartial(_ task: TaskContext, partition: Int, index: Int,
+                                        _ body: (PartitionedWriter) throws -> Void) throws {
+        let writer = PartitionedWriter(partitions: 1, budget: task.memoryBudget / 4,
+                                       spillPrefix: task.tempPrefix + ".partial", metrics: task.metrics)
+        try body(writer)
+        let final = ShuffleDependency.partialPath(workDir: task.workDir, shuffle: id, partition: partition, index: index)
+        let temp = task.tempPrefix + ".partial-\(index).out"
+        _ = try writer.commit(to: temp)
+        guard rename(temp, final) == 0 else { throw SystemError("cannot commit \(final)") }
+    }
+
+    /// Calls `decode` for every record of the `count` partial aggregations of `partition`.
+    @usableFromInline func readPartials(_ task: TaskContext, partition: Int, count: Int,
+                                        _ decode: (inout ByteReader) throws -> Void) throws {
+        for index in 0..<count {
+            let path = ShuffleDependency.partialPath(workDir: task.workDir, shuffle: id, partition: partition, index: index)
+            let reader = try BlockFileReader(path: path)
+            let offsets = try reader.readIndex(expectedPartitions: 1)
+            task.metrics.shuffleBytesRead += offsets[1] - offsets[0]
+            try reader.forEachRecord(from: offsets[0], to: offsets[1], decode)
+        }
+    }
+
     /// Calls `decode` for every record of reduce partition `partition`, reading it from every
     /// map task's committed output.
     @usableFromInline func readPartition(_ task: TaskContext, partition: Int, _ decode: (inout ByteReader) throws -> Void) throws {
         // A split of a skewed partition reads its group of map outputs only (see `SkewPlanner`).
-        let maps = task.spec?.shuffle == id ? task.spec!.maps! : 0..<mapTasks
+        let maps = task.spec?.shuffle == id ? task.spec?.maps ?? 0..<mapTasks : 0..<mapTasks
         for m in maps {
             let path = ShuffleDependency.outputPath(workDir: task.workDir, shuffle: id, map: m)
             let reader = try BlockFileReader(path: path, shuffle: id, mapTask: m)
@@ -92,8 +129,10 @@ public class ShuffleDependency {
     let describeWrite: String
     let combines: Bool
 
-    /// Which side of a join a split may cut (the other side is replicated); empty: none.
-    @usableFromInline var skewSplittable = false
+    /// How skewed reduce partitions of this shuffle may be split.
+    @usableFromInline var skewSplitting = SkewSplitting.never
+    /// The operator's own skew setting.
+    @usableFromInline var skewHint = SkewHint.auto
 
     @usableFromInline init(parent: AnyNode, partitions: Int?, writeDescription: String, combines: Bool) {
         describeWrite = writeDescription

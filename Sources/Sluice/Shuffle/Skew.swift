@@ -3,15 +3,24 @@
 /// How Sluice handles hot keys, and why this way: the decision is taken *after* the map
 /// stage has run, from real statistics, as Spark's adaptive execution does. Every map task
 /// reports, per reduce partition, the records and bytes it wrote, and a Space-Saving sketch of
-/// its most frequent keys. When a join's reduce stage becomes ready, the coordinator finds
+/// its most frequent keys. When a reduce stage becomes ready, the coordinator finds
 /// partitions much larger than the median (`skewFactor` × median and at least
-/// `skewMinBytes`) and splits each over S tasks: task s reads the big side's partition from
-/// one contiguous group of map outputs (about 1/S of its bytes), and the other side's partition
-/// whole — the small side's rows for the hot keys are replicated to every split. Nothing is
-/// re-shuffled, nothing random is involved (a split is a fixed range of map outputs, so a
-/// retried task reads exactly the same rows), and only the downstream stage is re-planned.
-/// A sampling pass before the map stage would cost a second read of the input; the map
-/// stage's own statistics are free.
+/// `skewMinBytes`) and splits each over S tasks, each reading the partition from one
+/// contiguous group of map outputs (about 1/S of its bytes). The group is the salt: it is a
+/// fixed range of map outputs, so a retried task reads exactly the same rows, and nothing
+/// random is involved.
+///
+/// - Joins: the big side is split; every split reads the other side's partition whole, so
+///   the small side's rows for the hot keys are replicated to every split.
+/// - Aggregations (`groupByKey`, `aggregateByKey`, `reduceByKey`, `distinct`): two steps.
+///   Each split folds its rows into partial combiners and writes them to a partial file; one
+///   merge task per split partition then merges the partials with the aggregator's
+///   `mergeCombiners` (removing the salt) and runs the rest of the stage.
+///
+/// Nothing is re-shuffled and only the downstream stage is re-planned. A sampling pass
+/// before the map stage would cost a second read of the input and a fixed extra shuffle; the
+/// map stage's own statistics are free. Skew handling applies to result stages (the reduce
+/// stage that produces the job's output).
 
 /// The most frequent keys of a stream in bounded memory (Metwally et al.'s Space-Saving):
 /// at most `capacity` counters; a new key replaces the smallest counter and inherits its count,
@@ -52,18 +61,33 @@
 }
 
 /// One reduce task of a stage after skew planning: a partition, and for a split partition the
-/// group of map outputs its big side reads.
+/// group of map outputs it reads from `shuffle` — or, for a two-step aggregation, which
+/// partial it writes or how many partials it merges.
 @usableFromInline struct TaskSpec: Equatable {
     @usableFromInline var partition: Int
     @usableFromInline var shuffle: Int?
     @usableFromInline var maps: Range<Int>?
+    /// A partial aggregation: folds `maps` into partial file `partial` and emits nothing.
+    @usableFromInline var partial: Int?
+    /// A merge: merges `merges` partial files of the partition, then runs the rest of the stage.
+    @usableFromInline var merges: Int?
+
+    @usableFromInline init(partition: Int, shuffle: Int? = nil, maps: Range<Int>? = nil, partial: Int? = nil, merges: Int? = nil) {
+        self.partition = partition
+        self.shuffle = shuffle
+        self.maps = maps
+        self.partial = partial
+        self.merges = merges
+    }
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
         w.writeVarint(UInt64(partition))
         (shuffle ?? -1).encode(to: &w)
         (maps?.lowerBound ?? 0).encode(to: &w)
-        (maps?.upperBound ?? 0).encode(to: &w)
+        (maps?.upperBound ?? -1).encode(to: &w)
+        (partial ?? -1).encode(to: &w)
+        (merges ?? -1).encode(to: &w)
         return w.bytes
     }
 
@@ -73,9 +97,33 @@
             let partition = Int(try r.readVarint())
             let shuffle = try Int.decode(from: &r)
             let lo = try Int.decode(from: &r), hi = try Int.decode(from: &r)
-            return TaskSpec(partition: partition, shuffle: shuffle < 0 ? nil : shuffle, maps: shuffle < 0 ? nil : lo..<hi)
+            let partial = try Int.decode(from: &r), merges = try Int.decode(from: &r)
+            return TaskSpec(partition: partition, shuffle: shuffle < 0 ? nil : shuffle, maps: hi < 0 ? nil : lo..<hi,
+                            partial: partial < 0 ? nil : partial, merges: merges < 0 ? nil : merges)
         }
     }
+}
+
+/// A per-operator skew setting (`groupByKey(skew: .split(8))`), over the run's `--skew`.
+public enum SkewHint: Sendable, Equatable {
+    /// Split skewed partitions when the run's thresholds find them (the default).
+    case auto
+    /// Never split this operator's partitions.
+    case off
+    /// Split every partition above `--skew-factor` × the median, whatever its size, into
+    /// this many tasks.
+    case split(Int)
+}
+
+/// How a shuffle's skewed reduce partitions may be split.
+@usableFromInline enum SkewSplitting: Sendable {
+    /// Not at all (sorts, byte-key reductions: their map-side combine leaves one record per
+    /// key and map task).
+    case never
+    /// One side of a join: split it, replicate the other side's partition to every split.
+    case joinSide
+    /// An aggregation: partial aggregations of the splits, merged by one task.
+    case twoStep
 }
 
 /// Skew thresholds (`--skew-factor`, `--skew-min-bytes`, `--hot-key-share`, `--skew off`).
@@ -94,6 +142,26 @@ public struct SkewOptions: Sendable {
 }
 
 enum SkewPlanner {
+    /// Turns the splits of `specs` into a two-step aggregation: every split partition's
+    /// splits become partial aggregations (listed first, so they start first), followed by
+    /// the unsplit partitions, then one merge task per split partition.
+    static func twoStep(_ specs: [TaskSpec]) -> [TaskSpec] {
+        var partials: [TaskSpec] = [], whole: [TaskSpec] = [], merges: [TaskSpec] = []
+        for p in Set(specs.map(\.partition)).sorted() {
+            let group = specs.filter { $0.partition == p }
+            guard group.count > 1 else {
+                whole.append(contentsOf: group)
+                continue
+            }
+            for (i, var spec) in group.enumerated() {
+                spec.partial = i
+                partials.append(spec)
+            }
+            merges.append(TaskSpec(partition: p, shuffle: group[0].shuffle, merges: group.count))
+        }
+        return partials + whole + merges
+    }
+
     /// Splits each skewed partition of `shuffle` (bytes[m][p] from its map tasks) into groups
     /// of contiguous map outputs of roughly equal bytes. Returns the task list.
     static func plan(partitions: Int, bytes: [[Int64]], shuffle: Int, options: SkewOptions, workers: Int) -> [TaskSpec] {
@@ -111,15 +179,17 @@ enum SkewPlanner {
             // (more would only queue), never more than there are map outputs.
             let wanted = options.splits ?? min(Int((Double(size) / Double(median)).rounded(.up)), max(2, 2 * workers))
             let s = max(1, min(wanted, bytes.count))
-            let target = size / Int64(s)
-            var start = 0, acc: Int64 = 0
+            // Cut where the running total passes each 1/S boundary (so a few map outputs are
+            // still cut S ways), and always keep one map output for every split still to come.
+            var start = 0, acc: Int64 = 0, made = 0
             for m in 0..<bytes.count {
                 acc += bytes[m][p]
-                let remainingSplits = s - specs.filter { $0.partition == p }.count - 1
-                if acc >= target && remainingSplits > 0 && m + 1 < bytes.count {
+                let mapsLeft = bytes.count - m - 1, splitsLeft = s - made - 1
+                guard splitsLeft > 0, mapsLeft > 0 else { continue }
+                if acc * Int64(s) >= size * Int64(made + 1) || mapsLeft <= splitsLeft {
                     specs.append(TaskSpec(partition: p, shuffle: shuffle, maps: start..<(m + 1)))
                     start = m + 1
-                    acc = 0
+                    made += 1
                 }
             }
             specs.append(TaskSpec(partition: p, shuffle: shuffle, maps: start..<bytes.count))

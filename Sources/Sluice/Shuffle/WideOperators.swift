@@ -19,18 +19,26 @@
     }
     var stats = try writer.commit(to: path)
     stats.hotKeys = sketch.top()
+    stats.sketched = sketch.tick
     return stats
 }
 
 /// Folds the values of each key into combiners `C`: on the map side first when
 /// `mapSideCombine` (reduceByKey, aggregateByKey, countByKey, distinct), then on the reduce
 /// side with an external (spilling) hash aggregation.
+///
+/// A skewed reduce partition may be split in two steps (see `SkewPlanner`): its splits fold
+/// their map outputs into partial combiners written to partial files, and a merge task folds
+/// those with `mergeCombiners` before the rest of the stage runs.
 @inlinable func combineByKey<K: ShuffleKey, V: BinaryCodable, C: BinaryCodable>(
-    _ source: Node<(K, V)>, op: String, aggregator agg: Aggregator<V, C>, mapSideCombine: Bool, partitions: Int?
+    _ source: Node<(K, V)>, op: String, aggregator agg: Aggregator<V, C>, mapSideCombine: Bool, partitions: Int?,
+    skew: SkewHint = .auto
 ) -> Node<(K, C)> {
     let dep = ClosureShuffle(parent: source, partitions: partitions,
                              writeDescription: mapSideCombine ? "map-side combine → hash-partition" : "hash-partition",
                              combines: mapSideCombine)
+    dep.skewSplitting = .twoStep
+    dep.skewHint = skew
     dep.mapTask = { [unowned dep] task, partition, path in
         let r = dep.partitions
         guard mapSideCombine else {
@@ -72,12 +80,22 @@
         try flush()
         var stats = try writer.commit(to: path)
         stats.hotKeys = sketch.top()
+        stats.sketched = sketch.tick
         return stats
     }
     return ClosureNode<(K, C)>(op: op, parents: [source], shuffles: [dep], body: { task, partition, sink in
         let table = ExternalAggregator<K, C>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
                                              metrics: task.metrics, mergeCombiners: agg.mergeCombiners)
-        if mapSideCombine {
+        let spec = task.spec?.shuffle == dep.id ? task.spec : nil
+        if let count = spec?.merges {
+            // Second step of a split partition: merge its partial combiners (the salt goes).
+            try dep.readPartials(task, partition: partition, count: count) { r in
+                let k = try K.decode(from: &r)
+                let c = try C.decode(from: &r)
+                task.metrics.recordsRead += 1
+                try table.merge(k, c, growth: agg.growsBy == nil ? 0 : c.estimatedMemory)
+            }
+        } else if mapSideCombine {
             try dep.readPartition(task, partition: partition) { r in
                 let k = try K.decode(from: &r)
                 let c = try C.decode(from: &r)
@@ -92,6 +110,18 @@
                 try table.upsert(k, growth: agg.growsBy?(v) ?? 0, create: { try agg.create(v) },
                                  update: { try agg.mergeValue(&$0, v) })
             }
+        }
+        if let index = spec?.partial {
+            // First step: this split's partial combiners go to a partial file, not downstream.
+            try dep.writePartial(task, partition: partition, index: index) { writer in
+                try table.finish { k, c in
+                    try writer.add(partition: 0) { w in
+                        k.encode(to: &w)
+                        c.encode(to: &w)
+                    }
+                }
+            }
+            return
         }
         try table.finish { k, c in try sink((k, c)) }
     }, reference: { ref in
@@ -114,12 +144,14 @@
 /// hash table.
 @inlinable func cogroupByKey<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
     _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?, op: String = "cogroup",
-    splittable: (left: Bool, right: Bool) = (false, false)
+    splittable: (left: Bool, right: Bool) = (false, false), skew: SkewHint = .auto
 ) -> Node<(K, ([V], [W]))> {
     let l = ClosureShuffle(parent: left, partitions: partitions, writeDescription: "hash-partition", combines: false)
     let r = ClosureShuffle(parent: right, partitions: partitions, writeDescription: "hash-partition", combines: false)
-    l.skewSplittable = splittable.left
-    r.skewSplittable = splittable.right
+    l.skewSplitting = splittable.left ? .joinSide : .never
+    r.skewSplitting = splittable.right ? .joinSide : .never
+    l.skewHint = skew
+    r.skewHint = skew
     l.mapTask = { [unowned l] task, partition, path in
         try writePartitioned(left, task, partition, path, partitions: l.partitions) { hashPartition($0, l.partitions) }
     }
@@ -218,9 +250,9 @@
 
 /// Inner join of `left` and `right` (either side may be broadcast or, when skewed, split).
 @inlinable func innerJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
-    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?
+    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?, skew: SkewHint
 ) -> Node<(K, (V, W))> {
-    let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[join]", splittable: (true, true))
+    let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[join]", splittable: (true, true), skew: skew)
     let (l, r) = (grouped.shuffleDependencies[0], grouped.shuffleDependencies[1])
     return JoinNode<(K, (V, W))>(op: "join", left: left, right: right, shuffles: [l, r], shuffled: { task, partition, sink in
         try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in
@@ -248,9 +280,9 @@
 
 /// Left outer join (only the right side may be broadcast; only the left may be split).
 @inlinable func leftJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
-    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?
+    _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?, skew: SkewHint
 ) -> Node<(K, (V, W?))> {
-    let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[leftOuterJoin]", splittable: (true, false))
+    let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[leftOuterJoin]", splittable: (true, false), skew: skew)
     let (l, r) = (grouped.shuffleDependencies[0], grouped.shuffleDependencies[1])
     func emitGroup(_ k: K, _ vs: [V], _ ws: [W], _ sink: ((K, (V, W?))) throws -> Void) throws {
         for v in vs {
