@@ -228,7 +228,7 @@ struct Run: ParsableCommand {
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
     var maxExpanded: String = "64g"
-    @Option(help: "Skew handling: on (split skewed join partitions) or off.")
+    @Option(help: "Skew handling: on (split skewed join and aggregation partitions, chosen after the map stage) or off.")
     var skew: Toggle = .on
     @Option(name: .customLong("skew-factor"), help: "A partition is skewed above this many times the median size.")
     var skewFactor: Double = 5

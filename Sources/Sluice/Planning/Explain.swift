@@ -91,6 +91,7 @@ public enum Explain {
                 chain.append(action.outputPath.map { "\(action.op) \($0)" } ?? action.op)
             }
             out += "  fused   " + chain.joined(separator: " → ") + "\n"
+            if case .result = stage.kind, let skew = SkewPlanner.explain(stage.shuffleInputs) { out += "  skew    \(skew)\n" }
         }
         return out
     }

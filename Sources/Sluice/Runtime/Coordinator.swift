@@ -342,12 +342,8 @@ public final class Coordinator {
         /// other side replicated, or an aggregation in two steps (partials, then a merge).
         func planSkew(_ stage: Stage) -> [TaskSpec]? {
             guard case .result = stage.kind, options.skew.enabled else { return nil }
-            let inputs = stage.shuffleInputs.compactMap { $0 as? ClosureShuffle }
-            let twoStep = inputs.count == 1 && inputs[0].skewSplitting == .twoStep
-            let candidates = inputs.filter {
-                mapBytes[$0.id] != nil && $0.skewHint != .off
-                    && (twoStep || (inputs.count == 2 && $0.skewSplitting == .joinSide))
-            }
+            let (shuffles, twoStep) = SkewPlanner.splittable(stage.shuffleInputs)
+            let candidates = shuffles.filter { mapBytes[$0.id] != nil }
             guard let big = candidates.max(by: { totalBytes(of: $0) < totalBytes(of: $1) }) else { return nil }
             var skewOptions = options.skew
             if case .split(let s) = big.skewHint {

@@ -142,6 +142,31 @@ public struct SkewOptions: Sendable {
 }
 
 enum SkewPlanner {
+    /// The shuffles of a result stage reading `inputs` whose skewed partitions may be split,
+    /// and whether as a two-step aggregation (one aggregation shuffle) or as a join side.
+    static func splittable(_ inputs: [ShuffleDependency]) -> (shuffles: [ClosureShuffle], twoStep: Bool) {
+        let closures = inputs.compactMap { $0 as? ClosureShuffle }
+        guard closures.count == inputs.count else { return ([], false) }
+        let twoStep = closures.count == 1 && closures[0].skewSplitting == .twoStep
+        let shuffles = closures.filter {
+            $0.skewHint != .off && (twoStep || (closures.count == 2 && $0.skewSplitting == .joinSide))
+        }
+        return (shuffles, twoStep)
+    }
+
+    /// What `explain` says of a result stage's skew handling; nil when none applies.
+    static func explain(_ inputs: [ShuffleDependency]) -> String? {
+        let (shuffles, twoStep) = splittable(inputs)
+        guard !shuffles.isEmpty else {
+            return inputs.contains { ($0 as? ClosureShuffle)?.skewHint == .off } ? "off for this operator (skew: .off)" : nil
+        }
+        let forced = shuffles.compactMap { if case .split(let s) = $0.skewHint { return s } else { return nil } }.first
+        let how = twoStep ? "aggregated in two steps (partials by map-output ranges, then a merge)"
+                          : "split by map-output ranges of the larger side, the other side replicated"
+        return "adaptive, after the map stage: a partition far above the median (--skew-factor, --skew-min-size) is "
+            + how + (forced.map { "; \($0) splits forced by the operator" } ?? "")
+    }
+
     /// Turns the splits of `specs` into a two-step aggregation: every split partition's
     /// splits become partial aggregations (listed first, so they start first), followed by
     /// the unsplit partitions, then one merge task per split partition.
