@@ -154,13 +154,21 @@ if [ -n "$FLIGHTS_BIG" ]; then
     planedelays "$FLIGHTS_BIG" "$WORKERS" "" --records $((336776 * FLIGHT_COPIES)) --records-label rows
 fi
 
-# Hot keys: the same skewed join with skew handling on and off (no broadcast), 2 and 4 workers.
+# Hot keys: the same skewed join, and a grouping of the same events (keyusers: groupByKey),
+# with skew handling on and off (no broadcast), 2 and 4 workers.
 for w in 2 4; do
   for skew in on off; do
     sluice_bench "skewjoin-$SKEW_ROWS-${w}w-skew-$skew" "join of $SKEW_ROWS events (one key holds 40 %) with 20000 keys, --skew $skew" \
       join "$SKEWED" "$w" "" --records "$SKEW_ROWS" --records-label rows \
       -- --left "$SKEWED" --right "$SKEW_KEYS" --on key --broadcast-threshold 0 --skew "$skew" --partitions 16 \
          $([ ${#SPLIT[@]} -eq 0 ] && echo --split-size 8m)
+  done
+done
+for w in 2 4; do
+  for skew in on off; do
+    sluice_bench "skewgroup-$SKEW_ROWS-${w}w-skew-$skew" "keyusers (groupByKey) over $SKEW_ROWS events (one key holds 40 %), --skew $skew" \
+      keyusers "$SKEWED" "$w" "" --records "$SKEW_ROWS" --records-label rows \
+      -- --skew "$skew" --partitions 16 $([ ${#SPLIT[@]} -eq 0 ] && echo --split-size 8m)
   done
 done
 

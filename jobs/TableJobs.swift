@@ -14,6 +14,18 @@ let eventsum = Job(
         .write(to: try ctx.output)
 }
 
+/// `keyusers`: per key, its events and distinct users — a grouping that needs all of a key's
+/// rows in one place (no map-side combine), so a hot key shows skew handling at work.
+let keyusers = Job(
+    "keyusers", summary: "Events and distinct users per `key` over CSV events (ts,user,key,value), by groupByKey: key<TAB>events<TAB>users",
+    defaultInputs: ["datasets/events.csv"]
+) { ctx in
+    ctx.csv(ctx.inputs) { r in (r.withField(2) { Bytes($0) }, r.withField(1) { Bytes($0) }) }
+        .groupByKey()
+        .mapValues { users in Pair(users.count, Set(users).count) }
+        .write(to: try ctx.output)
+}
+
 let flightsPath = "datasets/nycflights13/flights.csv.gz"
 
 /// Departure delay of a flight, nil when cancelled (empty or NA `dep_delay`).

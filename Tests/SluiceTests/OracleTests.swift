@@ -69,6 +69,12 @@ struct OracleTests {
         try EventGenerator(rows: 30_000, seed: 5, keys: 700, hotKeys: 2, hotShare: 0.3).write(to: dir + "/events.csv")
         try Harness.checkAgainstReference("eventsum", inputs: [dir + "/events.csv"],
                                           options: Harness.options(workers: 2, partitions: 5, memory: 1 << 16, splitSize: 100 << 10))
+        // keyusers groups (no map-side combine): its hot keys are aggregated in two steps.
+        var skewed = Harness.options(workers: 2, partitions: 8, memory: 1 << 16, splitSize: 100 << 10)
+        skewed.skew.minBytes = 16 << 10
+        try EventGenerator(rows: 30_000, seed: 6, keys: 700, hotKeys: 1, hotShare: 0.5).write(to: dir + "/hot.csv")
+        let grouped = try Harness.checkAgainstReference("keyusers", inputs: [dir + "/hot.csv"], options: skewed)
+        #expect(grouped.stages.contains { $0.skewNotes.contains { $0.contains("two steps") } })
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let flights = root + "/datasets/nycflights13/"
         try Harness.checkAgainstReference("carrierdelays", inputs: [flights + "flights.csv.gz"],

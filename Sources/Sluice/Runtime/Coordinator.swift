@@ -575,7 +575,7 @@ public final class Coordinator {
                     if let f = report.file { unlink(f) }
                 } else if let s = staging[action.index], let f = report.file {
                     // Parts are numbered without gaps: partial aggregations (listed first) have none.
-                    let part = key.partition - (st.specs?.filter { $0.partial != nil }.count ?? 0)
+                    let part = key.partition - (st.specs?[..<key.partition].filter { $0.partial != nil }.count ?? 0)
                     let final = s.dir + "/" + partName(part) + (options.compressOutput ? ".gz" : "")
                     guard rename(f, final) == 0 else { throw SystemError("cannot commit \(final)") }
                 }

@@ -168,8 +168,10 @@ enum SkewPlanner {
     }
 
     /// Turns the splits of `specs` into a two-step aggregation: every split partition's
-    /// splits become partial aggregations (listed first, so they start first), followed by
-    /// the unsplit partitions, then one merge task per split partition.
+    /// splits become partial aggregations (listed first, so they start first), then one merge
+    /// task per split partition, then the unsplit partitions. Workers take the first task that
+    /// can run: the unsplit partitions fill in while a merge waits for its partials, and the
+    /// merge (the stage's critical path) starts as soon as they are done.
     static func twoStep(_ specs: [TaskSpec]) -> [TaskSpec] {
         var partials: [TaskSpec] = [], whole: [TaskSpec] = [], merges: [TaskSpec] = []
         for p in Set(specs.map(\.partition)).sorted() {
@@ -184,7 +186,7 @@ enum SkewPlanner {
             }
             merges.append(TaskSpec(partition: p, shuffle: group[0].shuffle, merges: group.count))
         }
-        return partials + whole + merges
+        return partials + merges + whole
     }
 
     /// Splits each skewed partition of `shuffle` (bytes[m][p] from its map tasks) into groups
