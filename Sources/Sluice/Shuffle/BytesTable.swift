@@ -22,13 +22,16 @@ import CSluiceSys
     @usableFromInline @exclusivity(unchecked) var arena: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var arenaUsed = 0
     @usableFromInline @exclusivity(unchecked) var arenaCapacity: Int
+    /// The most bytes the slot array may grow to; past it the table fills up to a load of 7/8
+    /// (`isFull`) and its owner must flush it: growing would briefly hold both arrays.
+    @usableFromInline let slotLimit: Int
 
     @inlinable static var valueOffset: Int { 32 }
     @inlinable static var slotSize: Int { (32 + MemoryLayout<V>.size + 7) & ~7 }
 
-    @inlinable init(capacity: Int = 1 << 12) {
-        var size = 16
-        while size < capacity * 2 { size <<= 1 }
+    @inlinable init(slotLimit: Int = .max) {
+        self.slotLimit = slotLimit
+        let size = BytesTable.initialSlots
         slots = BytesTable.allocateSlots(size)
         mask = size - 1
         arenaCapacity = 1 << 16
@@ -46,9 +49,17 @@ import CSluiceSys
         arena.deallocate()
     }
 
-    /// Bytes the entries hold: their slots at the load factor, and their long-key tails. (The
-    /// initial allocation is not counted, so a tiny budget still lets a few entries in.)
-    @inlinable var memory: Int { count * BytesTable.slotSize * 2 + arenaUsed }
+    /// Bytes the table holds: its slot array beyond the initial one (a fixed cost, counted by
+    /// its use so that a tiny budget still lets entries in) and its long-key tails.
+    @inlinable var memory: Int {
+        max(count * 2, mask + 1 - BytesTable.initialSlots) * BytesTable.slotSize + arenaUsed
+    }
+
+    /// Slots of a new (or released) table.
+    @inlinable static var initialSlots: Int { 1 << 13 }
+
+    /// At its slot limit and 7/8 full: flush it before adding more.
+    @inlinable var isFull: Bool { count * 8 > (mask + 1) * 7 }
 
     /// The first 16 bytes of a key, zero-padded, as two words.
     @inlinable static func head(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
@@ -118,7 +129,10 @@ import CSluiceSys
         slot.storeBytes(of: head.1, toByteOffset: 24, as: UInt64.self)
         slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
         count += 1
-        if count * 4 > (mask + 1) * 3 { grow() } // load factor 3/4
+        // Load factor 3/4, or up to 7/8 (then `isFull`) when growing would pass the limit.
+        if count * 4 > (mask + 1) * 3 && ((mask + 1) * 2 * BytesTable.slotSize <= slotLimit || count * 16 > (mask + 1) * 15) {
+            grow()
+        }
     }
 
     @usableFromInline func grow() {
@@ -161,6 +175,19 @@ import CSluiceSys
     /// Empties the table, keeping its allocations.
     @inlinable func removeAll() {
         slots.initializeMemory(as: UInt8.self, repeating: 0, count: (mask + 1) * BytesTable.slotSize)
+        count = 0
+        arenaUsed = 0
+    }
+
+    /// Empties the table and gives its memory back (down to the initial allocation).
+    @usableFromInline func release() {
+        slots.deallocate()
+        arena.deallocate()
+        let size = BytesTable.initialSlots
+        slots = BytesTable.allocateSlots(size)
+        mask = size - 1
+        arenaCapacity = 1 << 16
+        arena = .allocate(byteCount: arenaCapacity, alignment: 8)
         count = 0
         arenaUsed = 0
     }
@@ -232,7 +259,7 @@ import CSluiceSys
 /// that spills into hash buckets and aggregates each bucket on its own, recursively (the same
 /// scheme as `ExternalAggregator`).
 @usableFromInline final class BytesAggregator<V: BinaryCodable & BitwiseCopyable> {
-    @usableFromInline let table = BytesTable<V>()
+    @usableFromInline let table: BytesTable<V>
     @usableFromInline let budget: Int
     @usableFromInline let level: Int
     @usableFromInline let spillPrefix: String
@@ -243,6 +270,8 @@ import CSluiceSys
     @inlinable init(budget: Int, spillPrefix: String, metrics: TaskMetrics, level: Int = 0,
                     merge: @escaping (inout V, V) throws -> Void) {
         self.budget = max(budget, 1 << 16)
+        // Below the deepest level the table spills rather than grow past half its budget.
+        table = BytesTable<V>(slotLimit: level < 6 ? self.budget / 2 : .max)
         self.spillPrefix = spillPrefix
         self.metrics = metrics
         self.level = level
@@ -252,7 +281,7 @@ import CSluiceSys
     /// Merges `value` into `key`'s entry.
     @inlinable func add(_ key: UnsafeRawBufferPointer, hash: UInt64, _ value: V) throws {
         try table.upsert(key, hash: hash, create: { value }, update: { try merge(&$0, value) })
-        if table.memory > budget && level < 6 && table.count > 64 { try spillTable() }
+        if (table.memory > budget || table.isFull) && level < 6 && table.count > 64 { try spillTable() }
     }
 
     @inlinable func bucket(_ hash: UInt64) -> Int {
@@ -277,7 +306,7 @@ import CSluiceSys
 
     /// Hands out every (key, value) exactly once.
     @inlinable func finish(_ emit: (UnsafeRawBufferPointer, V) throws -> Void) throws {
-        guard let writer = spill else {
+        guard spill != nil else {
             try table.forEach { key, _, value in try emit(key, value) }
             return
         }
@@ -285,8 +314,12 @@ import CSluiceSys
         let path = "\(spillPrefix).bagg\(level).buckets"
         // Bucket files are spill, not shuffle output: keep them out of those counters.
         let before = (metrics.shuffleBytesWritten, metrics.recordsWritten)
-        _ = try writer.commit(to: path)
+        _ = try spill!.commit(to: path)
         (metrics.shuffleBytesWritten, metrics.recordsWritten) = before
+        // The buckets are aggregated one at a time, each within the budget: this level's
+        // table and buffers go first.
+        spill = nil
+        table.release()
         defer { unlink(path) }
         let reader = try BlockFileReader(path: path)
         let offsets = try reader.readIndex(expectedPartitions: 16)

@@ -420,8 +420,8 @@
         let r = dep.partitions
         let writer = PartitionedWriter(partitions: r, budget: task.memoryBudget / 4,
                                        spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
-        let table = BytesTable<V>()
         let budget = max(task.memoryBudget * 3 / 4, 1 << 16)
+        let table = BytesTable<V>(slotLimit: budget / 2)
         func flush() throws {
             try table.forEach { key, hash, value in
                 try writer.add(partition: bytesPartition(hash, r)) { w in
@@ -434,7 +434,7 @@
         let batch = BatchedUpserts(table: table)
         try source.compute(task, partition: partition) { kv in
             try batch.add(kv.0.raw, hash: kv.0.stableHash, kv.1, combine: combine)
-            if batch.count == 0 && table.memory > budget {
+            if batch.count == 0 && (table.memory > budget || table.isFull) {
                 try flush()
                 task.metrics.spills += 1
             }
