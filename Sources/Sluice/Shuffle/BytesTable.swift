@@ -61,15 +61,27 @@ import CSluiceSys
     /// At its slot limit and 7/8 full: flush it before adding more.
     @inlinable var isFull: Bool { count * 8 > (mask + 1) * 7 }
 
-    /// The first 16 bytes of a key, zero-padded, as two words.
-    @inlinable static func head(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+    /// The first 16 bytes of a key, zero-padded, as two little-endian words. Read with
+    /// overlapping loads that never leave the key (no copy, no call: most keys are short).
+    @inlinable @inline(__always) static func head(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
         let n = key.count
+        guard let p = key.baseAddress, n > 0 else { return (0, 0) }
         if n >= 16 {
-            return (key.loadUnaligned(fromByteOffset: 0, as: UInt64.self), key.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            return (p.loadUnaligned(as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         }
-        var words: (UInt64, UInt64) = (0, 0)
-        if n > 0 { withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: key) } }
-        return words
+        if n >= 8 {
+            let high = n == 8 ? 0 : p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (16 - n))
+            return (p.loadUnaligned(as: UInt64.self), high)
+        }
+        if n >= 4 {
+            let lo = UInt64(p.loadUnaligned(as: UInt32.self))
+            let hi = UInt64(p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+            return (lo | (hi << UInt64(8 * (n - 4))), 0)
+        }
+        let b0 = UInt64(p.load(as: UInt8.self))
+        let b1 = UInt64(p.load(fromByteOffset: n / 2, as: UInt8.self))
+        let b2 = UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self))
+        return (b0 | (b1 << UInt64(8 * (n / 2))) | (b2 << UInt64(8 * (n - 1))), 0)
     }
 
     /// Starts loading the slot `hash` probes first.
@@ -233,12 +245,20 @@ import CSluiceSys
             return
         }
         table.prefetch(hash: hash)
-        if key.count > 0 { (keys + used).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        let n = key.count
+        if n <= 16 {
+            // Short keys (most of them) are kept as their two zero-padded head words.
+            let (h0, h1) = BytesTable<V>.head(key)
+            (keys + used).storeBytes(of: h0, as: UInt64.self)
+            (keys + used + 8).storeBytes(of: h1, as: UInt64.self)
+        } else {
+            (keys + used).copyMemory(from: key.baseAddress!, byteCount: n)
+        }
         offsets[count] = used
-        lengths[count] = key.count
+        lengths[count] = n
         hashes[count] = hash
         (values + count).initialize(to: value)
-        used += key.count
+        used += max(n, 16)
         count += 1
         if count == BatchedUpserts.size { try apply(combine) }
     }
