@@ -7,14 +7,16 @@ import CSluiceSys
 
 /// An open-addressing hash table from byte strings to values, for the text fast path. Keys
 /// are looked up by borrowed bytes (no allocation). Everything a probe needs sits in one flat
-/// slot — the key's hash, its length, its first 16 bytes and the value — so a lookup costs one
-/// memory access in the common case (the hand-written C word count's layout); longer keys keep
-/// their tail in an arena. On generated Zipf text most distinct words are rare and each rare
-/// word is a cache miss, so the number of dependent accesses per lookup is what matters:
+/// slot — the key's hash, its length, a key of up to 12 bytes itself and the value — so a
+/// lookup costs one memory access in the common case (the hand-written C word count's layout);
+/// longer keys live in an arena. On generated Zipf text most distinct words are rare and each
+/// rare word is a cache miss, so the number of dependent accesses per lookup is what matters:
 /// `Dictionary<Bytes, V>` pays an allocation per key and several pointer chases per comparison.
 ///
-/// Slot layout (stride `slotSize`): hash (u64, 0 = empty; stored hashes have bit 0 set),
-/// length (u32), arena offset of the tail (u32), first 16 bytes (2 × u64), value.
+/// Slot layout (stride `slotSize`: 32 bytes for 8-byte values, so two slots share a cache
+/// line and none straddles two): hash (u64, 0 = empty; stored hashes have bit 0 set), length
+/// (u32), then for keys of up to 12 bytes the key zero-padded (u32 + u64), for longer ones
+/// the arena offset (u32) and the key's first 8 bytes; then the value.
 @usableFromInline final class BytesTable<V: BitwiseCopyable> {
     @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var mask: Int
@@ -26,8 +28,8 @@ import CSluiceSys
     /// (`isFull`) and its owner must flush it: growing would briefly hold both arrays.
     @usableFromInline let slotLimit: Int
 
-    @inlinable static var valueOffset: Int { 32 }
-    @inlinable static var slotSize: Int { (32 + MemoryLayout<V>.size + 7) & ~7 }
+    @inlinable static var valueOffset: Int { 24 }
+    @inlinable static var slotSize: Int { (24 + MemoryLayout<V>.size + 7) & ~7 }
 
     @inlinable init(slotLimit: Int = .max) {
         self.slotLimit = slotLimit
@@ -38,14 +40,33 @@ import CSluiceSys
         arena = .allocate(byteCount: arenaCapacity, alignment: 8)
     }
 
+    /// Slot arrays of 2 MiB and more are mapped directly (zero pages, faulted in only where
+    /// a slot is used) and advised onto transparent huge pages, as the C baseline does, so that
+    /// probes anywhere in a table of tens of MiB do not also miss the TLB. Measured on
+    /// wordcount 1 GB: worker peak RSS 163 -> 125 MiB; time unchanged within noise.
+    @inlinable static var hugeSlotBytes: Int { 2 << 20 }
+
+    /// A zeroed slot array of `n` slots.
     @usableFromInline static func allocateSlots(_ n: Int) -> UnsafeMutableRawPointer {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: n * slotSize, alignment: 64)
-        p.initializeMemory(as: UInt8.self, repeating: 0, count: n * slotSize)
+        let bytes = n * slotSize
+        if bytes >= hugeSlotBytes, let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+           p != MAP_FAILED {
+            _ = madvise(p, bytes, Int32(MADV_HUGEPAGE))
+            return p
+        }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         return p
     }
 
+    /// Frees a slot array of `n` slots made by `allocateSlots`.
+    @usableFromInline static func freeSlots(_ p: UnsafeMutableRawPointer, _ n: Int) {
+        let bytes = n * slotSize
+        if bytes >= hugeSlotBytes { munmap(p, bytes) } else { p.deallocate() }
+    }
+
     deinit {
-        slots.deallocate()
+        BytesTable.freeSlots(slots, mask + 1)
         arena.deallocate()
     }
 
@@ -89,13 +110,21 @@ import CSluiceSys
         sluice_prefetch(slots + (Int(truncatingIfNeeded: (hash | 1) >> 1) & mask) * BytesTable.slotSize)
     }
 
+    /// The key words a slot holds: for a key of up to 12 bytes, its bytes 0–3 and 4–11
+    /// (zero-padded); for a longer one, its bytes 0–7 as a quick filter (the whole key is in
+    /// the arena).
+    @inlinable @inline(__always) static func slotWords(_ key: UnsafeRawBufferPointer) -> (UInt32, UInt64) {
+        let (w0, w1) = head(key)
+        return key.count <= 12 ? (UInt32(truncatingIfNeeded: w0), (w0 >> 32) | (w1 << 32)) : (0, w0)
+    }
+
     /// Finds `key` (whose stable hash is `hash`) and updates its value in place, or inserts the
     /// value `create` returns.
     @inlinable func upsert(_ key: UnsafeRawBufferPointer, hash: UInt64, create: () throws -> V,
                            update: (inout V) throws -> Void) rethrows {
         let h = hash | 1
-        let (h0, h1) = BytesTable.head(key)
         let n = key.count
+        let (k4, k8) = BytesTable.slotWords(key)
         let size = BytesTable.slotSize
         var i = Int(truncatingIfNeeded: h >> 1) & mask
         while true {
@@ -103,8 +132,9 @@ import CSluiceSys
             let stored = slot.load(as: UInt64.self)
             if stored == 0 { break }
             if stored == h && Int(slot.load(fromByteOffset: 8, as: UInt32.self)) == n
-                && slot.load(fromByteOffset: 16, as: UInt64.self) == h0 && slot.load(fromByteOffset: 24, as: UInt64.self) == h1
-                && (n <= 16 || memcmp(arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)), key.baseAddress! + 16, n - 16) == 0) {
+                && slot.load(fromByteOffset: 16, as: UInt64.self) == k8
+                && (n <= 12 ? slot.load(fromByteOffset: 12, as: UInt32.self) == k4
+                            : memcmp(arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)), key.baseAddress!, n) == 0) {
                 var value = slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self)
                 try update(&value)
                 slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
@@ -113,32 +143,31 @@ import CSluiceSys
             i = (i + 1) & mask
         }
         let value = try create()
-        insertNew(key, hash: h, head: (h0, h1), at: i, value: value)
+        insertNew(key, hash: h, words: (k4, k8), at: i, value: value)
     }
 
-    @inlinable func insertNew(_ key: UnsafeRawBufferPointer, hash h: UInt64, head: (UInt64, UInt64), at index: Int, value: V) {
-        var offset = 0
-        if key.count > 16 {
-            let tail = key.count - 16
-            if arenaUsed + tail > arenaCapacity {
+    @inlinable func insertNew(_ key: UnsafeRawBufferPointer, hash h: UInt64, words: (UInt32, UInt64), at index: Int, value: V) {
+        var k4 = words.0
+        if key.count > 12 {
+            let n = key.count
+            if arenaUsed + n > arenaCapacity {
                 var bigger = arenaCapacity * 2
-                while arenaUsed + tail > bigger { bigger *= 2 }
+                while arenaUsed + n > bigger { bigger *= 2 }
                 let a = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 8)
                 a.copyMemory(from: arena, byteCount: arenaUsed)
                 arena.deallocate()
                 arena = a
                 arenaCapacity = bigger
             }
-            (arena + arenaUsed).copyMemory(from: key.baseAddress! + 16, byteCount: tail)
-            offset = arenaUsed
-            arenaUsed += tail
+            (arena + arenaUsed).copyMemory(from: key.baseAddress!, byteCount: n)
+            k4 = UInt32(truncatingIfNeeded: arenaUsed)
+            arenaUsed += n
         }
         let slot = slots + index * BytesTable.slotSize
         slot.storeBytes(of: h, as: UInt64.self)
         slot.storeBytes(of: UInt32(key.count), toByteOffset: 8, as: UInt32.self)
-        slot.storeBytes(of: UInt32(truncatingIfNeeded: offset), toByteOffset: 12, as: UInt32.self)
-        slot.storeBytes(of: head.0, toByteOffset: 16, as: UInt64.self)
-        slot.storeBytes(of: head.1, toByteOffset: 24, as: UInt64.self)
+        slot.storeBytes(of: k4, toByteOffset: 12, as: UInt32.self)
+        slot.storeBytes(of: words.1, toByteOffset: 16, as: UInt64.self)
         slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
         count += 1
         // Load factor 3/4, or up to 7/8 (then `isFull`) when growing would pass the limit.
@@ -159,7 +188,7 @@ import CSluiceSys
             while (slots + i * size).load(as: UInt64.self) != 0 { i = (i + 1) & mask }
             (slots + i * size).copyMemory(from: from, byteCount: size)
         }
-        old.deallocate()
+        BytesTable.freeSlots(old, oldSize)
     }
 
     /// Calls `body` with every key (valid during the call), its stable hash and its value.
@@ -173,11 +202,9 @@ import CSluiceSys
             let n = Int(slot.load(fromByteOffset: 8, as: UInt32.self))
             if scratch.count < n { scratch = [UInt8](repeating: 0, count: n * 2) }
             try scratch.withUnsafeMutableBytes { buffer in
-                buffer.baseAddress!.copyMemory(from: slot + 16, byteCount: min(16, n))
-                if n > 16 {
-                    (buffer.baseAddress! + 16).copyMemory(from: arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)),
-                                                         byteCount: n - 16)
-                }
+                // A short key's 12 bytes sit together at offset 12; a long one is in the arena.
+                let from = n <= 12 ? UnsafeRawPointer(slot + 12) : UnsafeRawPointer(arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)))
+                buffer.baseAddress!.copyMemory(from: from, byteCount: n)
                 try body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n), h,
                          slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self))
             }
@@ -193,7 +220,7 @@ import CSluiceSys
 
     /// Empties the table and gives its memory back (down to the initial allocation).
     @usableFromInline func release() {
-        slots.deallocate()
+        BytesTable.freeSlots(slots, mask + 1)
         arena.deallocate()
         let size = BytesTable.initialSlots
         slots = BytesTable.allocateSlots(size)
