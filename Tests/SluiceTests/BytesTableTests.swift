@@ -1,0 +1,71 @@
+import Foundation
+@testable import Sluice
+import Testing
+
+/// The byte-key table and its spilling aggregator against a `Dictionary`, on keys of every
+/// length around the slot's inline limit (12 bytes) and the batch's (16 bytes).
+@Suite("Byte-key tables")
+struct BytesTableTests {
+    /// Keys of length 0 to 40, several distinct per length, each seen several times.
+    func keys() -> [[UInt8]] {
+        var rng = SplitMix64(seed: 11)
+        var distinct: [[UInt8]] = []
+        for n in 0...40 {
+            for _ in 0..<(n == 0 ? 1 : 300) { distinct.append((0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next() % 8) }) }
+        }
+        var stream: [[UInt8]] = []
+        for i in 0..<60_000 { stream.append(distinct[Int(rng.next() % UInt64(distinct.count))]); _ = i }
+        return stream
+    }
+
+    func expected(_ stream: [[UInt8]]) -> [[UInt8]: Int] {
+        stream.reduce(into: [:]) { $0[$1, default: 0] += 1 }
+    }
+
+    @Test("batched upserts count every key exactly, whatever its length, through growth and a slot limit",
+          arguments: [Int.max, 1 << 16])
+    func batched(slotLimit: Int) throws {
+        let stream = keys()
+        let table = BytesTable<Int>(slotLimit: slotLimit)
+        let batch = BatchedUpserts(table: table)
+        var got: [[UInt8]: Int] = [:]
+        var drains = 0
+        func drain() {
+            drains += 1
+            table.forEach { key, hash, value in
+                #expect(hash == ByteView(key).stableHash | 1)
+                got[Array(key), default: 0] += value
+            }
+            table.removeAll()
+        }
+        for key in stream {
+            try key.withUnsafeBytes { try batch.add($0, hash: ByteView($0).stableHash, 1, combine: +) }
+            if batch.count == 0 && table.isFull { drain() }
+        }
+        try batch.apply(+)
+        let drainsBefore = drains
+        drain()
+        #expect(got == expected(stream))
+        if slotLimit < Int.max { #expect(drainsBefore > 0, "the slot limit made the table fill up") }
+    }
+
+    @Test("the spilling aggregator hands out every key once with its total, with and without spills",
+          arguments: [64 << 20, 1 << 16])
+    func aggregator(budget: Int) throws {
+        let stream = keys()
+        let dir = Harness.tempDir("bagg")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let metrics = TaskMetrics()
+        let agg = BytesAggregator<Int>(budget: budget, spillPrefix: dir + "/t", metrics: metrics, merge: { $0 += $1 })
+        for key in stream {
+            try key.withUnsafeBytes { try agg.add($0, hash: ByteView($0).stableHash, 1) }
+        }
+        var got: [[UInt8]: Int] = [:]
+        try agg.finish { key, value in
+            #expect(got[Array(key)] == nil, "key handed out twice")
+            got[Array(key)] = value
+        }
+        #expect(got == expected(stream))
+        if budget < 1 << 20 { #expect(metrics.spills > 0 || metrics.spillBytes > 0) }
+    }
+}
