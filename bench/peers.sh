@@ -9,8 +9,8 @@
 # spark-df, spark-rdd (spark = both). Tasks (PEERS_TASKS): wordcount, eventsum.
 # Environment: PEERS_TEXT_SIZE (default 1g), PEERS_EVENT_ROWS (default 10000000), PEER_THREADS
 # (threads/workers for everyone, default 2), BENCH_RUNS (default 3), PEERS_SPARK_RUNS (default 1:
-# Spark takes minutes), BENCH_DIR, SLUICE, PEERS_VENV (default .venv-bench), PEERS_PIP (packages,
-# default "duckdb polars pyspark").
+# Spark takes minutes), BENCH_DIR, SLUICE, PEERS_VENV (default .venv-bench), PEERS_PIP (packages; default:
+# the packages of the peers asked for: duckdb polars pyspark).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib/common.sh
@@ -20,7 +20,6 @@ TASKS=${PEERS_TASKS:-wordcount,eventsum}
 THREADS=${PEER_THREADS:-2}
 SPARK_RUNS=${PEERS_SPARK_RUNS:-1}
 VENV=${PEERS_VENV:-.venv-bench}
-PIP_PACKAGES=${PEERS_PIP:-duckdb polars pyspark}
 export PEER_THREADS=$THREADS POLARS_MAX_THREADS=$THREADS
 if [ "$BENCH_QUICK" = 1 ]; then
   TEXT_SIZE=${PEERS_TEXT_SIZE:-16m}; EVENT_ROWS=${PEERS_EVENT_ROWS:-200000}
@@ -64,13 +63,20 @@ if want duckdb || want polars || want spark-df || want spark-rdd; then
     python3 -m venv "$VENV" || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
   fi
   PY="$VENV/bin/python"
-  if ! "$PY" -c 'import duckdb, polars, pyspark' >/dev/null 2>&1; then
+  # Only the wanted peers' packages: PEERS=duckdb,polars needs no pyspark.
+  MODULES=()
+  want duckdb && MODULES+=(duckdb)
+  want polars && MODULES+=(polars)
+  { want spark-df || want spark-rdd; } && MODULES+=(pyspark)
+  PIP_PACKAGES=${PEERS_PIP:-${MODULES[*]}}
+  IMPORTS=$(IFS=,; echo "${MODULES[*]}")
+  if ! "$PY" -c "import $IMPORTS" >/dev/null 2>&1; then
     say "pip install $PIP_PACKAGES (into $VENV)"
     "$PY" -m pip install -q --upgrade pip >/dev/null
     # shellcheck disable=SC2086
     "$PY" -m pip install -q $PIP_PACKAGES || fail "pip install $PIP_PACKAGES failed"
   fi
-  VERSIONS=$("$PY" -c 'import duckdb, polars, pyspark, sys; print(f"python={sys.version.split()[0]} duckdb={duckdb.__version__} polars={polars.__version__} pyspark={pyspark.__version__}")')
+  VERSIONS=$("$PY" -c "import sys, $IMPORTS; print('python=' + sys.version.split()[0], *[m + '=' + sys.modules[m].__version__ for m in '$IMPORTS'.split(',')])")
   say "$VERSIONS"
 fi
 
