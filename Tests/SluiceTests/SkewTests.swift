@@ -48,6 +48,10 @@ struct SkewTests {
                                                        options: try options(workers: 2, skew: true))
         #expect(result.stages.allSatisfy { $0.skewNotes.isEmpty })
         #expect(result.stages.filter { $0.kind == "result" }.allSatisfy { $0.tasks == 16 })
+        let grouped = try Harness.checkAgainstReference("test-aggregate", parameters: ["n": "20000", "keys": "3000"],
+                                                        options: try options(workers: 2, skew: true))
+        #expect(grouped.stages.allSatisfy { $0.skewNotes.isEmpty })
+        #expect(groupStage(grouped).tasks == 16)
     }
 
     /// The groupByKey stage of test-aggregate.
