@@ -67,8 +67,11 @@ struct OracleTests {
         let dir = Harness.tempDir("events")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try EventGenerator(rows: 30_000, seed: 5, keys: 700, hotKeys: 2, hotShare: 0.3).write(to: dir + "/events.csv")
-        try Harness.checkAgainstReference("eventsum", inputs: [dir + "/events.csv"],
-                                          options: Harness.options(workers: 2, partitions: 5, memory: 1 << 16, splitSize: 100 << 10))
+        let summed = try Harness.checkAgainstReference("eventsum", inputs: [dir + "/events.csv"],
+                                                       options: Harness.options(workers: 2, partitions: 5, memory: 1 << 16, splitSize: 100 << 10))
+        // The byte-key path samples its keys too: the two hot keys, 15 % of the rows each.
+        #expect(summed.stages.contains { $0.hotKeys.count == 2 && $0.hotKeys.allSatisfy { abs($0.share - 0.15) < 0.03 } },
+                "\(summed.stages.map(\.hotKeys))")
         // keyusers groups (no map-side combine): its hot keys are aggregated in two steps.
         var skewed = Harness.options(workers: 2, partitions: 8, memory: 1 << 16, splitSize: 100 << 10)
         skewed.skew.minBytes = 16 << 10

@@ -36,13 +36,16 @@
     /// Offers a key.
     @inlinable mutating func offer(_ key: K) {
         tick &+= 1
-        let weight: Int
         if tick <= 4096 {
-            weight = 1
-        } else {
-            guard tick & 7 == 0 else { return }
-            weight = 8
+            count(key, weight: 1)
+        } else if tick & 7 == 0 {
+            count(key, weight: 8)
         }
+    }
+
+    /// Counts `key` as `weight` records (for callers that sample on their own; they report
+    /// how many records the sketch stands for themselves).
+    @inlinable mutating func count(_ key: K, weight: Int) {
         if let i = counts.index(forKey: key) {
             counts.values[i] += weight
         } else if counts.count < capacity {

@@ -432,7 +432,12 @@
             table.removeAll()
         }
         let batch = BatchedUpserts(table: table)
+        // Hot keys: the first 1024 records, then one in 256 (only a sampled key is copied).
+        var sketch = HeavyHitters<Bytes>()
+        var seen = 0
         try source.compute(task, partition: partition) { kv in
+            seen &+= 1
+            if seen <= 1024 || seen & 255 == 0 { sketch.count(Bytes(kv.0), weight: seen <= 1024 ? 1 : 256) }
             try batch.add(kv.0.raw, hash: kv.0.stableHash, kv.1, combine: combine)
             if batch.count == 0 && (table.memory > budget || table.isFull) {
                 try flush()
@@ -441,7 +446,10 @@
         }
         try batch.apply(combine)
         try flush()
-        return try writer.commit(to: path)
+        var stats = try writer.commit(to: path)
+        stats.hotKeys = sketch.top()
+        stats.sketched = seen
+        return stats
     }
     return ClosureNode<(Bytes, V)>(op: "reduceByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
         let agg = BytesAggregator<V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
