@@ -79,6 +79,8 @@ public enum ConformanceJobs {
         data.map { $0.1 % 50 }.distinct().write(to: out + "/distinct")
         data.countByKey()
         data.filter { $0.1 > 0 }.count()
+        // A grouping whose output feeds another shuffle: its stage is a map stage.
+        data.groupByKey(skew: hint).map { ($0.1.count % 7, 1) }.reduceByKey(+).write(to: out + "/group-sizes")
     }
 
     static let joins = Job("test-join", summary: "join, leftOuterJoin, cogroup (keys on one side only included)",

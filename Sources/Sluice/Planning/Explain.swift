@@ -91,7 +91,13 @@ public enum Explain {
                 chain.append(action.outputPath.map { "\(action.op) \($0)" } ?? action.op)
             }
             out += "  fused   " + chain.joined(separator: " → ") + "\n"
-            if case .result = stage.kind, let skew = SkewPlanner.explain(stage.shuffleInputs) { out += "  skew    \(skew)\n" }
+            var skew: String?
+            switch stage.kind {
+            case .result: skew = SkewPlanner.explain(stage.shuffleInputs, mapStage: false)
+            case .shuffleMap: skew = SkewPlanner.explain(stage.shuffleInputs, mapStage: true)
+            case .sample: break
+            }
+            if let skew { out += "  skew    \(skew)\n" }
         }
         return out
     }

@@ -341,8 +341,15 @@ public final class Coordinator {
         /// partitions by groups of map outputs (see `SkewPlanner`): a join's big side with the
         /// other side replicated, or an aggregation in two steps (partials, then a merge).
         func planSkew(_ stage: Stage) -> [TaskSpec]? {
-            guard case .result = stage.kind, options.skew.enabled else { return nil }
+            guard options.skew.enabled else { return nil }
             let (shuffles, twoStep) = SkewPlanner.splittable(stage.shuffleInputs)
+            // A map stage writes one output per partition: only a two-step aggregation (whose
+            // merge writes the partition's output) can split it; a result stage takes both.
+            switch stage.kind {
+            case .result: break
+            case .shuffleMap: guard twoStep else { return nil }
+            case .sample: return nil
+            }
             let candidates = shuffles.filter { mapBytes[$0.id] != nil }
             guard let big = candidates.max(by: { totalBytes(of: $0) < totalBytes(of: $1) }) else { return nil }
             var skewOptions = options.skew
@@ -509,14 +516,16 @@ public final class Coordinator {
                 // Spark's FetchFailed: the map output is gone or corrupt. Run the map task again,
                 // then this task; neither counts against the task's attempts, but repeated loss
                 // of the same output is bounded.
-                let mapKey = TaskKey(stage: mapStage.id, partition: lost.map)
+                // The task that writes map output `lost.map` (after skew planning, the merge).
+                let mapTask = states[mapStage.id].specs?.firstIndex { $0.partition == lost.map && $0.partial == nil } ?? lost.map
+                let mapKey = TaskKey(stage: mapStage.id, partition: mapTask)
                 fetchFailures[mapKey, default: 0] += 1
                 if fetchFailures[mapKey]! > options.maxAttempts {
                     throw JobFailure(description: "\(describe(stage, key.partition)): the output of \(describe(mapStage, lost.map)) was lost \(fetchFailures[mapKey]!) times: \(reason)")
                 }
-                if !states[mapStage.id].remaining.contains(lost.map) {
+                if !states[mapStage.id].remaining.contains(mapTask) {
                     unlink(ShuffleDependency.outputPath(workDir: workDir, shuffle: lost.shuffle, map: lost.map))
-                    states[mapStage.id].remaining.insert(lost.map)
+                    states[mapStage.id].remaining.insert(mapTask)
                     states[mapStage.id].done = false
                     mapTasksRerun += 1
                     enqueue(mapKey)
@@ -559,13 +568,21 @@ public final class Coordinator {
             }
             switch stage.kind {
             case .shuffleMap(let dep):
-                let final = ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: key.partition)
+                let spec = st.specs?[key.partition]
+                if spec?.partial != nil {
+                    // A partial aggregation wrote its partial file; its (empty) map output goes.
+                    unlink(report.file!)
+                    break
+                }
+                // After skew planning, task indices differ from the map outputs (partitions).
+                let map = spec?.partition ?? key.partition
+                let final = ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: map)
                 guard rename(report.file!, final) == 0 else { throw SystemError("cannot commit \(final)") }
                 if let stats = report.mapStats {
                     if mapBytes[dep.id] == nil {
                         mapBytes[dep.id] = Array(repeating: [], count: stage.taskCount)
                     }
-                    mapBytes[dep.id]![key.partition] = stats.bytes
+                    mapBytes[dep.id]![map] = stats.bytes
                     for (k, n) in stats.hotKeys { hotKeyCounts[dep.id, default: [:]][k, default: 0] += n }
                     sketchedRecords[dep.id, default: 0] += stats.sketched
                 }
@@ -648,7 +665,6 @@ public final class Coordinator {
             case .shuffleMap(let dep): blob = bounds[dep.id] ?? []
             case .result(let action):
                 if let s = staging[action.index] { outputPath = "\(s.dir)/_attempts/\(partName(key.partition)).attempt\(attempt)" }
-                if let specs = states[key.stage].specs { blob = specs[key.partition].encode() }
             case .sample: break
             }
             w.idle = false
@@ -661,7 +677,8 @@ public final class Coordinator {
             events.emit("task_start", startFields)
             do {
                 try send(.assign(Message.TaskDescriptor(stage: key.stage, partition: key.partition, attempt: attempt,
-                                                         blob: blob, outputPath: outputPath)), to: w)
+                                                         blob: blob, outputPath: outputPath,
+                                                         spec: states[key.stage].specs?[key.partition].encode() ?? [])), to: w)
             } catch {
                 try workerLost(w, reason: "worker \(w.process.id) (pid \(w.process.pid)) cannot be sent a task: \(error)")
             }

@@ -44,9 +44,11 @@ enum Message {
         var stage: Int
         var partition: Int
         var attempt: Int
-        /// Range bounds for a range shuffle's map task; the staging path for a result task.
+        /// Range bounds for a range shuffle's map task.
         var blob: [UInt8]
         var outputPath: String?
+        /// The task's `TaskSpec` after skew planning (encoded); empty for a plain task.
+        var spec: [UInt8] = []
     }
 
     struct TaskReport {
@@ -112,6 +114,7 @@ enum Message {
             w.writeVarint(UInt64(t.attempt))
             w.writeLengthPrefixed(t.blob)
             t.outputPath.encode(to: &w)
+            w.writeLengthPrefixed(t.spec)
         case .done(let r):
             w.writeVarint(UInt64(r.stage))
             w.writeVarint(UInt64(r.partition))
@@ -166,7 +169,8 @@ enum Message {
         case 3: message = .ready
         case 4:
             message = .assign(TaskDescriptor(stage: try int(), partition: try int(), attempt: try int(),
-                                             blob: Array(try r.readLengthPrefixed()), outputPath: try String?.decode(from: &r)))
+                                             blob: Array(try r.readLengthPrefixed()), outputPath: try String?.decode(from: &r),
+                                             spec: Array(try r.readLengthPrefixed())))
         case 5:
             let stage = try int(), partition = try int(), attempt = try int()
             let metrics = try TaskMetrics.decode(from: &r)

@@ -87,26 +87,26 @@ public struct Worker {
             let stage = plan.stages[task.stage]
             var report = Message.TaskReport(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                             metrics: ctx.metrics, mapStats: nil, result: [], file: nil, micros: 0)
+            // A task of a skew-planned stage: the real partition, and what part of it to do.
+            var partition = task.partition
+            if !task.spec.isEmpty {
+                let spec = try TaskSpec.decode(task.spec)
+                ctx.spec = spec
+                partition = spec.partition
+            }
             switch stage.kind {
             case .shuffleMap(let dep):
                 if dep.needsSample && !installedBounds.contains(dep.id) {
                     try dep.install(bounds: task.blob)
                     installedBounds.insert(dep.id)
                 }
-                let path = ShuffleDependency.outputPath(workDir: setup.workDir, shuffle: dep.id, map: task.partition)
-                    + ".attempt\(task.attempt).tmp"
-                report.mapStats = try dep.runMapTask(ctx, partition: task.partition, path: path)
+                let path = ShuffleDependency.outputPath(workDir: setup.workDir, shuffle: dep.id, map: partition)
+                    + ".task\(task.partition).attempt\(task.attempt).tmp"
+                report.mapStats = try dep.runMapTask(ctx, partition: partition, path: path)
                 report.file = path
             case .sample(let dep):
                 report.result = try dep.sample(ctx, partition: task.partition)
             case .result(let action):
-                // A split of a skewed partition: the real partition and its map-output group.
-                var partition = task.partition
-                if !task.blob.isEmpty {
-                    let spec = try TaskSpec.decode(task.blob)
-                    ctx.spec = spec
-                    partition = spec.partition
-                }
                 report.result = try action.runTask(ctx, partition: partition, partPath: task.outputPath)
                 report.file = task.outputPath
             }

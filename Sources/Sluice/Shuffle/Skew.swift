@@ -19,8 +19,9 @@
 ///
 /// Nothing is re-shuffled and only the downstream stage is re-planned. A sampling pass
 /// before the map stage would cost a second read of the input and a fixed extra shuffle; the
-/// map stage's own statistics are free. Skew handling applies to result stages (the reduce
-/// stage that produces the job's output).
+/// map stage's own statistics are free. Aggregations are split in any reduce stage (in a map
+/// stage the merge task writes the partition's map output); joins in result stages only (a
+/// split join would write several map outputs for one partition).
 
 /// The most frequent keys of a stream in bounded memory (Metwally et al.'s Space-Saving):
 /// at most `capacity` counters; a new key replaces the smallest counter and inherits its count,
@@ -157,9 +158,10 @@ enum SkewPlanner {
         return (shuffles, twoStep)
     }
 
-    /// What `explain` says of a result stage's skew handling; nil when none applies.
-    static func explain(_ inputs: [ShuffleDependency]) -> String? {
-        let (shuffles, twoStep) = splittable(inputs)
+    /// What `explain` says of a reduce stage's skew handling; nil when none applies.
+    static func explain(_ inputs: [ShuffleDependency], mapStage: Bool) -> String? {
+        var (shuffles, twoStep) = splittable(inputs)
+        if mapStage && !twoStep { shuffles = [] }
         guard !shuffles.isEmpty else {
             return inputs.contains { ($0 as? ClosureShuffle)?.skewHint == .off } ? "off for this operator (skew: .off)" : nil
         }
