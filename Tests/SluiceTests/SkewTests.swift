@@ -17,12 +17,20 @@ struct SkewTests {
         return o
     }
 
+    /// Generator parameters of the conformance jobs: key 0 holds 40 % of the rows.
+    let hot = ["n": "40000", "keys": "3000", "skew": "0.4"]
+
+    /// Runs `job` on the hot data with skew handling on, then off, both checked against the
+    /// reference executor.
+    func onAndOff(_ job: String, workers: Int) throws -> (on: JobResult, off: JobResult) {
+        (try Harness.checkAgainstReference(job, parameters: hot, options: try options(workers: workers, skew: true)),
+         try Harness.checkAgainstReference(job, parameters: hot, options: try options(workers: workers, skew: false)))
+    }
+
     @Test("a key with 40 % of the rows: joins exact with skew handling on and off, and split when on",
           arguments: [1, 2, 4])
     func skewedJoin(workers: Int) throws {
-        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
-        let on = try Harness.checkAgainstReference("test-join", parameters: params, options: try options(workers: workers, skew: true))
-        let off = try Harness.checkAgainstReference("test-join", parameters: params, options: try options(workers: workers, skew: false))
+        let (on, off) = try onAndOff("test-join", workers: workers)
         let splitStages = on.stages.filter { !$0.skewNotes.isEmpty }
         #expect(splitStages.count == 2, "inner and left outer join split; cogroup never: \(on.stages.map(\.skewNotes))")
         #expect(off.stages.allSatisfy { $0.skewNotes.isEmpty })
@@ -37,7 +45,7 @@ struct SkewTests {
     func hotKeyBeyondBudget() throws {
         var o = try options(workers: 2, skew: true)
         o.memoryPerTask = 1 << 16
-        let result = try Harness.checkAgainstReference("test-join", parameters: ["n": "40000", "keys": "3000", "skew": "0.4"], options: o)
+        let result = try Harness.checkAgainstReference("test-join", parameters: hot, options: o)
         #expect(result.stages.contains { !$0.skewNotes.isEmpty })
         #expect(result.stages.contains { $0.spills > 0 })
     }
@@ -60,9 +68,7 @@ struct SkewTests {
     @Test("a key with 40 % of the rows: groupByKey exact with skew handling on and off, in two steps when on",
           arguments: [1, 2, 4])
     func skewedGroups(workers: Int) throws {
-        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
-        let on = try Harness.checkAgainstReference("test-aggregate", parameters: params, options: try options(workers: workers, skew: true))
-        let off = try Harness.checkAgainstReference("test-aggregate", parameters: params, options: try options(workers: workers, skew: false))
+        let (on, off) = try onAndOff("test-aggregate", workers: workers)
         let groupOn = groupStage(on), groupOff = groupStage(off)
         #expect(groupOn.skewNotes.contains { $0.contains("two steps") }, "\(groupOn.skewNotes)")
         #expect(groupOff.skewNotes.isEmpty)
@@ -93,8 +99,7 @@ struct SkewTests {
     @Test("a worker killed during a partial aggregation or its merge still gives the exact result",
           arguments: ["crash@5.0.0", "exit@5.3.0", "crash@5.4.0", "throw@5.4.0", "crash@12.1.0", "crash@12.4.0", "corrupt@12.4.0"])
     func crashDuringTwoStep(inject: String) throws {
-        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
-        let result = try Harness.checkAgainstReference("test-aggregate", parameters: params,
+        let result = try Harness.checkAgainstReference("test-aggregate", parameters: hot,
                                                        options: try options(workers: 2, skew: true, inject: inject))
         #expect(result.stages.filter { $0.skewNotes.contains { $0.contains("4 partial aggregations") } }.count == 2,
                 "\(result.stages.map(\.skewNotes))")
@@ -103,21 +108,19 @@ struct SkewTests {
 
     @Test("per-operator skew hints: off never splits, split:N splits into N whatever the size")
     func hints() throws {
-        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
-        let off = try Harness.checkAgainstReference("test-aggregate", parameters: params.merging(["group-skew": "off"]) { $1 },
+        let off = try Harness.checkAgainstReference("test-aggregate", parameters: hot.merging(["group-skew": "off"]) { $1 },
                                                     options: try options(workers: 2, skew: true))
         #expect(groupStage(off).skewNotes.isEmpty)
         var o = try options(workers: 2, skew: true)
         o.skew.minBytes = 1 << 30
-        let forced = try Harness.checkAgainstReference("test-aggregate", parameters: params.merging(["group-skew": "split:3"]) { $1 },
+        let forced = try Harness.checkAgainstReference("test-aggregate", parameters: hot.merging(["group-skew": "split:3"]) { $1 },
                                                        options: o)
         #expect(groupStage(forced).skewNotes.contains { $0.contains("3 partial aggregations") }, "\(groupStage(forced).skewNotes)")
     }
 
     @Test("a worker killed during a split join stage still gives the exact result")
     func crashDuringSplit() throws {
-        let params = ["n": "40000", "keys": "3000", "skew": "0.4"]
-        let result = try Harness.checkAgainstReference("test-join", parameters: params,
+        let result = try Harness.checkAgainstReference("test-join", parameters: hot,
                                                        options: try options(workers: 2, skew: true, inject: "crash@2.1.0"))
         #expect(result.stages.contains { !$0.skewNotes.isEmpty })
     }

@@ -91,13 +91,7 @@ public enum Explain {
                 chain.append(action.outputPath.map { "\(action.op) \($0)" } ?? action.op)
             }
             out += "  fused   " + chain.joined(separator: " → ") + "\n"
-            var skew: String?
-            switch stage.kind {
-            case .result: skew = SkewPlanner.explain(stage.shuffleInputs, mapStage: false)
-            case .shuffleMap: skew = SkewPlanner.explain(stage.shuffleInputs, mapStage: true)
-            case .sample: break
-            }
-            if let skew { out += "  skew    \(skew)\n" }
+            if let skew = SkewPlanner.explain(stage) { out += "  skew    \(skew)\n" }
         }
         return out
     }

@@ -342,14 +342,7 @@ public final class Coordinator {
         /// other side replicated, or an aggregation in two steps (partials, then a merge).
         func planSkew(_ stage: Stage) -> [TaskSpec]? {
             guard options.skew.enabled else { return nil }
-            let (shuffles, twoStep) = SkewPlanner.splittable(stage.shuffleInputs)
-            // A map stage writes one output per partition: only a two-step aggregation (whose
-            // merge writes the partition's output) can split it; a result stage takes both.
-            switch stage.kind {
-            case .result: break
-            case .shuffleMap: guard twoStep else { return nil }
-            case .sample: return nil
-            }
+            let (shuffles, twoStep) = SkewPlanner.splittable(stage)
             let candidates = shuffles.filter { mapBytes[$0.id] != nil }
             guard let big = candidates.max(by: { totalBytes(of: $0) < totalBytes(of: $1) }) else { return nil }
             var skewOptions = options.skew
@@ -387,12 +380,12 @@ public final class Coordinator {
         /// After a merge task failed: partial files that are gone (deleted under a running
         /// job) are made again by re-running their tasks.
         func rerunLostPartials(_ key: TaskKey) {
-            guard let specs = states[key.stage].specs, let merges = specs[key.partition].merges,
+            guard let specs = states[key.stage].specs, specs[key.partition].merges != nil,
                   let shuffle = specs[key.partition].shuffle else { return }
             let p = specs[key.partition].partition
-            for (i, spec) in specs.enumerated() where spec.partition == p && spec.partial != nil
-                && !states[key.stage].remaining.contains(i) && spec.partial! < merges {
-                let path = ShuffleDependency.partialPath(workDir: workDir, shuffle: shuffle, partition: p, index: spec.partial!)
+            for (i, spec) in specs.enumerated() where spec.partition == p && !states[key.stage].remaining.contains(i) {
+                guard let index = spec.partial else { continue }
+                let path = ShuffleDependency.partialPath(workDir: workDir, shuffle: shuffle, partition: p, index: index)
                 guard !fm.fileExists(atPath: path) else { continue }
                 states[key.stage].remaining.insert(i)
                 log("partial aggregation \(path) lost: running it again", .warning)

@@ -36,7 +36,7 @@ import CSluiceSys
         let size = BytesTable.initialSlots
         slots = BytesTable.allocateSlots(size)
         mask = size - 1
-        arenaCapacity = 1 << 16
+        arenaCapacity = BytesTable.initialArenaBytes
         arena = .allocate(byteCount: arenaCapacity, alignment: 8)
     }
 
@@ -76,8 +76,9 @@ import CSluiceSys
         max(count * 2, mask + 1 - BytesTable.initialSlots) * BytesTable.slotSize + arenaUsed
     }
 
-    /// Slots of a new (or released) table.
+    /// Slots and arena bytes of a new (or released) table.
     @inlinable static var initialSlots: Int { 1 << 13 }
+    @inlinable static var initialArenaBytes: Int { 1 << 16 }
 
     /// At its slot limit and 7/8 full: flush it before adding more.
     @inlinable var isFull: Bool { count * 8 > (mask + 1) * 7 }
@@ -225,7 +226,7 @@ import CSluiceSys
         let size = BytesTable.initialSlots
         slots = BytesTable.allocateSlots(size)
         mask = size - 1
-        arenaCapacity = 1 << 16
+        arenaCapacity = BytesTable.initialArenaBytes
         arena = .allocate(byteCount: arenaCapacity, alignment: 8)
         count = 0
         arenaUsed = 0

@@ -14,6 +14,12 @@ import Darwin
     /// Records the heavy-hitter sketch saw (before any map-side combine): the base of a hot
     /// key's share.
     @usableFromInline var sketched = 0
+
+    /// Takes the task's most frequent keys from its sketch.
+    @inlinable mutating func record<K>(_ sketch: HeavyHitters<K>) {
+        hotKeys = sketch.top()
+        sketched = sketch.tick
+    }
 }
 
 /// Buffers a map task's records per reduce partition in binary blocks; when the buffered

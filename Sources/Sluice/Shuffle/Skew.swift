@@ -25,27 +25,38 @@
 
 /// The most frequent keys of a stream in bounded memory (Metwally et al.'s Space-Saving):
 /// at most `capacity` counters; a new key replaces the smallest counter and inherits its count,
-/// so every key with frequency above n / capacity is kept. Every record of the first 4096 is
-/// counted, then one in 8 with weight 8 (cheap on big inputs, exact on small ones).
+/// so every key with frequency above n / capacity is kept. Every record of the first `exact`
+/// is counted, then one in `stride` with weight `stride` (cheap on big inputs, exact on small
+/// ones); `tick` is the number of records offered.
 @usableFromInline struct HeavyHitters<K: Hashable> {
     @usableFromInline var counts: [K: Int] = [:]
     @usableFromInline let capacity: Int
+    @usableFromInline let exact: Int
+    /// A power of two.
+    @usableFromInline let stride: Int
     @usableFromInline var tick = 0
 
-    @inlinable init(capacity: Int = 32) { self.capacity = capacity }
+    @inlinable init(capacity: Int = 32, exact: Int = 4096, stride: Int = 8) {
+        precondition(stride > 0 && stride & (stride - 1) == 0, "the sampling stride must be a power of two")
+        self.capacity = capacity
+        self.exact = exact
+        self.stride = stride
+    }
 
     /// Offers a key.
-    @inlinable mutating func offer(_ key: K) {
+    @inlinable mutating func offer(_ key: K) { offer { key } }
+
+    /// Offers a record whose key `makeKey` builds only when it is sampled (a borrowed key is
+    /// copied for one record in `stride`, not for every one).
+    @inlinable mutating func offer(_ makeKey: () -> K) {
         tick &+= 1
-        if tick <= 4096 {
-            count(key, weight: 1)
-        } else if tick & 7 == 0 {
-            count(key, weight: 8)
+        if tick <= exact {
+            count(makeKey(), weight: 1)
+        } else if tick & (stride - 1) == 0 {
+            count(makeKey(), weight: stride)
         }
     }
 
-    /// Counts `key` as `weight` records (for callers that sample on their own; they report
-    /// how many records the sketch stands for themselves).
     @inlinable mutating func count(_ key: K, weight: Int) {
         if let i = counts.index(forKey: key) {
             counts.values[i] += weight
@@ -132,7 +143,7 @@ public enum SkewHint: Sendable, Equatable {
 
 /// Skew thresholds (`--skew-factor`, `--skew-min-bytes`, `--hot-key-share`, `--skew off`).
 public struct SkewOptions: Sendable {
-    /// Handle skewed join partitions by splitting them (on by default).
+    /// Split skewed join and aggregation partitions (on by default).
     public var enabled = true
     /// A partition is skewed when larger than this many times the median (Spark AQE: 5).
     public var factor = 5.0
@@ -146,22 +157,30 @@ public struct SkewOptions: Sendable {
 }
 
 enum SkewPlanner {
-    /// The shuffles of a result stage reading `inputs` whose skewed partitions may be split,
-    /// and whether as a two-step aggregation (one aggregation shuffle) or as a join side.
-    static func splittable(_ inputs: [ShuffleDependency]) -> (shuffles: [ClosureShuffle], twoStep: Bool) {
+    /// The shuffles read by `stage` whose skewed partitions may be split, and whether as a
+    /// two-step aggregation (one aggregation shuffle) or as a join side. A map stage writes
+    /// one output per partition, so only a two-step aggregation (whose merge writes it) can
+    /// split there; a result stage takes both; a sample stage neither.
+    static func splittable(_ stage: Stage) -> (shuffles: [ClosureShuffle], twoStep: Bool) {
+        let inputs = stage.shuffleInputs
         let closures = inputs.compactMap { $0 as? ClosureShuffle }
         guard closures.count == inputs.count else { return ([], false) }
         let twoStep = closures.count == 1 && closures[0].skewSplitting == .twoStep
+        switch stage.kind {
+        case .result: break
+        case .shuffleMap: guard twoStep else { return ([], false) }
+        case .sample: return ([], false)
+        }
         let shuffles = closures.filter {
             $0.skewHint != .off && (twoStep || (closures.count == 2 && $0.skewSplitting == .joinSide))
         }
         return (shuffles, twoStep)
     }
 
-    /// What `explain` says of a reduce stage's skew handling; nil when none applies.
-    static func explain(_ inputs: [ShuffleDependency], mapStage: Bool) -> String? {
-        var (shuffles, twoStep) = splittable(inputs)
-        if mapStage && !twoStep { shuffles = [] }
+    /// What `explain` says of a stage's skew handling; nil when none applies.
+    static func explain(_ stage: Stage) -> String? {
+        let inputs = stage.shuffleInputs
+        let (shuffles, twoStep) = splittable(stage)
         guard !shuffles.isEmpty else {
             return inputs.contains { ($0 as? ClosureShuffle)?.skewHint == .off } ? "off for this operator (skew: .off)" : nil
         }

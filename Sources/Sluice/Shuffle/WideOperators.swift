@@ -18,8 +18,7 @@
         }
     }
     var stats = try writer.commit(to: path)
-    stats.hotKeys = sketch.top()
-    stats.sketched = sketch.tick
+    stats.record(sketch)
     return stats
 }
 
@@ -79,8 +78,7 @@
         }
         try flush()
         var stats = try writer.commit(to: path)
-        stats.hotKeys = sketch.top()
-        stats.sketched = sketch.tick
+        stats.record(sketch)
         return stats
     }
     return ClosureNode<(K, C)>(op: op, parents: [source], shuffles: [dep], body: { task, partition, sink in
@@ -433,11 +431,9 @@
         }
         let batch = BatchedUpserts(table: table)
         // Hot keys: the first 1024 records, then one in 256 (only a sampled key is copied).
-        var sketch = HeavyHitters<Bytes>()
-        var seen = 0
+        var sketch = HeavyHitters<Bytes>(exact: 1024, stride: 256)
         try source.compute(task, partition: partition) { kv in
-            seen &+= 1
-            if seen <= 1024 || seen & 255 == 0 { sketch.count(Bytes(kv.0), weight: seen <= 1024 ? 1 : 256) }
+            sketch.offer { Bytes(kv.0) }
             try batch.add(kv.0.raw, hash: kv.0.stableHash, kv.1, combine: combine)
             if batch.count == 0 && (table.memory > budget || table.isFull) {
                 try flush()
@@ -447,8 +443,7 @@
         try batch.apply(combine)
         try flush()
         var stats = try writer.commit(to: path)
-        stats.hotKeys = sketch.top()
-        stats.sketched = seen
+        stats.record(sketch)
         return stats
     }
     return ClosureNode<(Bytes, V)>(op: "reduceByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
