@@ -26,11 +26,7 @@ public struct ByteView {
     }
 
     /// The stable hash `Bytes` with the same contents has.
-    @inlinable public var stableHash: UInt64 {
-        var h = StableHasher()
-        h.combine(bytes: raw)
-        return h.finalize()
-    }
+    @inlinable public var stableHash: UInt64 { StableHasher.hash(bytes: raw) }
 }
 
 extension Bytes {

@@ -34,6 +34,59 @@ public struct StableHasher: Sendable {
         combine(tail ^ (UInt64(n) << 56) ^ 0x8EBC_6AF0_9C88_C6E3)
     }
 
+    /// The hash of `bytes` hashed alone: the same value as `combine(bytes:)` then `finalize()`
+    /// on a fresh hasher. Keys of up to 16 bytes (most text tokens) are read with two
+    /// overlapping loads instead of a loop whose length the branch predictor cannot guess.
+    @inlinable public static func hash(bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = bytes.count
+        if n <= 16 {
+            let (w0, w1) = headWords(bytes)
+            return hash(headWords: w0, w1, count: n)
+        }
+        var h = StableHasher()
+        h.combine(bytes: bytes)
+        return h.finalize()
+    }
+
+    /// `hash(bytes:)` of a key of `n` ≤ 16 bytes, given its `headWords`.
+    @inlinable @inline(__always) public static func hash(headWords w0: UInt64, _ w1: UInt64, count n: Int) -> UInt64 {
+        var h = StableHasher()
+        var tail = w0
+        if n >= 8 {
+            h.combine(w0)
+            tail = w1
+            if n == 16 {
+                h.combine(w1)
+                tail = 0
+            }
+        }
+        h.combine(tail ^ (UInt64(n) << 56) ^ 0x8EBC_6AF0_9C88_C6E3)
+        return h.finalize()
+    }
+
+    /// The first 16 bytes of `bytes`, zero-padded, as two little-endian words. Read with
+    /// overlapping loads that never leave the bytes (no copy, no loop).
+    @inlinable @inline(__always) public static func headWords(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        let n = bytes.count
+        guard let p = bytes.baseAddress, n > 0 else { return (0, 0) }
+        if n >= 16 {
+            return (p.loadUnaligned(as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+        if n >= 8 {
+            let high = n == 8 ? 0 : p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (16 - n))
+            return (p.loadUnaligned(as: UInt64.self), high)
+        }
+        if n >= 4 {
+            let lo = UInt64(p.loadUnaligned(as: UInt32.self))
+            let hi = UInt64(p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+            return (lo | (hi << UInt64(8 * (n - 4))), 0)
+        }
+        let b0 = UInt64(p.load(as: UInt8.self))
+        let b1 = UInt64(p.load(fromByteOffset: n / 2, as: UInt8.self))
+        let b2 = UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self))
+        return (b0 | (b1 << UInt64(8 * (n / 2))) | (b2 << UInt64(8 * (n - 1))), 0)
+    }
+
     /// The final hash, avalanched so that every output bit depends on every input bit.
     @inlinable public func finalize() -> UInt64 {
         var h = state

@@ -83,74 +83,62 @@ import CSluiceSys
     /// At its slot limit and 7/8 full: flush it before adding more.
     @inlinable var isFull: Bool { count * 8 > (mask + 1) * 7 }
 
-    /// The first 16 bytes of a key, zero-padded, as two little-endian words. Read with
-    /// overlapping loads that never leave the key (no copy, no call: most keys are short).
-    @inlinable @inline(__always) static func head(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
-        let n = key.count
-        guard let p = key.baseAddress, n > 0 else { return (0, 0) }
-        if n >= 16 {
-            return (p.loadUnaligned(as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-        }
-        if n >= 8 {
-            let high = n == 8 ? 0 : p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (16 - n))
-            return (p.loadUnaligned(as: UInt64.self), high)
-        }
-        if n >= 4 {
-            let lo = UInt64(p.loadUnaligned(as: UInt32.self))
-            let hi = UInt64(p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
-            return (lo | (hi << UInt64(8 * (n - 4))), 0)
-        }
-        let b0 = UInt64(p.load(as: UInt8.self))
-        let b1 = UInt64(p.load(fromByteOffset: n / 2, as: UInt8.self))
-        let b2 = UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self))
-        return (b0 | (b1 << UInt64(8 * (n / 2))) | (b2 << UInt64(8 * (n - 1))), 0)
-    }
-
     /// Starts loading the slot `hash` probes first.
     @inlinable func prefetch(hash: UInt64) {
         sluice_prefetch(slots + (Int(truncatingIfNeeded: (hash | 1) >> 1) & mask) * BytesTable.slotSize)
     }
 
-    /// The key words a slot holds: for a key of up to 12 bytes, its bytes 0–3 and 4–11
-    /// (zero-padded); for a longer one, its bytes 0–7 as a quick filter (the whole key is in
-    /// the arena).
-    @inlinable @inline(__always) static func slotWords(_ key: UnsafeRawBufferPointer) -> (UInt32, UInt64) {
-        let (w0, w1) = head(key)
-        return key.count <= 12 ? (UInt32(truncatingIfNeeded: w0), (w0 >> 32) | (w1 << 32)) : (0, w0)
+    /// The key words a slot holds, from the key's `StableHasher.headWords`: for a key of up to
+    /// 12 bytes, its bytes 0–3 and 4–11 (zero-padded); for a longer one, its bytes 0–7 as a
+    /// quick filter (the whole key is in the arena).
+    @inlinable @inline(__always) static func slotWords(count n: Int, _ w0: UInt64, _ w1: UInt64) -> (UInt32, UInt64) {
+        n <= 12 ? (UInt32(truncatingIfNeeded: w0), (w0 >> 32) | (w1 << 32)) : (0, w0)
     }
 
     /// Finds `key` (whose stable hash is `hash`) and updates its value in place, or inserts the
     /// value `create` returns.
     @inlinable func upsert(_ key: UnsafeRawBufferPointer, hash: UInt64, create: () throws -> V,
                            update: (inout V) throws -> Void) rethrows {
+        let (w0, w1) = StableHasher.headWords(key)
+        try upsert(count: key.count, words: BytesTable.slotWords(count: key.count, w0, w1), hash: hash,
+                   bytes: key.baseAddress, create: create, update: update)
+    }
+
+    /// `upsert` of a key of `n` bytes given its slot words; its `bytes` are read only when it is
+    /// longer than 12 bytes (a short key is all in its words).
+    @inlinable @inline(__always)
+    func upsert(count n: Int, words: (UInt32, UInt64), hash: UInt64, bytes: UnsafeRawPointer?,
+                create: () throws -> V, update: (inout V) throws -> Void) rethrows {
         let h = hash | 1
-        let n = key.count
-        let (k4, k8) = BytesTable.slotWords(key)
         let size = BytesTable.slotSize
+        // Bytes 8–15 of a slot hold the length and then, for a short key, its first 4 bytes.
+        let short = n <= 12
+        let lengthWord = UInt64(UInt32(truncatingIfNeeded: n)) | (short ? UInt64(words.0) << 32 : 0)
         var i = Int(truncatingIfNeeded: h >> 1) & mask
         while true {
             let slot = slots + i * size
             let stored = slot.load(as: UInt64.self)
             if stored == 0 { break }
-            if stored == h && Int(slot.load(fromByteOffset: 8, as: UInt32.self)) == n
-                && slot.load(fromByteOffset: 16, as: UInt64.self) == k8
-                && (n <= 12 ? slot.load(fromByteOffset: 12, as: UInt32.self) == k4
-                            : memcmp(arena + Int(slot.load(fromByteOffset: 12, as: UInt32.self)), key.baseAddress!, n) == 0) {
-                var value = slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self)
-                try update(&value)
-                slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
-                return
+            if stored == h && slot.load(fromByteOffset: 16, as: UInt64.self) == words.1 {
+                let stamp = slot.load(fromByteOffset: 8, as: UInt64.self)
+                if short ? stamp == lengthWord
+                         : UInt32(truncatingIfNeeded: stamp) == UInt32(truncatingIfNeeded: n)
+                             && memcmp(arena + Int(stamp >> 32), bytes!, n) == 0 {
+                    var value = slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self)
+                    try update(&value)
+                    slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
+                    return
+                }
             }
             i = (i + 1) & mask
         }
-        let value = try create()
-        insertNew(key, hash: h, words: (k4, k8), at: i, value: value)
+        insertNew(count: n, bytes: bytes, hash: h, words: words, at: i, value: try create())
     }
 
-    @inlinable func insertNew(_ key: UnsafeRawBufferPointer, hash h: UInt64, words: (UInt32, UInt64), at index: Int, value: V) {
+    @inlinable func insertNew(count n: Int, bytes: UnsafeRawPointer?, hash h: UInt64, words: (UInt32, UInt64),
+                              at index: Int, value: V) {
         var k4 = words.0
-        if key.count > 12 {
-            let n = key.count
+        if n > 12 {
             if arenaUsed + n > arenaCapacity {
                 var bigger = arenaCapacity * 2
                 while arenaUsed + n > bigger { bigger *= 2 }
@@ -160,13 +148,13 @@ import CSluiceSys
                 arena = a
                 arenaCapacity = bigger
             }
-            (arena + arenaUsed).copyMemory(from: key.baseAddress!, byteCount: n)
+            (arena + arenaUsed).copyMemory(from: bytes!, byteCount: n)
             k4 = UInt32(truncatingIfNeeded: arenaUsed)
             arenaUsed += n
         }
         let slot = slots + index * BytesTable.slotSize
         slot.storeBytes(of: h, as: UInt64.self)
-        slot.storeBytes(of: UInt32(key.count), toByteOffset: 8, as: UInt32.self)
+        slot.storeBytes(of: UInt32(n), toByteOffset: 8, as: UInt32.self)
         slot.storeBytes(of: k4, toByteOffset: 12, as: UInt32.self)
         slot.storeBytes(of: words.1, toByteOffset: 16, as: UInt64.self)
         slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
@@ -233,10 +221,11 @@ import CSluiceSys
     }
 }
 
-/// Lookups into a `BytesTable` in batches of 16: each key's slot is prefetched when it
-/// arrives and the batch is applied when full, so the cache misses of a batch overlap instead
-/// of queueing (the C baseline's trick). Keys are copied into a small buffer, so a borrowed view
-/// need stay valid only during its call.
+/// Lookups into a `BytesTable` in batches of 16: each key is hashed and its slot prefetched
+/// when it arrives, and the batch is applied when full, so the cache misses of a batch overlap
+/// instead of queueing (the C baseline's trick). A key of up to 12 bytes (most text tokens) is
+/// kept as its two slot words, read with overlapping loads; a longer one is copied into a small
+/// buffer. So a borrowed view need stay valid only during its call.
 @usableFromInline final class BatchedUpserts<V: BitwiseCopyable> {
     @usableFromInline static var size: Int { 16 }
     @usableFromInline let table: BytesTable<V>
@@ -246,6 +235,7 @@ import CSluiceSys
     @usableFromInline let offsets: UnsafeMutablePointer<Int>
     @usableFromInline let lengths: UnsafeMutablePointer<Int>
     @usableFromInline let hashes: UnsafeMutablePointer<UInt64>
+    @usableFromInline let words: UnsafeMutablePointer<(UInt32, UInt64)>
     @usableFromInline let values: UnsafeMutablePointer<V>
 
     @inlinable init(table: BytesTable<V>) {
@@ -254,6 +244,7 @@ import CSluiceSys
         offsets = .allocate(capacity: 16)
         lengths = .allocate(capacity: 16)
         hashes = .allocate(capacity: 16)
+        words = .allocate(capacity: 16)
         values = .allocate(capacity: 16)
     }
 
@@ -262,31 +253,38 @@ import CSluiceSys
         offsets.deallocate()
         lengths.deallocate()
         hashes.deallocate()
+        words.deallocate()
         values.deallocate()
     }
 
     /// Queues a key (keys over 256 bytes go straight to the table, after the batch).
-    @inlinable func add(_ key: UnsafeRawBufferPointer, hash: UInt64, _ value: V, combine: (V, V) throws -> V) throws {
-        if key.count > 256 {
+    @inlinable func add(_ key: UnsafeRawBufferPointer, _ value: V, combine: (V, V) throws -> V) throws {
+        let n = key.count
+        let hash: UInt64
+        if n <= 16 {
+            let (w0, w1) = StableHasher.headWords(key)
+            hash = StableHasher.hash(headWords: w0, w1, count: n)
+            words[count] = BytesTable<V>.slotWords(count: n, w0, w1)
+            if n > 12 {
+                (keys + used).storeBytes(of: w0, as: UInt64.self)
+                (keys + used + 8).storeBytes(of: w1, as: UInt64.self)
+            }
+        } else if n <= 256 {
+            hash = StableHasher.hash(bytes: key)
+            words[count] = (0, key.loadUnaligned(as: UInt64.self))
+            (keys + used).copyMemory(from: key.baseAddress!, byteCount: n)
+        } else {
             try apply(combine)
-            try table.upsert(key, hash: hash, create: { value }, update: { $0 = try combine($0, value) })
+            try table.upsert(key, hash: StableHasher.hash(bytes: key), create: { value },
+                             update: { $0 = try combine($0, value) })
             return
         }
         table.prefetch(hash: hash)
-        let n = key.count
-        if n <= 16 {
-            // Short keys (most of them) are kept as their two zero-padded head words.
-            let (h0, h1) = BytesTable<V>.head(key)
-            (keys + used).storeBytes(of: h0, as: UInt64.self)
-            (keys + used + 8).storeBytes(of: h1, as: UInt64.self)
-        } else {
-            (keys + used).copyMemory(from: key.baseAddress!, byteCount: n)
-        }
         offsets[count] = used
         lengths[count] = n
         hashes[count] = hash
         (values + count).initialize(to: value)
-        used += max(n, 16)
+        if n > 12 { used += max(n, 16) }
         count += 1
         if count == BatchedUpserts.size { try apply(combine) }
     }
@@ -295,7 +293,8 @@ import CSluiceSys
     @inlinable func apply(_ combine: (V, V) throws -> V) throws {
         for i in 0..<count {
             let v = values[i]
-            try table.upsert(UnsafeRawBufferPointer(start: keys + offsets[i], count: lengths[i]), hash: hashes[i],
+            let n = lengths[i]
+            try table.upsert(count: n, words: words[i], hash: hashes[i], bytes: n > 12 ? UnsafeRawPointer(keys + offsets[i]) : nil,
                              create: { v }, update: { $0 = try combine($0, v) })
         }
         count = 0

@@ -434,7 +434,7 @@
         var sketch = HeavyHitters<Bytes>(exact: 1024, stride: 256)
         try source.compute(task, partition: partition) { kv in
             sketch.offer { Bytes(kv.0) }
-            try batch.add(kv.0.raw, hash: kv.0.stableHash, kv.1, combine: combine)
+            try batch.add(kv.0.raw, kv.1, combine: combine)
             if batch.count == 0 && (table.memory > budget || table.isFull) {
                 try flush()
                 task.metrics.spills += 1
