@@ -61,6 +61,8 @@ public struct Dataset<T> {
     /// ```swift
     /// lines.flatMap(emitting: { line, emit in try line.forEachToken(emit) })
     /// ```
+    /// Emitting the final shape here (`forEachToken { try emit(($0, 1)) }`) saves the indirect
+    /// call per record that a following `.map` would cost.
     @inlinable public func flatMap<U>(emitting body: @escaping (T, _ emit: (U) throws -> Void) throws -> Void) -> Dataset<U> {
         emitting(op: "flatMap", body)
     }

@@ -1,14 +1,18 @@
 /// Counters one task keeps while it runs; they travel back with the task's report and are
 /// summed per stage for the run summary.
+///
+/// The counters are bumped per record in hot loops, so they opt out of the runtime's dynamic
+/// exclusivity checks (two checks per line cost 4 % of wordcount): nothing holds an access to
+/// one across a call.
 public final class TaskMetrics {
-    public var recordsRead = 0
-    public var recordsWritten = 0
-    public var bytesRead: Int64 = 0
-    public var shuffleBytesWritten: Int64 = 0
-    public var shuffleBytesRead: Int64 = 0
-    public var outputBytes: Int64 = 0
-    public var spills = 0
-    public var spillBytes: Int64 = 0
+    @exclusivity(unchecked) public var recordsRead = 0
+    @exclusivity(unchecked) public var recordsWritten = 0
+    @exclusivity(unchecked) public var bytesRead: Int64 = 0
+    @exclusivity(unchecked) public var shuffleBytesWritten: Int64 = 0
+    @exclusivity(unchecked) public var shuffleBytesRead: Int64 = 0
+    @exclusivity(unchecked) public var outputBytes: Int64 = 0
+    @exclusivity(unchecked) public var spills = 0
+    @exclusivity(unchecked) public var spillBytes: Int64 = 0
     /// The worker's peak resident memory (KiB) when the task ended.
     public var peakRSSKiB: Int64 = 0
     /// Records skipped as bad (`--bad-records skip`), per input file.

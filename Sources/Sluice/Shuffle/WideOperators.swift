@@ -419,7 +419,7 @@
         let writer = PartitionedWriter(partitions: r, budget: task.memoryBudget / 4,
                                        spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
         let budget = max(task.memoryBudget * 3 / 4, 1 << 16)
-        let table = BytesTable<V>(slotLimit: budget / 2)
+        let table: BytesTable<V> = BytesTableShelf.take(slotLimit: budget / 2)
         func flush() throws {
             try table.forEach { key, hash, value in
                 try writer.add(partition: bytesPartition(hash, r)) { w in
@@ -442,6 +442,7 @@
         }
         try batch.apply(combine)
         try flush()
+        BytesTableShelf.put(table)
         var stats = try writer.commit(to: path)
         stats.record(sketch)
         return stats
