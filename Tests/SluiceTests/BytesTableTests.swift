@@ -71,9 +71,9 @@ struct BytesTableTests {
         let dir = Harness.tempDir("bagg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let metrics = TaskMetrics()
-        let agg = BytesAggregator<Int>(budget: budget, spillPrefix: dir + "/t", metrics: metrics, merge: { $0 += $1 })
+        let agg = BytesAggregator<Int>(budget: budget, spillPrefix: dir + "/t", metrics: metrics, combine: +)
         for key in stream {
-            try key.withUnsafeBytes { try agg.add($0, hash: ByteView($0).stableHash, 1) }
+            try key.withUnsafeBytes { try agg.add($0, 1) }
         }
         var got: [[UInt8]: Int] = [:]
         try agg.finish { key, value in

@@ -328,32 +328,37 @@ import CSluiceSys
 }
 
 /// The reduce side of a byte-keyed aggregation that may not fit in memory: a `BytesTable`
-/// that spills into hash buckets and aggregates each bucket on its own, recursively (the same
-/// scheme as `ExternalAggregator`).
+/// fed through `BatchedUpserts` (prefetched, as on the map side) that spills into hash buckets
+/// and aggregates each bucket on its own, recursively (the same scheme as `ExternalAggregator`).
 @usableFromInline final class BytesAggregator<V: BinaryCodable & BitwiseCopyable> {
     @usableFromInline let table: BytesTable<V>
+    @usableFromInline let batch: BatchedUpserts<V>
     @usableFromInline let budget: Int
     @usableFromInline let level: Int
     @usableFromInline let spillPrefix: String
-    @usableFromInline let merge: (inout V, V) throws -> Void
+    @usableFromInline let combine: (V, V) throws -> V
     @usableFromInline var spill: PartitionedWriter?
     @usableFromInline let metrics: TaskMetrics
 
     @inlinable init(budget: Int, spillPrefix: String, metrics: TaskMetrics, level: Int = 0,
-                    merge: @escaping (inout V, V) throws -> Void) {
+                    combine: @escaping (V, V) throws -> V) {
         self.budget = max(budget, 1 << 16)
         // Below the deepest level the table spills rather than grow past half its budget.
-        table = level == 0 ? BytesTableShelf.take(slotLimit: self.budget / 2) : BytesTable<V>(slotLimit: level < 6 ? self.budget / 2 : .max)
+        table = level == 0 ? BytesTableShelf.take(slotLimit: self.budget / 2)
+                           : BytesTable<V>(slotLimit: level < 6 ? self.budget / 2 : .max)
+        batch = BatchedUpserts(table: table)
         self.spillPrefix = spillPrefix
         self.metrics = metrics
         self.level = level
-        self.merge = merge
+        self.combine = combine
     }
 
     /// Merges `value` into `key`'s entry.
-    @inlinable func add(_ key: UnsafeRawBufferPointer, hash: UInt64, _ value: V) throws {
-        try table.upsert(key, hash: hash, create: { value }, update: { try merge(&$0, value) })
-        if (table.memory > budget || table.isFull) && level < 6 && table.count > 64 { try spillTable() }
+    @inlinable func add(_ key: UnsafeRawBufferPointer, _ value: V) throws {
+        try batch.add(key, value, combine: combine)
+        if batch.count == 0 && (table.memory > budget || table.isFull) && level < 6 && table.count > 64 {
+            try spillTable()
+        }
     }
 
     @inlinable func bucket(_ hash: UInt64) -> Int {
@@ -378,6 +383,7 @@ import CSluiceSys
 
     /// Hands out every (key, value) exactly once.
     @inlinable func finish(_ emit: (UnsafeRawBufferPointer, V) throws -> Void) throws {
+        try batch.apply(combine)
         guard spill != nil else {
             try table.forEach { key, _, value in try emit(key, value) }
             if level == 0 { BytesTableShelf.put(table) }
@@ -398,10 +404,10 @@ import CSluiceSys
         let offsets = try reader.readIndex(expectedPartitions: 16)
         for b in 0..<16 where offsets[b] < offsets[b + 1] {
             let sub = BytesAggregator(budget: budget, spillPrefix: "\(spillPrefix).b\(b)", metrics: metrics,
-                                      level: level + 1, merge: merge)
+                                      level: level + 1, combine: combine)
             try reader.forEachRecord(from: offsets[b], to: offsets[b + 1]) { r in
                 let key = try r.readLengthPrefixed()
-                try sub.add(key, hash: ByteView(key).stableHash, try V.decode(from: &r))
+                try sub.add(key, try V.decode(from: &r))
             }
             try sub.finish(emit)
         }
