@@ -115,7 +115,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Reduce partitions per shuffle (default: 2 × workers).")
     var partitions: Int?
     @Option(name: .customLong("split-size"),
-            help: "Target input split size, e.g. 32m; auto: two splits per worker, between 4m and 128m.")
+            help: "Target input split size, e.g. 32m; auto: two splits per worker, between 4m and 256m.")
     var splitSize: String = "auto"
     @Option(name: .customLong("broadcast-threshold"), help: "Broadcast a join side whose input is below this size instead of shuffling it (0: never).")
     var broadcastThreshold: String = "10m"

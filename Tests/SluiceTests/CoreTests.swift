@@ -82,17 +82,18 @@ struct CoreTests {
         #expect(throws: InputError.self) { try SplitPlanner().plan([dir + "/missing"]) }
     }
 
-    @Test("the automatic split size: two splits per worker, 4 MiB to 128 MiB, a multiple of the workers")
+    @Test("the automatic split size: two splits per worker, 4 MiB to 256 MiB, a multiple of the workers")
     func automaticSplitSize() {
         let mib: Int64 = 1 << 20
         func pieces(_ total: Int64, _ workers: Int) -> Int64 {
             let size = SplitPlanner.automaticSplitSize(totalBytes: total, workers: workers)
-            #expect(size >= 4 * mib && size <= 128 * mib)
+            #expect(size >= 4 * mib && size <= 256 * mib)
             return (total + size - 1) / size
         }
         #expect(pieces(1024, 2) == 1, "a tiny input is one task")
         #expect(pieces(319 * mib, 2) == 4)
-        #expect(pieces(1024 * mib, 2) == 8, "capped at 128 MiB")
+        #expect(pieces(1024 * mib, 2) == 4)
+        #expect(pieces(4096 * mib, 2) == 16, "capped at 256 MiB")
         #expect(pieces(1100 * mib, 2) % 2 == 0, "no worker gets one task more")
         #expect(pieces(1100 * mib, 3) % 3 == 0)
         #expect(pieces(10 * mib, 4) <= 4, "no split below 4 MiB")
