@@ -338,9 +338,9 @@ import CSluiceSys
     @usableFromInline let budget: Int
     @usableFromInline let combine: (V, V) throws -> V
     @usableFromInline let metrics: TaskMetrics
-    /// Hot keys: the first 1024 records, then one in 1024 (only a sampled key is copied; one
-    /// in 256 cost 2 % of wordcount).
-    @usableFromInline @exclusivity(unchecked) var sketch = HeavyHitters<Bytes>(exact: 1024, stride: 1024)
+    /// Hot keys: the first 16384 records, then one in 1024 (only a sampled key is copied; one
+    /// in 256 cost 2 % of wordcount). The exact prefix keeps small inputs' shares exact.
+    @usableFromInline @exclusivity(unchecked) var sketch = HeavyHitters<Bytes>(exact: 16384, stride: 1024)
 
     @inlinable init(task: TaskContext, partitions: Int, combine: @escaping (V, V) throws -> V) {
         // A quarter of the budget buffers output; the table may use the rest, growing to half.
