@@ -22,6 +22,39 @@ struct BytesTableTests {
         stream.reduce(into: [:]) { $0[$1, default: 0] += 1 }
     }
 
+    @Test("the word-at-a-time tokenizer finds exactly the runs of non-whitespace bytes")
+    func tokenizer() {
+        var rng = SplitMix64(seed: 9)
+        // Whitespace, other control bytes (part of tokens), ASCII letters and non-ASCII bytes.
+        let alphabet: [UInt8] = [0x20, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x00, 0x01, 0x08, 0x0E, 0x1F, 0x21,
+                                 0x61, 0x62, 0x7F, 0x80, 0xC3, 0xFF]
+        func naive(_ line: [UInt8]) -> [[UInt8]] {
+            var out: [[UInt8]] = [], current: [UInt8] = []
+            for b in line {
+                if Bytes.isWhitespace(b) {
+                    if !current.isEmpty { out.append(current) }
+                    current = []
+                } else {
+                    current.append(b)
+                }
+            }
+            if !current.isEmpty { out.append(current) }
+            return out
+        }
+        for length in 0..<200 {
+            for round in 0..<20 {
+                // Mostly letters in some lines, so tokens run past several 8-byte words.
+                let line: [UInt8] = (0..<length).map { _ in
+                    round % 2 == 0 && rng.next() % 10 != 0 ? 0x61 : alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                }
+                var got: [[UInt8]] = []
+                line.withUnsafeBytes { ByteView($0).forEachToken { got.append(Array($0.raw)) } }
+                #expect(got == naive(line), "line \(line)")
+                #expect(Bytes(line).tokens().map(\.storage) == got)
+            }
+        }
+    }
+
     @Test("the one-shot hash (overlapping loads up to 16 bytes) equals the streamed hash for every length")
     func oneShotHash() {
         var rng = SplitMix64(seed: 5)

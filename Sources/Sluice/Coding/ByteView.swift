@@ -12,16 +12,43 @@ public struct ByteView {
 
     /// Calls `body` with every maximal run of bytes that are not ASCII whitespace.
     @inlinable public func forEachToken(_ body: (ByteView) throws -> Void) rethrows {
+        try ByteView.forEachToken(in: raw) { try body(ByteView($0)) }
+    }
+
+    /// The tokens of `raw`: maximal runs of bytes that are not ASCII whitespace. A token's end
+    /// is searched eight bytes at a time (most tokens end within the first word): a word's
+    /// bytes below 0x21 — space and the control bytes, whitespace among them — are flagged
+    /// with one subtraction (the lowest flag is exact), and only the flagged byte is checked.
+    @inlinable @inline(__always)
+    static func forEachToken(in raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         guard let base = raw.baseAddress else { return }
         let p = base.assumingMemoryBound(to: UInt8.self)
         let n = raw.count
         var i = 0
-        while i < n {
+        while true {
             while i < n && Bytes.isWhitespace(p[i]) { i += 1 }
-            if i == n { break }
+            if i == n { return }
             let start = i
-            while i < n && !Bytes.isWhitespace(p[i]) { i += 1 }
-            try body(ByteView(UnsafeRawBufferPointer(start: base + start, count: i - start)))
+            i += 1
+            while true {
+                if i &+ 8 > n {
+                    while i < n && !Bytes.isWhitespace(p[i]) { i += 1 }
+                    break
+                }
+                let w = (base + i).loadUnaligned(as: UInt64.self)
+                let below21 = (w &- 0x2121_2121_2121_2121) & ~w & 0x8080_8080_8080_8080
+                if below21 == 0 {
+                    i += 8
+                    continue
+                }
+                let j = i + below21.trailingZeroBitCount >> 3
+                if Bytes.isWhitespace(p[j]) {
+                    i = j
+                    break
+                }
+                i = j + 1
+            }
+            try body(UnsafeRawBufferPointer(start: base + start, count: i - start))
         }
     }
 

@@ -31,17 +31,7 @@ public struct Bytes: Sendable, RandomAccessCollection, ExpressibleByStringLitera
 
     /// Calls `body` with every maximal run of non-whitespace bytes, without building an array.
     @inlinable public func forEachToken(_ body: (Bytes) throws -> Void) rethrows {
-        try storage.withUnsafeBufferPointer { p in
-            var i = 0
-            let n = p.count
-            while i < n {
-                while i < n && Bytes.isWhitespace(p[i]) { i += 1 }
-                if i == n { break }
-                let start = i
-                while i < n && !Bytes.isWhitespace(p[i]) { i += 1 }
-                try body(Bytes(UnsafeBufferPointer(rebasing: p[start..<i])))
-            }
-        }
+        try storage.withUnsafeBytes { raw in try ByteView.forEachToken(in: raw) { try body(Bytes($0)) } }
     }
 
     /// The tokens of the line: maximal runs of bytes that are not ASCII whitespace.
