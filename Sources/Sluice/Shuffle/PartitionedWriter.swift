@@ -28,12 +28,14 @@ import Darwin
 /// runs' segments partition by partition when it spilled.
 @usableFromInline final class PartitionedWriter {
     @usableFromInline let partitions: Int
-    @usableFromInline var buffers: [BlockBuffer]
-    @usableFromInline var buffered = 0
+    // Touched per record: no dynamic exclusivity checks (three per record cost 8 % of a
+    // spilling wordcount).
+    @usableFromInline @exclusivity(unchecked) var buffers: [BlockBuffer]
+    @usableFromInline @exclusivity(unchecked) var buffered = 0
     @usableFromInline let budget: Int
     private let spillPrefix: String
     private var runs: [(path: String, offsets: [Int64])] = []
-    @usableFromInline var recordCounts: [Int]
+    @usableFromInline @exclusivity(unchecked) var recordCounts: [Int]
     let metrics: TaskMetrics
 
     @usableFromInline init(partitions: Int, budget: Int, spillPrefix: String, metrics: TaskMetrics) {
