@@ -52,7 +52,7 @@ struct ShuffleDataError: Error, CustomStringConvertible {
     var isEmpty: Bool { bytes.count == 0 }
 
     /// Appends one record, encoded by `encode`.
-    @inlinable mutating func append(_ encode: (inout ByteWriter) -> Void) {
+    @inlinable @inline(__always) mutating func append(_ encode: (inout ByteWriter) -> Void) {
         if openStart < 0 {
             openStart = bytes.count
             bytes.write(contentsOf: repeatElement(0, count: BlockFormat.headerSize))
