@@ -285,7 +285,7 @@ import CSluiceSys
     }
 
     /// Queues a key (keys over 256 bytes go straight to the table, after the batch).
-    @inlinable func add(_ key: UnsafeRawBufferPointer, _ value: V, combine: (V, V) throws -> V) throws {
+    @inlinable @inline(__always) func add(_ key: UnsafeRawBufferPointer, _ value: V, combine: (V, V) throws -> V) throws {
         let n = key.count
         let hash: UInt64
         if n <= 16 {
