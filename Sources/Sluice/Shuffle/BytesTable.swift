@@ -248,13 +248,15 @@ import CSluiceSys
     }
 }
 
-/// Lookups into a `BytesTable` in batches of 16: each key is hashed and its slot prefetched
+/// Lookups into a `BytesTable` in batches of 64: each key is hashed and its slot prefetched
 /// when it arrives, and the batch is applied when full, so the cache misses of a batch overlap
-/// instead of queueing (the C baseline's trick). A key of up to 12 bytes (most text tokens) is
-/// kept as its two slot words, read with overlapping loads; a longer one is copied into a small
-/// buffer. So a borrowed view need stay valid only during its call.
+/// instead of queueing (the C baseline's trick, with 16). On wordcount 1 GB, best of 5: 16 keys
+/// 5.48 s, 32 keys 4.78 s, 64 keys 4.61 s; a ring that looks each key up 16 keys after its
+/// prefetch was slower than batches. A key of up to 12 bytes (most text tokens) is kept as its
+/// two slot words, read with overlapping loads; a longer one is copied into a small buffer. So
+/// a borrowed view need stay valid only during its call.
 @usableFromInline final class BatchedUpserts<V: BitwiseCopyable> {
-    @usableFromInline static var size: Int { 16 }
+    @usableFromInline static var size: Int { 64 }
     @usableFromInline let table: BytesTable<V>
     @usableFromInline @exclusivity(unchecked) var keys: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var used = 0
@@ -267,12 +269,12 @@ import CSluiceSys
 
     @inlinable init(table: BytesTable<V>) {
         self.table = table
-        keys = .allocate(byteCount: 16 * 256, alignment: 8)
-        offsets = .allocate(capacity: 16)
-        lengths = .allocate(capacity: 16)
-        hashes = .allocate(capacity: 16)
-        words = .allocate(capacity: 16)
-        values = .allocate(capacity: 16)
+        keys = .allocate(byteCount: BatchedUpserts.size * 256, alignment: 8)
+        offsets = .allocate(capacity: BatchedUpserts.size)
+        lengths = .allocate(capacity: BatchedUpserts.size)
+        hashes = .allocate(capacity: BatchedUpserts.size)
+        words = .allocate(capacity: BatchedUpserts.size)
+        values = .allocate(capacity: BatchedUpserts.size)
     }
 
     deinit {
