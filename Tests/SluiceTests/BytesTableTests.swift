@@ -97,6 +97,28 @@ struct BytesTableTests {
         if slotLimit < Int.max { #expect(drainsBefore > 0, "the slot limit made the table fill up") }
     }
 
+    @Test("a worker keeps an emptied table for the next task of the same stage only, and never one past the slot limit")
+    func shelf() throws {
+        BytesTableShelf.enter(stage: 1_000)
+        let first: BytesTable<UInt16> = BytesTableShelf.take(slotLimit: 1 << 30)
+        for i in 0..<50_000 {
+            withUnsafeBytes(of: UInt64(i)) { key in
+                first.upsert(key, hash: ByteView(key).stableHash, create: { 1 }, update: { $0 += 1 })
+            }
+        }
+        BytesTableShelf.put(first)
+        let again: BytesTable<UInt16> = BytesTableShelf.take(slotLimit: 1 << 30)
+        #expect(again === first, "the same stage gets the kept table")
+        #expect(again.count == 0 && again.arenaUsed == 0, "emptied")
+        BytesTableShelf.put(again)
+        let small: BytesTable<UInt16> = BytesTableShelf.take(slotLimit: 1 << 16)
+        #expect(small !== first, "a table past the slot limit is not handed out")
+        BytesTableShelf.put(first)
+        BytesTableShelf.enter(stage: 1_001)
+        let next: BytesTable<UInt16> = BytesTableShelf.take(slotLimit: 1 << 30)
+        #expect(next !== first, "another stage starts without the kept table")
+    }
+
     @Test("the spilling aggregator hands out every key once with its total, with and without spills",
           arguments: [64 << 20, 1 << 16])
     func aggregator(budget: Int) throws {

@@ -79,6 +79,7 @@ public struct Worker {
     private func run(_ task: Message.TaskDescriptor, plan: ExecutionPlan, setup: Message.Setup,
                      installedBounds: inout Set<Int>) -> Message {
         let started = monotonicMicros()
+        BytesTableShelf.enter(stage: task.stage)
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
                               memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
                               skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput)

@@ -223,13 +223,23 @@ import CSluiceSys
     }
 }
 
-/// Byte-key tables kept between the tasks a worker runs one after another. A map task's table
-/// grows to tens of MiB; a fresh one per task would pay again for every growth step and for
-/// faulting in and zeroing every page (10 % of wordcount's CPU time). One table per value type
-/// is kept, emptied, at the size its last task needed.
+/// Byte-key tables kept between the tasks of one stage that a worker runs one after another. A
+/// map task's table grows to tens of MiB; a fresh one per task would pay again for every growth
+/// step and for faulting in and zeroing every page (10 % of wordcount's CPU time). One table per
+/// value type is kept, emptied, at the size its last task needed. Tables are dropped when the
+/// worker moves on to another stage, whose tasks may need their memory budget for other things.
 @usableFromInline enum BytesTableShelf {
     nonisolated(unsafe) static var tables: [ObjectIdentifier: AnyObject] = [:]
+    nonisolated(unsafe) static var stage: Int?
     static let lock = Mutex()
+
+    /// Called before a task of `stage` runs: drops the tables another stage's tasks kept.
+    static func enter(stage: Int) {
+        lock.withLock {
+            if BytesTableShelf.stage != stage { tables.removeAll() }
+            BytesTableShelf.stage = stage
+        }
+    }
 
     /// A kept table whose slot array fits `slotLimit`, or a new one.
     @usableFromInline static func take<V>(slotLimit: Int) -> BytesTable<V> {
