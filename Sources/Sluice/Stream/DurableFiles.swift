@@ -158,7 +158,14 @@ final class FileLock {
         }
     }
 
-    deinit { close(fd) }
+    /// Unlocks before closing: a child process being spawned at this moment holds a copy of
+    /// the descriptor until it execs, and the lock belongs to the shared open file, so closing
+    /// alone could leave the lock held for a moment (a restart in the same process then saw
+    /// "another speed layer is running").
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
 }
 
 /// Hexadecimal text for binary values in line-oriented files (batch views).
