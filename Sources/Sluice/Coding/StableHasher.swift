@@ -49,7 +49,7 @@ public struct StableHasher: Sendable {
     }
 
     /// `hash(bytes:)` of a key of `n` ≤ 16 bytes, given its `headWords`.
-    @inlinable @inline(__always) public static func hash(headWords w0: UInt64, _ w1: UInt64, count n: Int) -> UInt64 {
+    @inlinable @inline(__always) static func hash(headWords w0: UInt64, _ w1: UInt64, count n: Int) -> UInt64 {
         var h = StableHasher()
         var tail = w0
         if n >= 8 {
@@ -66,7 +66,7 @@ public struct StableHasher: Sendable {
 
     /// The first 16 bytes of `bytes`, zero-padded, as two little-endian words. Read with
     /// overlapping loads that never leave the bytes (no copy, no loop).
-    @inlinable @inline(__always) public static func headWords(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+    @inlinable @inline(__always) static func headWords(_ bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
         let n = bytes.count
         guard let p = bytes.baseAddress, n > 0 else { return (0, 0) }
         if n >= 16 {

@@ -268,7 +268,7 @@ import CSluiceSys
 @usableFromInline final class BatchedUpserts<V: BitwiseCopyable> {
     @usableFromInline static var size: Int { 64 }
     @usableFromInline let table: BytesTable<V>
-    @usableFromInline @exclusivity(unchecked) var keys: UnsafeMutableRawPointer
+    @usableFromInline let keys: UnsafeMutableRawPointer
     @usableFromInline @exclusivity(unchecked) var used = 0
     @usableFromInline @exclusivity(unchecked) var count = 0
     @usableFromInline let offsets: UnsafeMutablePointer<Int>
