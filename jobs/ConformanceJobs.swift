@@ -4,7 +4,7 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, sort, actions, json] }
+    public static var all: [Job] { [narrow, aggregate, joins, sort, actions, json, slowRecords] }
 
     /// One JSON Lines record of `test-json`.
     struct KeyValue: Decodable {
@@ -120,5 +120,29 @@ public enum ConformanceJobs {
         data.reduceByKey(+).sortByKey().take(7)
         data.count()
         data.map(\.1).top(5).write(to: try ctx.output)
+    }
+
+    /// Long work on each record (a busy loop of `work-ms`), telling the engine it is alive
+    /// with `ctx.progress()` when `progress` is on: liveness follows progress, not the clock.
+    static let slowRecords = Job("test-slow-records", summary: "long per-record work, with or without ctx.progress()",
+                                 parameters: [JobParameter("n", help: "records", default: "4"),
+                                              JobParameter("work-ms", help: "milliseconds of work per record", default: "1000"),
+                                              JobParameter("progress", help: "on: call ctx.progress() during the work", default: "on")],
+                                 hidden: true) { ctx in
+        let n = try ctx.intParameter("n"), work = try ctx.intParameter("work-ms")
+        let reports = try ctx.parameter("progress") == "on"
+        ctx.parallelize(Array(0..<n), partitions: n)
+            .map { x -> (Int, Int) in
+                let clock = ContinuousClock()
+                let end = clock.now.advanced(by: .milliseconds(work))
+                var spins = 0
+                while clock.now < end {
+                    spins &+= 1
+                    if reports && spins % 1000 == 0 { ctx.progress() }
+                }
+                return (x % 2, x)
+            }
+            .reduceByKey(+)
+            .write(to: try ctx.output)
     }
 }

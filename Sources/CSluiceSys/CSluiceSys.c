@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CSluiceSys.h"
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -44,3 +45,22 @@ int sluice_wait_status(int status, int *code) {
 }
 
 void sluice_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+static pid_t stall_parent;
+
+static void stall_handler(int sig) {
+    (void)sig;
+    /* Only async-signal-safe calls: the interrupted thread may hold any lock. */
+    while (getppid() == stall_parent) sleep(1);
+    _exit(1);
+}
+
+int sluice_stall_thread(pthread_t thread) {
+    stall_parent = getppid();
+    struct sigaction action;
+    action.sa_handler = stall_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    if (sigaction(SIGUSR2, &action, NULL) != 0) return -1;
+    return pthread_kill(thread, SIGUSR2);
+}

@@ -218,13 +218,14 @@ struct Run: ParsableCommand {
     var memoryPerTask: String = "256m"
     @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: $TMPDIR/sluice-work/JOB-HASH, named by job and arguments).")
     var workDir: String?
-    @Flag(name: .customLong("keep-work"), help: "Keep the work folder after the run.")
+    @Flag(name: .customLong("keep-work"), help: "Keep the work folder after the run, failed or not (shuffle files, spills, the live event log).")
     var keepWork = false
     @Flag(help: "Replace the output folder if it exists.")
     var overwrite = false
     @Option(name: .customLong("max-attempts"), help: "Attempts per task before the job fails.")
     var maxAttempts = 4
-    @Option(name: .customLong("task-timeout"), help: "Seconds without a heartbeat before a worker counts as hung.")
+    @Option(name: .customLong("task-timeout"), help: ArgumentHelp("Seconds a task may make no progress before it counts as hung and is retried.",
+                                                               discussion: "Progress is records or bytes read or written, or a ctx.progress() call from user code; a worker that sends nothing at all for this long is hung too."))
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
     var maxExpanded: String = "64g"
@@ -242,8 +243,8 @@ struct Run: ParsableCommand {
     var resume = false
     @Flag(help: "Run speculative copies of straggling tasks (1.5× the median after 75 % of a stage); first to commit wins.")
     var speculation = false
-    @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0 or throw@random:0.1:7.",
-                               discussion: "KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED; KIND is throw, crash, exit, hang, slow or corrupt."))
+    @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0, stall@0.0.0 or throw@random:0.1:7:after=random.",
+                               discussion: "Comma-separated rules KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED, each optionally followed by :after=N (fire once the task has read N records), :after=random or :after=start. KIND is throw, crash, exit, stall (the task stops making progress, its process stays alive; default after=100), hang (the whole worker goes silent), slow (5 s straggler) or corrupt (a map output gets a flipped byte)."))
     var inject: String?
     @Option(name: .customLong("bad-records"), help: "fail: a malformed record fails the job; skip: count it, sample it into _bad_records, go on.")
     var badRecords: BadRecords = .fail
@@ -293,7 +294,6 @@ struct Run: ParsableCommand {
         run.compressOutput = compress == .gzip
         if let inject {
             do { run.inject = try FaultInjection(inject) } catch { throw ValidationError("\(error)") }
-            run.injectSpec = inject
         }
         CLILogging.bootstrap(level: logLevel)
         let logger = Logger(label: "sluice")

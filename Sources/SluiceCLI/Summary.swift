@@ -43,7 +43,7 @@ enum Summary {
         }
         for o in r.outputs { out += "output: \(o)\n" }
         out += "event log: \(r.eventLog)\n"
-        out += "finished in \(seconds(r.wallMicros)) with \(r.workerPids.count) worker process(es)"
+        out += "finished in \(seconds(r.wallMicros)) with \(r.workersStarted) worker process(es)"
         out += "; retries \(r.retries), workers replaced \(r.workersReplaced), map tasks re-run \(r.mapTasksRerun)"
         out += ", speculative attempts \(r.speculativeAttempts)"
         out += r.reusedMapTasks > 0 ? ", map tasks reused from the interrupted run \(r.reusedMapTasks)\n" : "\n"

@@ -128,7 +128,11 @@ struct CoreTests {
     @Test("frames round-trip; garbage and oversized frames are errors")
     func frames() throws {
         var w = ByteWriter()
-        let messages: [Message] = [.hello(version: 1, pid: 42), .ready, .heartbeat, .shutdown,
+        let setup = Message.Setup(workerID: 7, inject: "stall@0.0.0", heartbeatMicros: 250_000, job: "j",
+                                  arguments: JobArguments(inputs: ["a"], output: "o"), options: PlanOptions(partitions: 3),
+                                  splits: [], workDir: "/w", memoryBudget: 1 << 20, maxExpandedBytes: 1 << 30,
+                                  skipBadRecords: true, compressOutput: false)
+        let messages: [Message] = [.hello(version: 1, pid: 42), .ready, .heartbeat(progress: 99), .shutdown, .setup(setup),
                                    .assign(Message.TaskDescriptor(stage: 3, partition: 9, attempt: 1, blob: [1, 2], outputPath: "/x"))]
         for m in messages {
             var f = ByteWriter()
@@ -143,6 +147,17 @@ struct CoreTests {
         var types: [UInt8] = []
         while let m = try reader.next() { types.append(m.type) }
         #expect(types == messages.map(\.type))
+        // Everything a worker needs is in its setup frame, not in its environment.
+        var again = FrameReader()
+        w.bytes.withUnsafeBytes { again.append($0) }
+        var decoded: Message.Setup?
+        var progress: UInt64?
+        while let m = try again.next() {
+            if case .setup(let s) = m { decoded = s }
+            if case .heartbeat(let p) = m { progress = p }
+        }
+        #expect(decoded?.workerID == 7 && decoded?.inject == "stall@0.0.0" && decoded?.heartbeatMicros == 250_000)
+        #expect(progress == 99)
         var bad = FrameReader()
         [UInt8](repeating: 0xFF, count: 16).withUnsafeBytes { bad.append($0) }
         #expect(throws: DecodingError.self) { try bad.next() }

@@ -10,13 +10,14 @@ struct FaultTests {
     func options(_ inject: String?, maxAttempts: Int = 4, timeout: Double = 120) throws -> RunOptions {
         var o = Harness.options(workers: 2, partitions: 3, maxAttempts: maxAttempts)
         o.inject = try inject.map { try FaultInjection($0) }
-        o.injectSpec = inject
         o.taskTimeout = timeout
         return o
     }
 
     @Test("injected faults give the fault-free result", arguments: [
         "throw@0.0.0", "crash@0.1.0", "exit@1.*.0", "corrupt@0.*.0", "throw@random:0.3:11",
+        // Mid-task: after some records, or at a random record.
+        "crash@0.*.0:after=200", "exit@1.1.0:after=50", "throw@0.2.0:after=100", "crash@random:0.3:5:after=random",
     ])
     func recovers(spec: String) throws {
         let result = try Harness.checkAgainstReference("test-join", parameters: ["n": "3000"], options: try options(spec))
@@ -30,6 +31,80 @@ struct FaultTests {
         let result = try Harness.checkAgainstReference("test-aggregate", parameters: ["n": "2000"],
                                                        options: try options("hang@0.0.0", timeout: 3))
         #expect(result.workersReplaced == 1)
+    }
+
+    @Test("a task that stops making progress while its worker stays alive is timed out and retried")
+    func stall() throws {
+        let dir = Harness.tempDir("stall")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TextGenerator(bytes: 1 << 20, seed: 6, vocabulary: 5_000).write(to: dir + "/in.txt")
+        var o = try options("stall@0.0.0", timeout: 2)
+        o.eventLogPath = dir + "/events.jsonl"
+        let result = try Harness.checkAgainstReference("wordcount", inputs: [dir + "/in.txt"], options: o)
+        #expect(result.retries == 1 && result.workersReplaced == 1)
+        let log = try String(contentsOfFile: dir + "/events.jsonl", encoding: .utf8)
+        let timedOut = log.split(separator: "\n").filter { $0.contains("\"status\":\"timed_out\"") }
+        #expect(timedOut.count == 1, "\(timedOut)")
+        #expect(timedOut.first?.contains("no progress for") == true)
+        #expect(timedOut.first?.contains("\"attempt\":0") == true && timedOut.first?.contains("\"stage\":0") == true)
+    }
+
+    @Test("a task stalling on every attempt fails the job naming stage, partition and the missing progress")
+    func stallEveryAttempt() throws {
+        let dir = Harness.tempDir("stalls")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = JobArguments(output: dir + "/out", parameters: ["n": "2000"])
+        do {
+            _ = try Coordinator(job: Harness.job("test-aggregate"), arguments: args,
+                                options: try options("stall@0.1.*:after=10", maxAttempts: 2, timeout: 1)).run()
+            Issue.record("the job should have failed")
+        } catch let failure as JobFailure {
+            let m = failure.description
+            #expect(m.contains("stage 0") && m.contains("partition 1") && m.contains("attempt 2 of 2") && m.contains("no progress for"), "\(m)")
+        }
+    }
+
+    @Test("long per-record work is alive while it calls ctx.progress(), and hung when it does not")
+    func userProgress() throws {
+        var o = try options(nil, maxAttempts: 1, timeout: 1)
+        o.workers = 2
+        try Harness.checkAgainstReference("test-slow-records", parameters: ["n": "2", "work-ms": "2500", "progress": "on"], options: o)
+        let dir = Harness.tempDir("silent")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = JobArguments(output: dir + "/out", parameters: ["n": "2", "work-ms": "2500", "progress": "off"])
+        #expect(throws: JobFailure.self) { try Coordinator(job: Harness.job("test-slow-records"), arguments: args, options: o).run() }
+    }
+
+    @Test("--keep-work keeps the work folder and its event log after a failed run too")
+    func keepWorkOnFailure() throws {
+        let dir = Harness.tempDir("keep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = try options("throw@1.*.*", maxAttempts: 1)
+        o.keepWork = true
+        o.workDir = dir + "/work"
+        let args = JobArguments(output: dir + "/out", parameters: ["n": "500"])
+        #expect(throws: JobFailure.self) { try Coordinator(job: Harness.job("test-aggregate"), arguments: args, options: o).run() }
+        #expect(FileManager.default.fileExists(atPath: dir + "/work/_events.jsonl"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/work/shuffle-0"))
+        o.keepWork = false
+        o.workDir = dir + "/work2"
+        #expect(throws: JobFailure.self) { try Coordinator(job: Harness.job("test-aggregate"), arguments: args, options: o).run() }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/work2"), "removed without --keep-work")
+    }
+
+    @Test("a job without an output folder leaves no event log in the current directory")
+    func noOutputNoLog() throws {
+        let dir = Harness.tempDir("nolog")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let before = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.currentDirectoryPath)
+        var o = try options(nil)
+        o.workDir = dir + "/work"
+        let result = try Coordinator(job: Harness.job("linecount"), arguments: JobArguments(inputs: ["datasets/texts"]),
+                                     options: o).run()
+        #expect(result.eventLog.isEmpty)
+        let after = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.currentDirectoryPath)
+        #expect(Set(after).subtracting(before).isEmpty, "new files: \(Set(after).subtracting(before))")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/work"))
     }
 
     @Test("a task that always fails stops the job after max attempts, committing nothing")
@@ -84,7 +159,6 @@ struct RecoveryTests {
         var o = Harness.options(workers: 3, partitions: 4)
         o.speculation = true
         o.inject = try FaultInjection("slow@0.2.0")
-        o.injectSpec = "slow@0.2.0"
         let result = try Harness.checkAgainstReference("test-narrow", parameters: ["n": "20000"], options: o)
         #expect(result.speculativeAttempts >= 1)
         #expect(result.stages[0].maxTaskMicros < 4_000_000, "the copy finished before the 5 s straggler")
@@ -175,7 +249,6 @@ struct RecoveryTests {
         var o = Harness.options(workers: 3, partitions: 5, splitSize: 16 << 10)
         let spec = "throw@random:0.15:\(seed),crash@random:0.05:\(seed + 10),corrupt@random:0.15:\(seed + 20)"
         o.inject = try FaultInjection(spec)
-        o.injectSpec = spec
         o.maxAttempts = 8
         let result = try Harness.checkAgainstReference("test-sort", inputs: [dir], options: o)
         #expect(result.retries + result.mapTasksRerun > 0, "faults were injected")

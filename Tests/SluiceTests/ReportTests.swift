@@ -122,7 +122,6 @@ struct ReportTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var o = Harness.options(workers: 2, partitions: 2)
         o.inject = try FaultInjection("throw@0.0.0")
-        o.injectSpec = "throw@0.0.0"
         let result = try Coordinator(job: Harness.job("test-join"), arguments: JobArguments(output: dir + "/out", parameters: ["n": "300"]),
                                      options: o).run()
         #expect(result.retries == 1)

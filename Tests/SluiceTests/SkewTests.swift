@@ -13,7 +13,6 @@ struct SkewTests {
         o.skew.minBytes = 16 << 10
         o.broadcastThreshold = 0
         o.inject = try inject.map { try FaultInjection($0) }
-        o.injectSpec = inject
         return o
     }
 

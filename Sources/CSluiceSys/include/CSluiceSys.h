@@ -1,6 +1,7 @@
 #ifndef CSLUICESYS_H
 #define CSLUICESYS_H
 #include <sys/types.h>
+#include <pthread.h>
 
 /// Creates a pipe whose ends are close-on-exec. Returns 0 or -1 (errno set).
 int sluice_pipe_cloexec(int fds[2]);
@@ -18,4 +19,7 @@ int sluice_wait_status(int status, int *code);
 static inline void sluice_prefetch(const void *p) { __builtin_prefetch(p, 1, 3); }
 /// Ignores SIGPIPE so that writing to a dead worker returns EPIPE instead of killing us.
 void sluice_ignore_sigpipe(void);
+/// Freezes `thread` where it is (the `stall` fault): a signal handler on that thread sleeps
+/// until the process's parent goes away, then exits; the process and its other threads run on.
+int sluice_stall_thread(pthread_t thread);
 #endif

@@ -120,6 +120,11 @@ public final class JobContext {
     }
 
     /// A parameter's value, or its declared default.
+    /// Tells the engine that the running task is making progress, from inside a closure doing
+    /// long work on one record (records read and written count already). A task that shows no
+    /// progress for `--task-timeout` is taken as hung, killed and retried.
+    public func progress() { TaskProgress.advance() }
+
     public func parameter(_ name: String) throws -> String {
         if let v = arguments.parameters[name] { return v }
         if let p = job.parameters.first(where: { $0.name == name }), let d = p.defaultValue { return d }

@@ -69,6 +69,7 @@ public final class FileByteSource: ByteSource {
             let n = Glibc.read(fd, buffer.baseAddress, want)
             if n >= 0 {
                 remaining -= Int64(n)
+                TaskProgress.advance()
                 return n
             }
             if errno == EINTR { continue }

@@ -5,32 +5,32 @@ import Darwin
 #endif
 import CSluiceSys
 
-/// A started worker: its process id and the coordinator's ends of its two pipes.
-public final class WorkerProcess {
-    public let id: Int
-    public let pid: pid_t
-    /// Coordinator writes frames here (the worker's stdin).
-    let toWorker: Int32
-    /// Coordinator reads frames here (the worker's stdout).
-    let fromWorker: Int32
-    /// The worker's stderr (its log lines), or -1 when inherited.
-    let errors: Int32
-
-    init(id: Int, pid: pid_t, toWorker: Int32, fromWorker: Int32, errors: Int32 = -1) {
-        self.id = id
-        self.pid = pid
-        self.toWorker = toWorker
-        self.fromWorker = fromWorker
-        self.errors = errors
-    }
+/// A started worker as its launcher sees it: the coordinator's ends of the worker's stdin,
+/// stdout and stderr, and the one way to stop it. The coordinator never signals a worker
+/// itself, so a launcher may start workers anywhere (a local process, `srun`, `ssh`).
+public protocol WorkerHandle: AnyObject {
+    /// The coordinator's number for this worker.
+    var id: Int { get }
+    /// Where the coordinator writes frames (the worker's stdin).
+    var input: Int32 { get }
+    /// Where the coordinator reads frames (the worker's stdout).
+    var output: Int32 { get }
+    /// The worker's stderr (its log lines), or -1; still open after `stop`, for the caller to
+    /// drain and close.
+    var errors: Int32 { get }
+    /// Where the worker runs, for messages (`pid 1234`).
+    var location: String { get }
+    /// Stops the worker — at once when `force`, otherwise after it finishes on its own (it was
+    /// told to shut down) — closes `input` and `output`, and returns how it ended
+    /// (`exit code 3`, `killed by signal 9`).
+    func stop(force: Bool) -> String
 }
 
-/// Starts worker processes. Local processes now; the command prefix is where a launcher for
-/// other hosts plugs in (`ssh HOST`, Slurm's `srun`), since the worker only needs its
-/// stdin and stdout connected to the coordinator.
+/// Starts workers: the same binary in worker mode, with its stdin and stdout connected to the
+/// coordinator. Everything else a worker needs comes in the protocol's first frame.
 public protocol WorkerLauncher: Sendable {
-    /// Starts worker `id` with `environment` added to its own.
-    func launch(id: Int, environment: [String: String]) throws -> WorkerProcess
+    /// Starts worker `id`.
+    func launch(id: Int) throws -> any WorkerHandle
 }
 
 /// Re-executes a binary (by default this one, `/proc/self/exe`) in worker mode.
@@ -52,7 +52,7 @@ public struct ProcessLauncher: WorkerLauncher {
         self.environment = environment
     }
 
-    public func launch(id: Int, environment extra: [String: String]) throws -> WorkerProcess {
+    public func launch(id: Int) throws -> any WorkerHandle {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         var errChild: [Int32] = [0, 0]
@@ -72,9 +72,7 @@ public struct ProcessLauncher: WorkerLauncher {
         let argv = commandPrefix + [exe] + arguments
         var env = ProcessEnvironment.current
         env["SWIFT_BACKTRACE"] = "enable=no" // a crashing worker must die, not linger in the backtracer
-        env["SLUICE_WORKER_ID"] = String(id)
         for (k, v) in environment { env[k] = v }
-        for (k, v) in extra { env[k] = v }
 
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -93,7 +91,43 @@ public struct ProcessLauncher: WorkerLauncher {
             close(errChild[0])
             throw SystemError("cannot start worker \(argv.joined(separator: " "))", errno: rc)
         }
-        return WorkerProcess(id: id, pid: pid, toWorker: toChild[1], fromWorker: fromChild[0], errors: errChild[0])
+        return LocalWorker(id: id, pid: pid, input: toChild[1], output: fromChild[0], errors: errChild[0])
+    }
+}
+
+/// A worker process on this machine, stopped by its process id.
+final class LocalWorker: WorkerHandle {
+    let id: Int
+    let pid: pid_t
+    let input: Int32
+    let output: Int32
+    let errors: Int32
+    private var ended: String?
+
+    init(id: Int, pid: pid_t, input: Int32, output: Int32, errors: Int32) {
+        self.id = id
+        self.pid = pid
+        self.input = input
+        self.output = output
+        self.errors = errors
+    }
+
+    var location: String { "pid \(pid)" }
+
+    func stop(force: Bool) -> String {
+        if let ended { return ended }
+        if force { kill(pid, SIGKILL) }
+        close(input)
+        close(output)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var code: Int32 = 0
+        switch sluice_wait_status(status, &code) {
+        case 1: ended = "exit code \(code)"
+        case 2: ended = "killed by signal \(code)"
+        default: ended = "ended"
+        }
+        return ended!
     }
 }
 

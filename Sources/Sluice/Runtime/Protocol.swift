@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// The coordinator–worker protocol: length-prefixed binary frames over the worker's stdin
 /// and stdout (stderr stays free for logs). A frame is `u32 length, u8 type, payload`.
@@ -20,15 +21,24 @@ enum Message {
     case done(TaskReport)
     /// Worker → coordinator: the task failed.
     case failed(TaskFailure)
-    /// Worker → coordinator: still alive (sent while a task runs).
-    case heartbeat
+    /// Worker → coordinator: still alive, and how far its task has got (a counter that moves
+    /// while the task reads, writes or calls `progress()`; liveness follows it).
+    case heartbeat(progress: UInt64)
     /// Coordinator → worker: exit.
     case shutdown
 
-    static let protocolVersion = 1
+    static let protocolVersion = 2
     static let maxFrame = 1 << 30
 
+    /// Everything a worker needs, in its first frame: nothing comes from the environment of
+    /// the process that started it, so a launcher may start it anywhere (`srun`, `ssh`).
     struct Setup {
+        /// The worker's id, as the coordinator's logs and event log name it.
+        var workerID: Int
+        /// Faults to inject (`--inject`), empty for none.
+        var inject: String
+        /// How often the worker sends a heartbeat.
+        var heartbeatMicros: Int64
         var job: String
         var arguments: JobArguments
         var options: PlanOptions
@@ -94,6 +104,9 @@ enum Message {
             w.writeVarint(UInt64(version))
             w.writeFixed(pid)
         case .setup(let s):
+            w.writeVarint(UInt64(s.workerID))
+            s.inject.encode(to: &w)
+            w.writeFixed(s.heartbeatMicros)
             s.job.encode(to: &w)
             s.arguments.encode(to: &w)
             w.writeVarint(UInt64(s.options.partitions))
@@ -141,7 +154,9 @@ enum Message {
             f.lostShuffle.encode(to: &w)
             f.lostMap.encode(to: &w)
             f.fatal.encode(to: &w)
-        case .ready, .heartbeat, .shutdown:
+        case .heartbeat(let progress):
+            w.writeFixed(progress)
+        case .ready, .shutdown:
             break
         }
     }
@@ -153,6 +168,9 @@ enum Message {
         switch type {
         case 1: message = .hello(version: try int(), pid: try r.readFixed())
         case 2:
+            let workerID = try int()
+            let inject = try String.decode(from: &r)
+            let heartbeat: Int64 = try r.readFixed()
             let job = try String.decode(from: &r)
             let args = try JobArguments.decode(from: &r)
             let options = PlanOptions(partitions: try int(), broadcastThreshold: try r.readFixed())
@@ -162,7 +180,7 @@ enum Message {
                 for _ in 0..<(try int()) { list.append(try InputSplit.decode(from: &r)) }
                 splits.append(list)
             }
-            message = .setup(Setup(job: job, arguments: args, options: options, splits: splits,
+            message = .setup(Setup(workerID: workerID, inject: inject, heartbeatMicros: heartbeat, job: job, arguments: args, options: options, splits: splits,
                                    workDir: try String.decode(from: &r), memoryBudget: try int(),
                                    maxExpandedBytes: try r.readFixed(), skipBadRecords: try Bool.decode(from: &r),
                                    compressOutput: try Bool.decode(from: &r)))
@@ -188,7 +206,7 @@ enum Message {
             message = .failed(TaskFailure(stage: try int(), partition: try int(), attempt: try int(),
                                           message: try String.decode(from: &r), lostShuffle: try Int?.decode(from: &r),
                                           lostMap: try Int?.decode(from: &r), fatal: try Bool.decode(from: &r)))
-        case 7: message = .heartbeat
+        case 7: message = .heartbeat(progress: try r.readFixed())
         case 8: message = .shutdown
         default: throw DecodingError("unknown frame type \(type)")
         }
@@ -201,7 +219,7 @@ enum Message {
 /// between the task thread and the heartbeat thread.
 final class FrameWriter: @unchecked Sendable {
     let fd: Int32
-    private let lock = Mutex()
+    private let lock = Mutex(())
 
     init(fd: Int32) { self.fd = fd }
 
@@ -211,7 +229,7 @@ final class FrameWriter: @unchecked Sendable {
         w.write(message.type)
         message.encodePayload(to: &w)
         w.patchFixed(UInt32(w.count - 5), at: 0)
-        try lock.withLock {
+        try lock.withLock { _ in
             try w.bytes.withUnsafeBytes { raw in
                 var done = 0
                 while done < raw.count {
@@ -262,18 +280,6 @@ struct FrameReader {
 
     /// Whether bytes of an incomplete frame are pending (EOF now means a truncated frame).
     var hasPartialFrame: Bool { buffer.count > start }
-}
-
-/// A pthread mutex (Foundation-free, usable from Swift 6 strict concurrency).
-final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
 }
 
 /// Reads from `fd` until the buffer holds a frame; used by the worker's blocking loop.

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 
 /// The run's event log: one JSON object per line, format version 1, written as the run goes
@@ -7,15 +12,17 @@ import Foundation
 final class RunEventLog {
     static let version = 1
     let path: String
-    private let handle: FileHandle?
+    private let fd: Int32
+    /// The first write that failed (a full disk): later events are dropped, the run goes on.
+    private(set) var writeError: String?
 
-    init(path: String) {
+    init(path: String) throws {
         self.path = path
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        handle = FileHandle(forWritingAtPath: path)
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError("cannot create the event log \(path)") }
     }
 
-    deinit { try? handle?.close() }
+    deinit { close(fd) }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
@@ -24,8 +31,11 @@ final class RunEventLog {
         var object = fields
         object["event"] = event
         object["time"] = RunEventLog.now()
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        handle?.write(data + Data("\n".utf8))
+        guard writeError == nil,
+              let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        let line = data + Data("\n".utf8)
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written != line.count { writeError = "cannot write the event log \(path): \(String(cString: strerror(errno)))" }
     }
 
     /// The plan as the report draws it.

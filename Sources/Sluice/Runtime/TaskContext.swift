@@ -95,6 +95,9 @@ public final class TaskContext {
         self.maxExpandedBytes = maxExpandedBytes
     }
 
+    /// Tells the engine the task is making progress (see `JobContext.progress()`).
+    public func progress() { TaskProgress.advance() }
+
     /// Counts a skipped bad record and keeps a sample of it.
     public func recordBad(_ error: InputError) {
         let file = error.source.split(separator: " (").first.map(String.init) ?? error.source

@@ -28,39 +28,16 @@ public struct Worker {
                 throw JobError.invalid("this binary has no job named \(setup.job)")
             }
             let plan = try ExecutionPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
-            let heartbeat = Heartbeat(out: out)
-            heartbeat.start()
-            let injection = try ProcessEnvironment.current["SLUICE_INJECT"].map { try FaultInjection($0) }
+            let injection = setup.inject.isEmpty ? nil : try FaultInjection(setup.inject)
+            let watch = TaskWatch(out: out, intervalMicros: setup.heartbeatMicros)
+            watch.start()
             var installedBounds = Set<Int>()
             try out.send(.ready)
             while let message = try readFrame(fd: 0, into: &input) {
                 switch message {
                 case .assign(let task):
                     let fault = injection?.fault(stage: task.stage, partition: task.partition, attempt: task.attempt)
-                    switch fault {
-                    case .crash?: kill(getpid(), SIGKILL)
-                    case .exit?: exit(3)
-                    case .hang?:
-                        // Silent until killed; but never outlive a coordinator that died.
-                        heartbeat.pause()
-                        let parent = getppid()
-                        while getppid() == parent { sleep(1) }
-                        exit(1)
-                    case .throw?:
-                        try out.send(.failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
-                                                                 message: InjectedFailure().description, lostShuffle: nil, lostMap: nil)))
-                        try out.send(.ready)
-                        continue
-                    case .slow?:
-                        sleep(5)
-                    case .corrupt?, nil:
-                        break
-                    }
-                    let reply = run(task, plan: plan, setup: setup, installedBounds: &installedBounds)
-                    if fault == .corrupt, case .done(let report) = reply, report.mapStats != nil, let file = report.file {
-                        corruptFile(file)
-                    }
-                    try out.send(reply)
+                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup, installedBounds: &installedBounds))
                     try out.send(.ready)
                 case .shutdown:
                     return 0
@@ -76,13 +53,55 @@ public struct Worker {
         }
     }
 
-    private func run(_ task: Message.TaskDescriptor, plan: ExecutionPlan, setup: Message.Setup,
-                     installedBounds: inout Set<Int>) -> Message {
-        let started = monotonicMicros()
-        BytesTableShelf.enter(stage: task.stage)
+    /// Carries out an injected fault on the task's own thread: at assignment, or when the task's
+    /// input ended before the fault's record count. Returns normally only for `slow`.
+    private func carryOut(_ kind: FaultInjection.Kind, watch: TaskWatch) throws {
+        switch kind {
+        case .crash: kill(getpid(), SIGKILL)
+        case .exit: _exit(3)
+        case .stall: waitForParentToDie() // heartbeats go on, progress stands still
+        case .hang:
+            watch.pause()
+            waitForParentToDie()
+        case .throw: throw InjectedFailure()
+        case .slow:
+            for _ in 0..<50 { // a straggler: slow, but making progress
+                usleep(100_000)
+                TaskProgress.advance()
+            }
+        case .corrupt: break
+        }
+    }
+
+    /// Runs one task attempt, with its injected fault if any, and returns the report to send.
+    private func run(_ task: Message.TaskDescriptor, fault: FaultInjection.Armed?, watch: TaskWatch, plan: ExecutionPlan,
+                     setup: Message.Setup, installedBounds: inout Set<Int>) -> Message {
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
                               memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
                               skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput)
+        var reply: Message
+        do {
+            // `slow` and `corrupt` act at the start and the end of a task; the others may wait
+            // for a record count.
+            let midTask = fault.flatMap { $0.afterRecords > 0 && $0.kind != .slow && $0.kind != .corrupt ? $0 : nil }
+            if let fault, midTask == nil { try carryOut(fault.kind, watch: watch) }
+            watch.begin(ctx.metrics, fault: midTask)
+            reply = run(task, ctx: ctx, plan: plan, setup: setup, installedBounds: &installedBounds)
+            if let due = watch.end() { try carryOut(due.kind, watch: watch) }
+        } catch {
+            reply = .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
+                                                message: "\(error)", lostShuffle: nil, lostMap: nil))
+        }
+        if fault?.kind == .corrupt, case .done(let report) = reply, report.mapStats != nil, let file = report.file {
+            corruptFile(file)
+        }
+        return reply
+    }
+
+    private func run(_ task: Message.TaskDescriptor, ctx: TaskContext, plan: ExecutionPlan, setup: Message.Setup,
+                     installedBounds: inout Set<Int>) -> Message {
+        let started = monotonicMicros()
+        BytesTableShelf.enter(stage: task.stage)
         do {
             guard task.stage < plan.stages.count else { throw DecodingError("no stage \(task.stage)") }
             let stage = plan.stages[task.stage]
@@ -126,32 +145,5 @@ public struct Worker {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                                message: "\(error)", lostShuffle: nil, lostMap: nil))
         }
-    }
-}
-
-/// Sends a heartbeat frame every second from a background thread, so the coordinator can
-/// tell a busy worker from a hung one.
-final class Heartbeat: @unchecked Sendable {
-    let out: FrameWriter
-    private let lock = Mutex()
-    private var paused = false
-    init(out: FrameWriter) { self.out = out }
-
-    /// Stops the heartbeats (an injected hang: the worker looks dead to the coordinator).
-    func pause() { lock.withLock { paused = true } }
-    var isPaused: Bool { lock.withLock { paused } }
-
-    func start() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { arg in
-            let heartbeat = Unmanaged<Heartbeat>.fromOpaque(arg!).takeRetainedValue()
-            while true {
-                sleep(1)
-                if heartbeat.isPaused { continue }
-                if (try? heartbeat.out.send(.heartbeat)) == nil { return nil }
-            }
-        }, box.toOpaque())
-        pthread_detach(thread)
     }
 }

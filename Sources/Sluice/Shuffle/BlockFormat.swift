@@ -127,6 +127,7 @@ struct ShuffleDataError: Error, CustomStringConvertible {
                 if errno == EINTR { continue }
                 throw SystemError("cannot write \(path)")
             }
+            TaskProgress.advance()
             done += n
         }
     }
@@ -183,6 +184,7 @@ struct SystemError: Error, CustomStringConvertible {
                 if errno == EINTR { continue }
                 throw fail("read error: \(String(cString: strerror(errno)))")
             }
+            TaskProgress.advance()
             if n == 0 { throw fail("truncated at byte \(offset + Int64(done))") }
             done += n
         }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CSluiceSys
+import Synchronization
 
 /// An open-addressing hash table from byte strings to values, for the text fast path. Keys
 /// are looked up by borrowed bytes (no allocation). Everything a probe needs sits in one flat
@@ -231,11 +232,11 @@ import CSluiceSys
 @usableFromInline enum BytesTableShelf {
     nonisolated(unsafe) static var tables: [ObjectIdentifier: AnyObject] = [:]
     nonisolated(unsafe) static var stage: Int?
-    static let lock = Mutex()
+    static let lock = Mutex(())
 
     /// Called before a task of `stage` runs: drops the tables another stage's tasks kept.
     static func enter(stage: Int) {
-        lock.withLock {
+        lock.withLock { _ in
             if BytesTableShelf.stage != stage { tables.removeAll() }
             BytesTableShelf.stage = stage
         }
@@ -243,7 +244,7 @@ import CSluiceSys
 
     /// A kept table whose slot array fits `slotLimit`, or a new one.
     @usableFromInline static func take<V>(slotLimit: Int) -> BytesTable<V> {
-        let kept = lock.withLock { tables.removeValue(forKey: ObjectIdentifier(V.self)) } as? BytesTable<V>
+        let kept = lock.withLock { _ in tables.removeValue(forKey: ObjectIdentifier(V.self)) } as? BytesTable<V>
         guard let table = kept, (table.mask + 1) * BytesTable<V>.slotSize <= slotLimit else {
             return BytesTable<V>(slotLimit: slotLimit)
         }
@@ -254,7 +255,7 @@ import CSluiceSys
     /// Keeps `table`, emptied, for the next task.
     @usableFromInline static func put<V>(_ table: BytesTable<V>) {
         if table.count > 0 || table.arenaUsed > 0 { table.removeAll() }
-        lock.withLock { tables[ObjectIdentifier(V.self)] = table }
+        lock.withLock { _ in tables[ObjectIdentifier(V.self)] = table }
     }
 }
 
