@@ -6,7 +6,7 @@ BIN_RELEASE = .build/release/sluice
 WORKERS ?= 2
 OUT ?= out
 
-.PHONY: deps build release run test bench bench-peers report-check clean
+.PHONY: deps build release run test lint bench bench-peers report-check clean
 
 deps:
 	@missing=""; \
@@ -35,6 +35,10 @@ run: release
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# No function in Sources/ longer than 150 lines (the runtime stays in readable parts).
+lint:
+	python3 scripts/longest-functions.py Sources
 
 # The benchmark suite: generated data, median of several runs, MB/s, peak RSS, JSON results.
 bench: release
