@@ -240,16 +240,19 @@ struct RecoveryTests {
         #expect(try Harness.readOutput(dir + "/out").sorted() == expected[0].lines.sorted())
     }
 
-    @Test("chaos: random throws, crashes and corrupt spills over a multi-stage job, byte-identical output",
+    @Test("chaos: random throws, crashes, exits, stalls (mid-task) and corrupt spills over a multi-stage job, byte-identical output",
           arguments: [1, 2, 3])
     func chaos(seed: Int) throws {
         let dir = Harness.tempDir("chaos")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try writeAwkwardTexts(into: dir, seed: UInt64(seed), files: 3, linesPerFile: 300, longLine: false)
         var o = Harness.options(workers: 3, partitions: 5, splitSize: 16 << 10)
-        let spec = "throw@random:0.15:\(seed),crash@random:0.05:\(seed + 10),corrupt@random:0.15:\(seed + 20)"
+        // Faults at random records in the middle of tasks, as well as at their start.
+        let spec = "throw@random:0.1:\(seed):after=random,crash@random:0.05:\(seed + 10):after=random,"
+            + "exit@random:0.03:\(seed + 30),stall@random:0.03:\(seed + 40):after=random,corrupt@random:0.15:\(seed + 20)"
         o.inject = try FaultInjection(spec)
         o.maxAttempts = 8
+        o.taskTimeout = 2
         let result = try Harness.checkAgainstReference("test-sort", inputs: [dir], options: o)
         #expect(result.retries + result.mapTasksRerun > 0, "faults were injected")
     }

@@ -128,7 +128,7 @@ final class JobRun {
         do {
             if work.resumable { reuseCommittedMapStages() }
             try submitReadyStages()
-            for _ in 0..<max(1, options.workers) { try pool.launch() }
+            for _ in 0..<max(1, options.workers) { recorder.workerStarted(try pool.launch()) }
             let pollMillis = Int32(max(10, min(1000, options.taskTimeout * 250)))
             while !scheduler.isJobDone {
                 try offerTasks()
@@ -248,6 +248,7 @@ final class JobRun {
         let spec = scheduler.taskSets[a.stage]?.specs?[a.index]
         var fields: [String: Any] = ["stage": a.stage, "partition": a.index, "attempt": a.attempt, "worker": w.id,
                                      "location": w.handle.location, "speculative": speculative]
+        if let pid = w.handle.processID { fields["pid"] = Int(pid) }
         for source in stage.fileSources where a.index < source.splits.count { fields["input"] = source.splits[a.index].summary }
         recorder.emit("task_start", fields)
         pool.assign(w, a, Message.TaskDescriptor(stage: a.stage, partition: a.index, attempt: a.attempt, blob: blob,
@@ -265,8 +266,8 @@ final class JobRun {
             try taskFailed(a, on: w, reason: f.message, status: f.lostShuffle != nil ? "fetch_failed" : "failed",
                            lost: f.lostShuffle.flatMap { s in f.lostMap.map { (s, $0) } }, fatal: f.fatal)
         case .lost(let w, let reason):
-            recorder.emit("worker_lost", ["worker": w.id, "location": w.handle.location, "reason": reason,
-                                          "stage": w.task?.stage ?? -1, "partition": w.task?.index ?? -1])
+            recorder.emit("worker_lost", ["worker": w.id, "location": w.handle.location, "pid": Int(w.handle.processID ?? -1),
+                                          "reason": reason, "stage": w.task?.stage ?? -1, "partition": w.task?.index ?? -1])
             if let a = w.task {
                 try taskFailed(a, on: w, reason: "worker lost: \(reason)", status: "failed")
             } else {
@@ -290,7 +291,7 @@ final class JobRun {
     func replace(_ w: PooledWorker) throws {
         recorder.workersReplaced += 1
         let fresh = try pool.launch()
-        recorder.emit("worker_start", ["worker": fresh.id, "location": fresh.handle.location, "replaces": w.id])
+        recorder.workerStarted(fresh, replacing: w)
     }
 
     /// An attempt succeeded: the first of its task commits its output, later ones are dropped.
@@ -329,8 +330,7 @@ final class JobRun {
             recorder.emit("task_end", ["stage": loser.stage, "partition": loser.index, "attempt": loser.attempt,
                                        "worker": w.id, "status": "killed", "error": "another attempt committed first"])
             recorder.log("stopped the losing attempt \(loser.attempt) of \(describe(loser.stage, loser.index)) on worker \(w.id)", .info)
-            let fresh = try pool.launch()
-            recorder.emit("worker_start", ["worker": fresh.id, "location": fresh.handle.location])
+            recorder.workerStarted(try pool.launch(), replacing: w)
         }
     }
 

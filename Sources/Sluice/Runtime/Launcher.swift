@@ -20,6 +20,8 @@ public protocol WorkerHandle: AnyObject {
     var errors: Int32 { get }
     /// Where the worker runs, for messages (`pid 1234`).
     var location: String { get }
+    /// Its process id on this machine, for logs only (nil when it runs elsewhere).
+    var processID: Int32? { get }
     /// Stops the worker — at once when `force`, otherwise after it finishes on its own (it was
     /// told to shut down) — closes `input` and `output`, and returns how it ended
     /// (`exit code 3`, `killed by signal 9`).
@@ -113,6 +115,7 @@ final class LocalWorker: WorkerHandle {
     }
 
     var location: String { "pid \(pid)" }
+    var processID: Int32? { pid }
 
     func stop(force: Bool) -> String {
         if let ended { return ended }

@@ -43,6 +43,14 @@ final class RunRecorder {
         perWorker[a.stage][worker, default: 0] += 1
     }
 
+    /// A worker started, at the beginning or in place of another.
+    func workerStarted(_ w: PooledWorker, replacing old: PooledWorker? = nil) {
+        var fields: [String: Any] = ["worker": w.id, "location": w.handle.location]
+        if let pid = w.handle.processID { fields["pid"] = Int(pid) }
+        if let old { fields["replaces"] = old.id }
+        emit("worker_start", fields)
+    }
+
     func noteSkew(stage: Int, _ note: String) {
         skewNotes[stage, default: []].append(note)
         log(note, .info)
