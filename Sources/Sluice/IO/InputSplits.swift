@@ -231,8 +231,9 @@ public struct SplitPlanner: Sendable {
     }
 }
 
-/// `1.5 MiB`-style sizes for people.
-func formatBytes(_ n: Int64) -> String {
+/// A byte count for people, in binary units with one decimal: `512 B`, `1.5 MiB` (the run
+/// summary and `sluice report` print sizes this way).
+public func formatBytes(_ n: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n)
     var u = 0
