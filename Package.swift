@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Sluice",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Sluice", targets: ["Sluice"]),
         .library(name: "SluiceReport", targets: ["SluiceReport"]),

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// The coordinator–worker protocol: length-prefixed binary frames over the worker's stdin
 /// and stdout (stderr stays free for logs). A frame is `u32 length, u8 type, payload`.
@@ -199,9 +200,9 @@ enum Message {
 
 /// Writes frames to a descriptor with `write(2)` (no stdio buffering); safe to share
 /// between the task thread and the heartbeat thread.
-final class FrameWriter: @unchecked Sendable {
+final class FrameWriter: Sendable {
     let fd: Int32
-    private let lock = Mutex()
+    private let lock = Mutex(())
 
     init(fd: Int32) { self.fd = fd }
 
@@ -211,7 +212,7 @@ final class FrameWriter: @unchecked Sendable {
         w.write(message.type)
         message.encodePayload(to: &w)
         w.patchFixed(UInt32(w.count - 5), at: 0)
-        try lock.withLock {
+        try lock.withLock { _ in
             try w.bytes.withUnsafeBytes { raw in
                 var done = 0
                 while done < raw.count {
@@ -262,18 +263,6 @@ struct FrameReader {
 
     /// Whether bytes of an incomplete frame are pending (EOF now means a truncated frame).
     var hasPartialFrame: Bool { buffer.count > start }
-}
-
-/// A pthread mutex (Foundation-free, usable from Swift 6 strict concurrency).
-final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
 }
 
 /// Reads from `fd` until the buffer holds a frame; used by the worker's blocking loop.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// A worker process: the same binary re-executed in worker mode. It reads frames from
 /// stdin, builds the job's graph from the setup message (so closures never cross the pipe),
@@ -131,15 +132,14 @@ public struct Worker {
 
 /// Sends a heartbeat frame every second from a background thread, so the coordinator can
 /// tell a busy worker from a hung one.
-final class Heartbeat: @unchecked Sendable {
+final class Heartbeat: Sendable {
     let out: FrameWriter
-    private let lock = Mutex()
-    private var paused = false
+    private let paused = Mutex(false)
     init(out: FrameWriter) { self.out = out }
 
     /// Stops the heartbeats (an injected hang: the worker looks dead to the coordinator).
-    func pause() { lock.withLock { paused = true } }
-    var isPaused: Bool { lock.withLock { paused } }
+    func pause() { paused.withLock { $0 = true } }
+    var isPaused: Bool { paused.withLock { $0 } }
 
     func start() {
         var thread = pthread_t()
