@@ -43,7 +43,7 @@ public struct InputChunk: Sendable, Equatable {
 
     static func decode(from r: inout ByteReader) throws -> InputChunk {
         let path = try r.readString()
-        guard let format = InputFormat(rawValue: try r.readByte()) else { throw DecodingError("bad input format") }
+        guard let format = InputFormat(rawValue: try r.readByte()) else { throw CorruptDataError("bad input format") }
         return InputChunk(path: path, format: format, start: try r.readFixed(), end: try r.readFixed(),
                           bytes: try r.readFixed(), fileSize: try r.readFixed())
     }
