@@ -503,7 +503,7 @@ public final class Coordinator {
                                      "worker": worker.process.id, "status": lost != nil ? "fetch_failed" : "failed",
                                      "error": reason, "lost_shuffle": lost?.shuffle ?? -1, "lost_map": lost?.map ?? -1])
             if fatal {
-                throw JobFailure(description: "bad input: \(reason) (\(describe(stage, key.partition)); use --bad-records skip to skip malformed records)")
+                throw JobFailure(description: "bad input (\(describe(stage, key.partition))): \(reason)")
             }
             if let lost, let mapStage = mapStageOfShuffle[lost.shuffle] {
                 // Spark's FetchFailed: the map output is gone or corrupt. Run the map task again,
