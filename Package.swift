@@ -3,9 +3,11 @@ import PackageDescription
 
 let package = Package(
     name: "Sluice",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Sluice", targets: ["Sluice"]),
+        .library(name: "SluiceReport", targets: ["SluiceReport"]),
+        .library(name: "SluiceGenerators", targets: ["SluiceGenerators"]),
         .library(name: "SluiceCLI", targets: ["SluiceCLI"]),
         .executable(name: "sluice", targets: ["sluice"]),
     ],
@@ -21,19 +23,24 @@ let package = Package(
                        providers: [.apt(["libarchive-dev"])]),
         // POSIX calls Glibc's module hides (pipe2, F_SETPIPE_SZ, posix_spawn helpers, wait macros).
         .target(name: "CSluiceSys", path: "Sources/CSluiceSys"),
-        // The engine: public API, planning, runtime, shuffle and IO, one folder per concern.
-        // One module so that generic hot paths specialise without crossing module boundaries.
+        // The engine: public API, planning, runtime, shuffle, IO and the stream layer, one folder
+        // per concern. Its generic hot paths are `@inlinable`, so they specialise in the modules
+        // that use them (the jobs).
         .target(name: "Sluice", dependencies: ["CZlib", "CArchive", "CSluiceSys"], path: "Sources/Sluice"),
+        // `sluice report`: a run's event log as an HTML page.
+        .target(name: "SluiceReport", dependencies: ["Sluice"], path: "Sources/SluiceReport"),
+        // Deterministic test and benchmark data (`sluice gen`); needs nothing from the engine.
+        .target(name: "SluiceGenerators", path: "Sources/SluiceGenerators"),
         // The example jobs, compiled into the CLI.
         .target(name: "SluiceJobs", dependencies: ["Sluice"], path: "jobs"),
         // The command line (a library, so users can build their own executable with their jobs).
         .target(name: "SluiceCLI", dependencies: [
-            "Sluice",
+            "Sluice", "SluiceReport", "SluiceGenerators",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/SluiceCLI"),
         .executableTarget(name: "sluice", dependencies: ["SluiceCLI", "SluiceJobs"], path: "Sources/sluice"),
-        .testTarget(name: "SluiceTests", dependencies: ["Sluice", "SluiceJobs", "SluiceCLI", "sluice"], path: "Tests/SluiceTests"),
+        .testTarget(name: "SluiceTests", dependencies: ["Sluice", "SluiceReport", "SluiceGenerators", "SluiceJobs", "SluiceCLI", "sluice"], path: "Tests/SluiceTests"),
     ],
     swiftLanguageModes: [.v6]
 )

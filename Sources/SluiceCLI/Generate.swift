@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Sluice
+import SluiceGenerators
 
 /// `sluice gen text|events` — deterministic test and benchmark data.
 struct Generate: ParsableCommand {

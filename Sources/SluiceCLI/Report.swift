@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Sluice
+import SluiceReport
 
 /// `sluice report RUN`
 struct Report: ParsableCommand {

@@ -1,5 +1,6 @@
 import Testing
 @testable import Sluice
+import SluiceGenerators
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -151,6 +152,28 @@ private func rfc4180Quote(_ field: String, force: Bool) -> String {
         #expect(throws: InputError.self) { _ = try parse("a,b\n", hasHeader: true, expected: 3) }
         // Without a header or an explicit count, widths may vary.
         #expect(try parse("1,2\n3\n").map(\.fields) == [["1", "2"], ["3"]])
+    }
+
+    @Test("malformed rows and fields that do not parse are skippable; a missing column is not")
+    func skippableErrors() throws {
+        let bad = try parseSkipping("a,b\n1,2\n3\n4,\"x\"y\n5,\"open\n", hasHeader: true)
+        #expect(bad.errors.count == 3)
+        for error in bad.errors {
+            #expect(error.skippable, "\(error)")
+            #expect(error.failureDescription == error.description + "; use --bad-records skip to skip malformed records")
+        }
+        let reader = try CSVReader(ChoppySource("a,b\nx,1\n"), hasHeader: true)
+        let row = try #require(try reader.next())
+        let errors: [() throws -> Void] = [{ _ = try row.int("a") }, { _ = try row.int(5) }, { _ = try row.int("c") }]
+        let thrown = errors.map { body in
+            do { try body() } catch { return error as? InputError }
+            return nil
+        }
+        #expect(thrown.map { $0?.skippable } == [true, true, false], "a field that is not an integer, a missing field; a missing column")
+        let bare = try #require(try CSVReader(ChoppySource("1,2\n"), hasHeader: false).next())
+        #expect { _ = try bare.int("x") } throws: { ($0 as? InputError)?.skippable == false }
+        let column = InputError(source: "f.csv", line: 1, reason: "no column")
+        #expect(column.failureDescription == column.description)
     }
 
     @Test func unclosedQuoteNamesStartLine() throws {

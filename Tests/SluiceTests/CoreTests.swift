@@ -32,7 +32,7 @@ struct CoreTests {
         "hello".encode(to: &w)
         try w.bytes.dropLast().withUnsafeBytes { raw in
             var r = ByteReader(raw)
-            #expect(throws: DecodingError.self) { try String.decode(from: &r) }
+            #expect(throws: CorruptDataError.self) { try String.decode(from: &r) }
         }
     }
 
@@ -160,10 +160,10 @@ struct CoreTests {
         #expect(progress == 99)
         var bad = FrameReader()
         [UInt8](repeating: 0xFF, count: 16).withUnsafeBytes { bad.append($0) }
-        #expect(throws: DecodingError.self) { try bad.next() }
+        #expect(throws: CorruptDataError.self) { try bad.next() }
         var unknown = FrameReader()
         [1, 0, 0, 0, 99, 0].withUnsafeBytes { unknown.append($0) }
-        #expect(throws: DecodingError.self) { try unknown.next() }
+        #expect(throws: CorruptDataError.self) { try unknown.next() }
     }
 
     @Test("the external aggregator and sorter give exact results while spilling")

@@ -1,5 +1,6 @@
 import Foundation
 import Sluice
+import SluiceGenerators
 import SluiceJobs
 import Testing
 

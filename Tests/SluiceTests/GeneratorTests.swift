@@ -1,5 +1,6 @@
 import Testing
-@testable import Sluice
+import Sluice
+@testable import SluiceGenerators
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -98,6 +98,7 @@ struct InputTests {
             } catch let failure as JobFailure {
                 #expect(failure.description.contains(mention), "\(failure)")
                 #expect(!failure.description.contains("attempt 4"), "bad input is not retried: \(failure)")
+                #expect(!failure.description.contains("--bad-records"), "skipping cannot help: \(failure)")
             }
             #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
         }
@@ -108,6 +109,16 @@ struct InputTests {
             Issue.record("the bomb should be stopped")
         } catch let failure as JobFailure {
             #expect(failure.description.contains("bomb.gz") && failure.description.contains("bomb"), "\(failure)")
+            #expect(!failure.description.contains("--bad-records"), "skipping cannot help: \(failure)")
+        }
+        // The same guard on CSV input, where other errors are skippable.
+        try python("import gzip; open('\(dir)/bomb.csv.gz','wb').write(gzip.compress(b'ts,user,key,value\\n' + b'1,u,k,1\\n' * 700000))")
+        do {
+            _ = try run("eventsum", inputs: [dir + "/bomb.csv.gz"], output: dir + "/out") { $0.maxExpandedBytes = 1 << 20 }
+            Issue.record("the CSV bomb should be stopped")
+        } catch let failure as JobFailure {
+            #expect(failure.description.contains("bomb.csv.gz") && failure.description.contains("decompression bomb guard"), "\(failure)")
+            #expect(!failure.description.contains("--bad-records"), "skipping cannot help: \(failure)")
         }
         // A missing input names the path.
         #expect(throws: JobFailure.self) { try run("wordcount", inputs: [dir + "/nope.txt"], output: dir + "/out") }
@@ -137,7 +148,7 @@ struct InputTests {
             _ = try run("eventsum", inputs: [dir + "/events.csv"], output: dir + "/out") { $0.splitSize = 32 << 20 }
             Issue.record("should fail")
         } catch let failure as JobFailure {
-            #expect(failure.description.contains("events.csv:103: expected 4 fields, found 3"), "\(failure)")
+            #expect(failure.description.contains("events.csv:103: expected 4 fields, found 3; use --bad-records skip"), "\(failure)")
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/out"))
         let result = try run("eventsum", inputs: [dir + "/events.csv"], output: dir + "/out") { $0.skipBadRecords = true }
@@ -165,6 +176,7 @@ struct InputTests {
             Issue.record("should fail")
         } catch let failure as JobFailure {
             #expect(failure.description.contains("bad.jsonl:501") && failure.description.contains("value"), "\(failure)")
+            #expect(failure.description.contains("use --bad-records skip"), "\(failure)")
         }
         let result = try run("test-json", inputs: [dir + "/bad.jsonl"], output: dir + "/out") { $0.skipBadRecords = true }
         #expect(result.skippedByInput.values.reduce(0, +) == 2)

@@ -1,5 +1,6 @@
 import Foundation
-import Sluice
+@testable import Sluice
+import SluiceGenerators
 import SluiceJobs
 import Testing
 
@@ -31,7 +32,8 @@ struct OracleTests {
     func textJobs(job: String) throws {
         let dir = Harness.tempDir("text")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try writeAwkwardTexts(into: dir, seed: 42)
+        let longest = try writeAwkwardTexts(into: dir, seed: 42)
+        #expect(longest > LineReader.defaultCapacity, "a line longer than the line reader's buffer makes it grow")
         for c in Self.configurations {
             try Harness.checkAgainstReference(job, inputs: [dir],
                                               options: Harness.options(workers: c.workers, partitions: c.partitions,

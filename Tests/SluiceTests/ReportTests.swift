@@ -1,5 +1,6 @@
 import Foundation
 import Sluice
+import SluiceReport
 import SluiceJobs
 import Testing
 

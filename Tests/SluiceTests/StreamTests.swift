@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Sluice
+import SluiceGenerators
 import SluiceJobs
 import Testing
 

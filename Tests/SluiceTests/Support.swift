@@ -99,9 +99,12 @@ struct TestRandom {
 }
 
 /// Writes awkward text files: Zipf-ish words, empty lines, CRLF, tabs, non-UTF-8 bytes,
-/// a line over 1 MiB, a file without a final newline and an empty file.
-func writeAwkwardTexts(into dir: String, seed: UInt64, files: Int = 4, linesPerFile: Int = 400, longLine: Bool = true) throws {
+/// a line of about 1.5 MiB, a file without a final newline and an empty file. Returns the
+/// length of the longest line.
+@discardableResult
+func writeAwkwardTexts(into dir: String, seed: UInt64, files: Int = 4, linesPerFile: Int = 400, longLine: Bool = true) throws -> Int {
     var rng = TestRandom(seed)
+    var longest = 0
     let vocabulary: [[UInt8]] = (0..<200).map { i in
         var w = Array("w\(i)".utf8)
         if i % 17 == 0 { w += [0xFF, 0xC3] }          // invalid UTF-8
@@ -118,12 +121,14 @@ func writeAwkwardTexts(into dir: String, seed: UInt64, files: Int = 4, linesPerF
                 bytes += vocabulary[min(rng.int(200), rng.int(200))]
             }
             if longLine && f == 1 && l == 7 {
-                for i in 0..<(120_000) { bytes += Array(" x\(i % 97)".utf8) } // > 1 MiB line
+                for i in 0..<400_000 { bytes += Array(" x\(i % 97)".utf8) } // about 1.5 MiB
             }
             bytes += rng.int(8) == 0 ? [0x0D, 0x0A] : [0x0A]
         }
         if f == files - 1 { bytes.removeLast() } // no final newline
+        longest = max(longest, bytes.split(separator: 0x0A).map(\.count).max() ?? 0)
         try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/doc-\(f).txt"))
     }
     try Data().write(to: URL(fileURLWithPath: "\(dir)/empty.txt"))
+    return longest
 }

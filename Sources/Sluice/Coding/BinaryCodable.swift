@@ -88,7 +88,7 @@ extension Bool: ShuffleKey {
         switch try reader.readByte() {
         case 0: return false
         case 1: return true
-        case let b: throw DecodingError("invalid Bool byte \(b)")
+        case let b: throw CorruptDataError("invalid Bool byte \(b)")
         }
     }
     @inlinable public func stableHash(into hasher: inout StableHasher) { hasher.combine(self ? 1 : 0) }
@@ -121,7 +121,7 @@ extension Optional: BinaryCodable where Wrapped: BinaryCodable {
         switch try reader.readByte() {
         case 0: return nil
         case 1: return try Wrapped.decode(from: &reader)
-        case let b: throw DecodingError("invalid Optional tag \(b)")
+        case let b: throw CorruptDataError("invalid Optional tag \(b)")
         }
     }
     @inlinable public var estimatedMemory: Int { self?.estimatedMemory ?? MemoryLayout<Self>.stride }
@@ -145,7 +145,7 @@ extension Array: BinaryCodable where Element: BinaryCodable {
     }
     @inlinable public static func decode(from reader: inout ByteReader) throws -> [Element] {
         let n = try reader.readVarint()
-        guard n <= UInt64(reader.remaining) else { throw DecodingError("array count \(n) exceeds the data") }
+        guard n <= UInt64(reader.remaining) else { throw CorruptDataError("array count \(n) exceeds the data") }
         var result: [Element] = []
         result.reserveCapacity(Int(n))
         for _ in 0..<n { result.append(try Element.decode(from: &reader)) }

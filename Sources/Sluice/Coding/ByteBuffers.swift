@@ -57,8 +57,9 @@ public struct ByteWriter: Sendable {
     }
 }
 
-/// Why bytes could not be decoded: a truncated or corrupt record.
-public struct DecodingError: Error, CustomStringConvertible, Sendable {
+/// Bytes that do not decode in one of Sluice's binary formats (records, shuffle blocks,
+/// protocol frames): truncated or corrupt. (Not `DecodingError`, which is `Codable`'s.)
+public struct CorruptDataError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
@@ -78,7 +79,7 @@ public struct ByteReader {
     @inlinable public var remaining: Int { base.count - position }
 
     @inlinable public mutating func readByte() throws -> UInt8 {
-        guard position < base.count else { throw DecodingError("unexpected end of data") }
+        guard position < base.count else { throw CorruptDataError("unexpected end of data") }
         let b = base[position]
         position += 1
         return b
@@ -86,7 +87,7 @@ public struct ByteReader {
 
     @inlinable public mutating func readFixed<I: FixedWidthInteger>(_: I.Type = I.self) throws -> I {
         let size = MemoryLayout<I>.size
-        guard position + size <= base.count else { throw DecodingError("unexpected end of data") }
+        guard position + size <= base.count else { throw CorruptDataError("unexpected end of data") }
         var value = I.zero
         withUnsafeMutableBytes(of: &value) { dst in
             dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: base[position..<position + size]))
@@ -99,19 +100,19 @@ public struct ByteReader {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard position < base.count else { throw DecodingError("unexpected end of data in varint") }
+            guard position < base.count else { throw CorruptDataError("unexpected end of data in varint") }
             let b = base[position]
             position += 1
             result |= UInt64(b & 0x7f) << shift
             if b < 0x80 { return result }
             shift += 7
-            if shift > 63 { throw DecodingError("varint too long") }
+            if shift > 63 { throw CorruptDataError("varint too long") }
         }
     }
 
     /// Reads `count` bytes as a borrowed slice (valid as long as the underlying bytes are).
     @inlinable public mutating func readSlice(count: Int) throws -> UnsafeRawBufferPointer {
-        guard count >= 0, position + count <= base.count else { throw DecodingError("unexpected end of data") }
+        guard count >= 0, position + count <= base.count else { throw CorruptDataError("unexpected end of data") }
         let slice = UnsafeRawBufferPointer(rebasing: base[position..<position + count])
         position += count
         return slice
@@ -119,7 +120,7 @@ public struct ByteReader {
 
     @inlinable public mutating func readLengthPrefixed() throws -> UnsafeRawBufferPointer {
         let n = try readVarint()
-        guard n <= UInt64(remaining) else { throw DecodingError("length \(n) exceeds the remaining \(remaining) bytes") }
+        guard n <= UInt64(remaining) else { throw CorruptDataError("length \(n) exceeds the remaining \(remaining) bytes") }
         return try readSlice(count: Int(n))
     }
 

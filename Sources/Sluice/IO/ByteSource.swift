@@ -24,18 +24,29 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
     public var offset: Int64?
     /// What is wrong.
     public var reason: String
+    /// Whether the error is one malformed record — a CSV row, a field that does not parse, a
+    /// JSON line — that `--bad-records skip` would skip. False for what skipping cannot help:
+    /// a file that cannot be read, a truncated or oversized compressed stream, a missing column.
+    public var skippable: Bool
 
-    public init(source: String, line: Int? = nil, offset: Int64? = nil, reason: String) {
+    public init(source: String, line: Int? = nil, offset: Int64? = nil, reason: String, skippable: Bool = false) {
         self.source = source
         self.line = line
         self.offset = offset
         self.reason = reason
+        self.skippable = skippable
     }
 
     public var description: String {
         var place = source
         if let line { place += ":\(line)" } else if let offset { place += " at byte \(offset)" }
         return "\(place): \(reason)"
+    }
+
+    /// What a job stopped by this error reports: the description and, when skipping would
+    /// help, how to skip such records.
+    public var failureDescription: String {
+        skippable ? description + "; use --bad-records skip to skip malformed records" : description
     }
 }
 

@@ -177,14 +177,14 @@ extension CSVFields {
     @inlinable func checkField(_ index: Int) throws {
         if index < 0 || index >= count {
             throw InputError(source: sourceName, line: line,
-                             reason: "no \(CSVScalars.columnLabel(index, header)): the record has \(count) fields")
+                             reason: "no \(CSVScalars.columnLabel(index, header)): the record has \(count) fields", skippable: true)
         }
     }
 
     /// The error for a field that does not parse: `file:line: column "name": "value" <what>`.
     @usableFromInline func fieldError(_ index: Int, _ p: UnsafeBufferPointer<UInt8>, _ what: String) -> InputError {
         InputError(source: sourceName, line: line,
-                   reason: "\(CSVScalars.columnLabel(index, header)): \(CSVScalars.quoted(p)) \(what)")
+                   reason: "\(CSVScalars.columnLabel(index, header)): \(CSVScalars.quoted(p)) \(what)", skippable: true)
     }
 }
 
@@ -618,8 +618,10 @@ public final class CSVReader {
         UnsafeBufferPointer(start: buffer + bounds[2 * i], count: bounds[2 * i + 1] - bounds[2 * i])
     }
 
+    /// A malformed record.
     private func error(_ reason: String) -> InputError {
-        InputError(source: source.name, line: recordLine, offset: bufferOffset + Int64(recordStart), reason: reason)
+        InputError(source: source.name, line: recordLine, offset: bufferOffset + Int64(recordStart), reason: reason,
+                   skippable: true)
     }
 
     /// Parses the next record into `bounds`/`fieldCount`/`recordLine`.

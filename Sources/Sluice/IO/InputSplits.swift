@@ -43,7 +43,7 @@ public struct InputChunk: Sendable, Equatable {
 
     static func decode(from r: inout ByteReader) throws -> InputChunk {
         let path = try r.readString()
-        guard let format = InputFormat(rawValue: try r.readByte()) else { throw DecodingError("bad input format") }
+        guard let format = InputFormat(rawValue: try r.readByte()) else { throw CorruptDataError("bad input format") }
         return InputChunk(path: path, format: format, start: try r.readFixed(), end: try r.readFixed(),
                           bytes: try r.readFixed(), fileSize: try r.readFixed())
     }
@@ -231,8 +231,9 @@ public struct SplitPlanner: Sendable {
     }
 }
 
-/// `1.5 MiB`-style sizes for people.
-func formatBytes(_ n: Int64) -> String {
+/// A byte count for people, in binary units with one decimal: `512 B`, `1.5 MiB` (the run
+/// summary and `sluice report` print sizes this way).
+public func formatBytes(_ n: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n)
     var u = 0

@@ -9,8 +9,10 @@ import Darwin
 /// it); the final line needs no newline. The buffer grows for lines longer than itself.
 final class LineReader {
     private var buffer: UnsafeMutableRawBufferPointer
+    /// The buffer's starting size: a longer line makes it grow.
+    static let defaultCapacity = 1 << 20
 
-    init(capacity: Int = 1 << 20) {
+    init(capacity: Int = LineReader.defaultCapacity) {
         buffer = .allocate(byteCount: capacity, alignment: 16)
     }
 

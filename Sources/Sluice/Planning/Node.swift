@@ -42,6 +42,13 @@ public class AnyNode {
 /// A node producing records of type `T`, pushed into a sink one at a time: operators are
 /// composed so that a stage's whole chain runs as nested closure calls, with no collection
 /// between operators (Thrill's function stacks; Spark's pipelined iterators, push-style).
+///
+/// An abstract class, not a protocol: its subclasses share `AnyNode`'s stored state (id,
+/// parents, labels), and `Dataset<T>`, the actions and every operator hold a `Node<T>`. As a
+/// protocol, the graph would hold `any Node<T>` existentials (or `Dataset` would become
+/// generic over its node type, changing every operator's signature) for no speed: `compute`
+/// is called once per partition, and the per-record work in it is already specialised
+/// (`ClosureNode`).
 public class Node<T>: AnyNode {
     /// Pushes every record of `partition` into `sink`.
     @usableFromInline func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {

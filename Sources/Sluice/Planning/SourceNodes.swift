@@ -149,10 +149,10 @@ final class JSONLinesNode<T: Decodable>: FileSourceNode<T> {
             return try decoder.decode(T.self, from: Data(line))
         } catch let error as Swift.DecodingError {
             throw InputError(source: document, line: position.line, offset: position.line == nil ? position.offset : nil,
-                             reason: "invalid JSON line: \(JSONLinesNode.explain(error))")
+                             reason: "invalid JSON line: \(JSONLinesNode.explain(error))", skippable: true)
         } catch {
             throw InputError(source: document, line: position.line, offset: position.line == nil ? position.offset : nil,
-                             reason: "invalid JSON line: \(error)")
+                             reason: "invalid JSON line: \(error)", skippable: true)
         }
     }
 

@@ -364,7 +364,7 @@ final class JobRun {
         recorder.emit("task_end", ["stage": a.stage, "partition": a.index, "attempt": a.attempt, "worker": w.id,
                                    "status": status, "error": reason, "lost_shuffle": lost?.shuffle ?? -1, "lost_map": lost?.map ?? -1])
         if fatal {
-            throw JobFailure(description: "bad input: \(reason) (\(describe(a.stage, a.index)); use --bad-records skip to skip malformed records)")
+            throw JobFailure(description: "bad input (\(describe(a.stage, a.index))): \(reason)")
         }
         if let lost {
             return try mapOutputLost(a, shuffle: lost.shuffle, map: lost.map, reason: reason)

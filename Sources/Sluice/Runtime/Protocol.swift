@@ -208,16 +208,16 @@ enum Message {
                                           lostMap: try Int?.decode(from: &r), fatal: try Bool.decode(from: &r)))
         case 7: message = .heartbeat(progress: try r.readFixed())
         case 8: message = .shutdown
-        default: throw DecodingError("unknown frame type \(type)")
+        default: throw CorruptDataError("unknown frame type \(type)")
         }
-        guard r.isAtEnd else { throw DecodingError("frame type \(type) has \(r.remaining) trailing bytes") }
+        guard r.isAtEnd else { throw CorruptDataError("frame type \(type) has \(r.remaining) trailing bytes") }
         return message
     }
 }
 
 /// Writes frames to a descriptor with `write(2)` (no stdio buffering); safe to share
 /// between the task thread and the heartbeat thread.
-final class FrameWriter: @unchecked Sendable {
+final class FrameWriter: Sendable {
     let fd: Int32
     private let lock = Mutex(())
 
@@ -264,7 +264,7 @@ struct FrameReader {
         let available = buffer.count - start
         guard available >= 5 else { return nil }
         let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
-        guard length <= Message.maxFrame else { throw DecodingError("frame of \(length) bytes exceeds the limit") }
+        guard length <= Message.maxFrame else { throw CorruptDataError("frame of \(length) bytes exceeds the limit") }
         guard available >= 5 + length else { return nil }
         let type = buffer[start + 4]
         let message = try buffer.withUnsafeBytes {
@@ -293,7 +293,7 @@ func readFrame(fd: Int32, into reader: inout FrameReader) throws -> Message? {
             throw SystemError("cannot read from pipe")
         }
         if n == 0 {
-            if reader.hasPartialFrame { throw DecodingError("pipe closed in the middle of a frame") }
+            if reader.hasPartialFrame { throw CorruptDataError("pipe closed in the middle of a frame") }
             return nil
         }
         chunk.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }

@@ -22,7 +22,7 @@ public struct Worker {
         do {
             try out.send(.hello(version: Message.protocolVersion, pid: getpid()))
             guard case .setup(let setup)? = try readFrame(fd: 0, into: &input) else {
-                throw DecodingError("expected a setup frame")
+                throw CorruptDataError("expected a setup frame")
             }
             guard let job = jobs.first(where: { $0.name == setup.job }) else {
                 throw JobError.invalid("this binary has no job named \(setup.job)")
@@ -42,7 +42,7 @@ public struct Worker {
                 case .shutdown:
                     return 0
                 default:
-                    throw DecodingError("unexpected frame from the coordinator")
+                    throw CorruptDataError("unexpected frame from the coordinator")
                 }
             }
             return 0
@@ -103,7 +103,7 @@ public struct Worker {
         let started = monotonicMicros()
         BytesTableShelf.enter(stage: task.stage)
         do {
-            guard task.stage < plan.stages.count else { throw DecodingError("no stage \(task.stage)") }
+            guard task.stage < plan.stages.count else { throw CorruptDataError("no stage \(task.stage)") }
             let stage = plan.stages[task.stage]
             var report = Message.TaskReport(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                             metrics: ctx.metrics, mapStats: nil, result: [], file: nil, micros: 0)
@@ -140,7 +140,7 @@ public struct Worker {
                                                message: e.description, lostShuffle: e.shuffle, lostMap: e.mapTask))
         } catch let e as InputError {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
-                                               message: e.description, lostShuffle: nil, lostMap: nil, fatal: true))
+                                               message: e.failureDescription, lostShuffle: nil, lostMap: nil, fatal: true))
         } catch {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                                message: "\(error)", lostShuffle: nil, lostMap: nil))

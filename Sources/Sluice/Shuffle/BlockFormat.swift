@@ -253,7 +253,7 @@ struct SystemError: Error, CustomStringConvertible {
             var reader = ByteReader(payload)
             do {
                 for _ in 0..<count { try decode(&reader) }
-            } catch let e as DecodingError {
+            } catch let e as CorruptDataError {
                 throw fail("undecodable record: \(e)")
             }
             guard reader.isAtEnd else { throw fail("block has trailing bytes (corrupt)") }

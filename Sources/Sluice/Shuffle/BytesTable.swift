@@ -230,21 +230,25 @@ import Synchronization
 /// value type is kept, emptied, at the size its last task needed. Tables are dropped when the
 /// worker moves on to another stage, whose tasks may need their memory budget for other things.
 @usableFromInline enum BytesTableShelf {
-    nonisolated(unsafe) static var tables: [ObjectIdentifier: AnyObject] = [:]
-    nonisolated(unsafe) static var stage: Int?
-    static let lock = Mutex(())
+    /// The kept tables, by value type, and the stage whose tasks kept them. Unchecked: a kept
+    /// table is used by one task at a time (`take` removes it from the shelf, `put` returns it).
+    private struct Shelf: @unchecked Sendable {
+        var tables: [ObjectIdentifier: AnyObject] = [:]
+        var stage: Int?
+    }
+    private static let shelf = Mutex(Shelf())
 
     /// Called before a task of `stage` runs: drops the tables another stage's tasks kept.
     static func enter(stage: Int) {
-        lock.withLock { _ in
-            if BytesTableShelf.stage != stage { tables.removeAll() }
-            BytesTableShelf.stage = stage
+        shelf.withLock { shelf in
+            if shelf.stage != stage { shelf.tables.removeAll() }
+            shelf.stage = stage
         }
     }
 
     /// A kept table whose slot array fits `slotLimit`, or a new one.
     @usableFromInline static func take<V>(slotLimit: Int) -> BytesTable<V> {
-        let kept = lock.withLock { _ in tables.removeValue(forKey: ObjectIdentifier(V.self)) } as? BytesTable<V>
+        let kept = shelf.withLock { $0.tables.removeValue(forKey: ObjectIdentifier(V.self)) } as? BytesTable<V>
         guard let table = kept, (table.mask + 1) * BytesTable<V>.slotSize <= slotLimit else {
             return BytesTable<V>(slotLimit: slotLimit)
         }
@@ -255,7 +259,7 @@ import Synchronization
     /// Keeps `table`, emptied, for the next task.
     @usableFromInline static func put<V>(_ table: BytesTable<V>) {
         if table.count > 0 || table.arenaUsed > 0 { table.removeAll() }
-        lock.withLock { _ in tables[ObjectIdentifier(V.self)] = table }
+        shelf.withLock { $0.tables[ObjectIdentifier(V.self)] = table }
     }
 }
 

@@ -365,7 +365,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline func decodeTable(from reader: inout ByteReader) throws -> AggregateTable {
         let t = Table()
         let n = try reader.readVarint()
-        guard n <= UInt64(reader.remaining) else { throw DecodingError("table of \(n) entries exceeds the data") }
+        guard n <= UInt64(reader.remaining) else { throw CorruptDataError("table of \(n) entries exceeds the data") }
         t.entries.reserveCapacity(Int(n))
         for _ in 0..<n {
             let k = try VK.decode(from: &reader)
@@ -375,13 +375,13 @@ public struct ViewRow: Sendable, Equatable, Codable {
     }
 
     @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws {
-        guard let bytes = Hex.decode(line) else { throw DecodingError("a batch view line is not hex") }
+        guard let bytes = Hex.decode(line) else { throw CorruptDataError("a batch view line is not hex") }
         let t = table as! Table
         try bytes.withUnsafeBytes { raw in
             var r = ByteReader(raw)
             let k = try VK.decode(from: &r)
             let v = try M.Value.decode(from: &r)
-            guard r.isAtEnd else { throw DecodingError("trailing bytes in a batch view line") }
+            guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
             // Stored as read (not combined with the identity): the exact reference's values
             // must keep the exact variant's form.
             if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }

@@ -31,7 +31,7 @@ public struct HLLSketch: BinaryCodable, Equatable, Sendable {
         switch try reader.readByte() {
         case 0:
             let n = try reader.readVarint()
-            guard n <= UInt64(reader.remaining / 8) else { throw DecodingError("HyperLogLog hash count \(n) exceeds the data") }
+            guard n <= UInt64(reader.remaining / 8) else { throw CorruptDataError("HyperLogLog hash count \(n) exceeds the data") }
             var hashes: [UInt64] = []
             hashes.reserveCapacity(Int(n))
             for _ in 0..<n { hashes.append(try reader.readFixed()) }
@@ -39,7 +39,7 @@ public struct HLLSketch: BinaryCodable, Equatable, Sendable {
         case 1:
             return HLLSketch(hashes: [], registers: Array(try reader.readLengthPrefixed()))
         case let tag:
-            throw DecodingError("invalid HyperLogLog tag \(tag)")
+            throw CorruptDataError("invalid HyperLogLog tag \(tag)")
         }
     }
 

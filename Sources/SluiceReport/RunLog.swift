@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// A run's event log read back (format in `docs/event-log.md`): the plan, every task attempt,
 /// the workers and the outcome. Unknown events and fields are ignored; lines that are not JSON

@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 extension RunReport {
     /// The per-worker timeline (a Gantt chart) as inline SVG: one lane per worker process, one

@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// `sluice report`: a run's event log as one self-contained HTML page (inline CSS and SVG, no
 /// scripts, nothing fetched): the outcome, the DAG, the stage table and a per-worker timeline.
