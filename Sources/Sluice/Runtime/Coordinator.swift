@@ -221,12 +221,12 @@ public final class Coordinator {
         let runID = "\(getpid())-\(started)"
         let graph: JobGraph
         let splits: [[InputSplit]]
-        let plan: ExecutionPlan
+        let plan: PhysicalPlan
         do {
             graph = try job.graph(arguments)
-            splits = try ExecutionPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
-            plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
-                                                                        broadcastThreshold: options.broadcastThreshold), splits: splits)
+            splits = try PhysicalPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
+            plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
+                                                                       broadcastThreshold: options.broadcastThreshold), splits: splits)
         } catch {
             throw JobFailure(description: "\(error)")
         }
@@ -350,11 +350,12 @@ public final class Coordinator {
                 skewOptions.splits = max(1, s)
                 skewOptions.minBytes = 0
             }
-            var specs = SkewPlanner.plan(partitions: big.partitions, bytes: mapBytes[big.id]!, shuffle: big.id,
+            let partitions = plan.partitions(of: big)
+            var specs = SkewPlanner.plan(partitions: partitions, bytes: mapBytes[big.id]!, shuffle: big.id,
                                          options: skewOptions, workers: options.workers)
-            guard specs.count > big.partitions else { return nil }
+            guard specs.count > partitions else { return nil }
             let split = Set(specs.filter { $0.maps != nil }.map(\.partition)).sorted()
-            let splits = specs.count - big.partitions + split.count
+            let splits = specs.count - partitions + split.count
             let partitionList = "skewed partition\(split.count == 1 ? "" : "s") \(split.map(String.init).joined(separator: ", ")) of shuffle \(big.id)"
             let note: String
             if twoStep {
@@ -411,9 +412,10 @@ public final class Coordinator {
                     let tasks = taskCount(stage)
                     events.emit("stage_submitted", ["stage": stage.id, "tasks": tasks])
                     st.results = Array(repeating: [], count: tasks)
-                    if case .shuffleMap(let dep) = stage.kind, dep.needsSample {
+                    if case .shuffleMap(let dep) = stage.kind, plan.needsSample(dep) {
                         let sampleStage = stage.parents.last!
-                        bounds[dep.id] = try dep.bounds(fromSamples: states[sampleStage.id].results)
+                        bounds[dep.id] = try dep.bounds(fromSamples: states[sampleStage.id].results,
+                                                        partitions: plan.partitions(of: dep))
                     }
                     if tasks == 0 {
                         st.done = true
@@ -664,8 +666,8 @@ public final class Coordinator {
             w.running = (key, attempt, monotonicMicros())
             var startFields: [String: Any] = ["stage": key.stage, "partition": key.partition, "attempt": attempt,
                                               "worker": w.process.id, "pid": Int(w.process.pid), "speculative": speculative]
-            for source in stage.fileSources where key.partition < source.splits.count {
-                startFields["input"] = source.splits[key.partition].summary
+            for source in stage.fileSources where key.partition < plan.splits(of: source).count {
+                startFields["input"] = plan.splits(of: source)[key.partition].summary
             }
             events.emit("task_start", startFields)
             do {
@@ -729,7 +731,7 @@ public final class Coordinator {
         if resumable {
             // Committed map outputs are complete by construction (rename commit): reuse them.
             for stage in plan.stages {
-                guard case .shuffleMap(let dep) = stage.kind, !dep.needsSample else { continue }
+                guard case .shuffleMap(let dep) = stage.kind, !plan.needsSample(dep) else { continue }
                 let done = (0..<stage.taskCount).filter {
                     fm.fileExists(atPath: ShuffleDependency.outputPath(workDir: workDir, shuffle: dep.id, map: $0))
                 }
@@ -886,7 +888,7 @@ public final class Coordinator {
                 }
             }
             hot.sort { $0.share > $1.share }
-            return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(\.label).joined(separator: " → "),
+            return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(plan.label).joined(separator: " → "),
                                 tasks: taskCount(stage), recordsIn: st.metrics.recordsRead, recordsOut: st.metrics.recordsWritten,
                                 bytesRead: st.metrics.bytesRead, shuffleBytesWritten: st.metrics.shuffleBytesWritten,
                                 shuffleBytesRead: st.metrics.shuffleBytesRead, outputBytes: st.metrics.outputBytes,

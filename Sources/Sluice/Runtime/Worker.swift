@@ -27,11 +27,10 @@ public struct Worker {
             guard let job = jobs.first(where: { $0.name == setup.job }) else {
                 throw JobError.invalid("this binary has no job named \(setup.job)")
             }
-            let plan = try ExecutionPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
+            let plan = try PhysicalPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
             let heartbeat = Heartbeat(out: out)
             heartbeat.start()
             let injection = try ProcessEnvironment.current["SLUICE_INJECT"].map { try FaultInjection($0) }
-            var installedBounds = Set<Int>()
             try out.send(.ready)
             while let message = try readFrame(fd: 0, into: &input) {
                 switch message {
@@ -56,7 +55,7 @@ public struct Worker {
                     case .corrupt?, nil:
                         break
                     }
-                    let reply = run(task, plan: plan, setup: setup, installedBounds: &installedBounds)
+                    let reply = run(task, plan: plan, setup: setup)
                     if fault == .corrupt, case .done(let report) = reply, report.mapStats != nil, let file = report.file {
                         corruptFile(file)
                     }
@@ -76,13 +75,13 @@ public struct Worker {
         }
     }
 
-    private func run(_ task: Message.TaskDescriptor, plan: ExecutionPlan, setup: Message.Setup,
-                     installedBounds: inout Set<Int>) -> Message {
+    private func run(_ task: Message.TaskDescriptor, plan: PhysicalPlan, setup: Message.Setup) -> Message {
         let started = monotonicMicros()
         BytesTableShelf.enter(stage: task.stage)
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
                               memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
-                              skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput)
+                              skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput,
+                              plan: plan.withBounds(task.blob, forStage: task.stage))
         do {
             guard task.stage < plan.stages.count else { throw DecodingError("no stage \(task.stage)") }
             let stage = plan.stages[task.stage]
@@ -97,10 +96,6 @@ public struct Worker {
             }
             switch stage.kind {
             case .shuffleMap(let dep):
-                if dep.needsSample && !installedBounds.contains(dep.id) {
-                    try dep.install(bounds: task.blob)
-                    installedBounds.insert(dep.id)
-                }
                 let path = ShuffleDependency.outputPath(workDir: setup.workDir, shuffle: dep.id, map: partition)
                     + ".task\(task.partition).attempt\(task.attempt).tmp"
                 report.mapStats = try dep.runMapTask(ctx, partition: partition, path: path)
