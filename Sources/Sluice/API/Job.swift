@@ -216,10 +216,9 @@ public final class JobGraph {
     }
 }
 
-/// Marks the sources whose partitions are planned input splits.
-protocol FileSourceLike: AnyObject {
+/// Marks the sources whose partitions are planned input splits (`PhysicalPlan.splits(of:)`).
+protocol FileSourceLike: AnyNode {
     var paths: [String] { get }
-    var splits: [InputSplit] { get set }
     var splittable: Bool { get }
 }
 

@@ -64,7 +64,7 @@ import Darwin
     }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
-        for chunk in splits[partition].chunks {
+        for chunk in split(task, partition).chunks {
             switch chunk.format {
             case .plain where !chunk.isWholeFile:
                 try readRange(chunk, task, sink)

@@ -16,13 +16,13 @@ public enum Explain {
         var splits: [[InputSplit]]
         var note = ""
         do {
-            splits = try ExecutionPlan.planSplits(graph, splitSize: splitSize, workers: workers)
+            splits = try PhysicalPlan.planSplits(graph, splitSize: splitSize, workers: workers)
         } catch {
             splits = graph.fileSources.map { _ in [] }
             note = "  (inputs not planned: \(error))\n"
         }
-        let plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: partitions, broadcastThreshold: broadcastThreshold),
-                                     splits: splits)
+        let plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: partitions, broadcastThreshold: broadcastThreshold),
+                                    splits: splits)
         switch format {
         case .text: return text(job, plan, note: note)
         case .dot: return dot(job, plan)
@@ -34,15 +34,15 @@ public enum Explain {
     }
 
     /// Graphviz: one box per stage listing its fused operators, an edge per shuffle.
-    static func dot(_ job: Job, _ plan: ExecutionPlan) -> String {
+    static func dot(_ job: Job, _ plan: PhysicalPlan) -> String {
         func escape(_ s: String) -> String {
             s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         }
         var out = "digraph \"\(escape(job.name))\" {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
         for stage in plan.stages {
             var label = "Stage \(stage.id) (\(stage.kindName)), \(stage.taskCount) tasks\\l"
-            for source in stage.fileSources { label += "read \(escape(source.paths.joined(separator: " "))) (\(source.splits.count) splits)\\l" }
-            for n in stage.chain { label += "→ \(escape(n.shuffleDependencies.isEmpty ? n.label : n.label + " (reduce side)"))\\l" }
+            for source in stage.fileSources { label += "read \(escape(source.paths.joined(separator: " "))) (\(plan.splits(of: source).count) splits)\\l" }
+            for n in stage.chain { label += "→ \(escape(plan.chainLabel(of: n)))\\l" }
             switch stage.kind {
             case .shuffleMap(let dep): label += "→ \(escape(dep.writeDescription))\\l"
             case .sample: label += "→ sample keys\\l"
@@ -53,7 +53,7 @@ public enum Explain {
         for stage in plan.stages {
             for parent in stage.parents {
                 var edge = ""
-                if case .shuffleMap(let dep) = parent.kind { edge = "shuffle \(dep.id): \(dep.partitions) partitions" }
+                if case .shuffleMap(let dep) = parent.kind { edge = "shuffle \(dep.id): \(plan.partitions(of: dep)) partitions" }
                 if case .sample = parent.kind { edge = "range bounds" }
                 out += "  s\(parent.id) -> s\(stage.id) [label=\"\(edge)\"];\n"
             }
@@ -61,7 +61,7 @@ public enum Explain {
         return out + "}\n"
     }
 
-    static func text(_ job: Job, _ plan: ExecutionPlan, note: String) -> String {
+    static func text(_ job: Job, _ plan: PhysicalPlan, note: String) -> String {
         var out = "Job \(job.name): \(job.summary)\n"
         out += note
         for stage in plan.stages {
@@ -71,20 +71,19 @@ public enum Explain {
             out += "\n"
             var reads: [String] = []
             for source in stage.fileSources {
-                reads.append("input \(source.paths.joined(separator: " ")): \(source.splits.count) split\(source.splits.count == 1 ? "" : "s")")
-                for (i, s) in source.splits.prefix(8).enumerated() { reads.append("  split \(i): \(s.summary)") }
-                if source.splits.count > 8 { reads.append("  … \(source.splits.count - 8) more") }
+                let splits = plan.splits(of: source)
+                reads.append("input \(source.paths.joined(separator: " ")): \(splits.count) split\(splits.count == 1 ? "" : "s")")
+                for (i, s) in splits.prefix(8).enumerated() { reads.append("  split \(i): \(s.summary)") }
+                if splits.count > 8 { reads.append("  … \(splits.count - 8) more") }
             }
             for dep in stage.shuffleInputs {
-                reads.append("shuffle \(dep.id): \(dep.mapTasks) map outputs × \(dep.partitions) partitions")
+                reads.append("shuffle \(dep.id): \(plan.mapTasks(of: dep)) map outputs × \(plan.partitions(of: dep)) partitions")
             }
             for r in reads { out += "  reads   \(r)\n" }
-            var chain = stage.chain.map { n -> String in
-                n.shuffleDependencies.isEmpty ? n.label : "\(n.label) (reduce side)"
-            }
+            var chain = stage.chain.map(plan.chainLabel)
             switch stage.kind {
             case .shuffleMap(let dep):
-                chain.append("\(dep.writeDescription) into \(dep.partitions) partitions (shuffle \(dep.id))")
+                chain.append("\(dep.writeDescription) into \(plan.partitions(of: dep)) partitions (shuffle \(dep.id))")
             case .sample(let dep):
                 chain.append("sample keys for the range bounds of shuffle \(dep.id)")
             case .result(let action):

@@ -21,8 +21,9 @@ public class AnyNode {
     /// The shuffles whose reduce side this node is; empty for narrow nodes and sources.
     @usableFromInline var shuffleDependencies: [ShuffleDependency] { [] }
 
-    /// Number of partitions (tasks) this node's data is split into, once planned.
-    @usableFromInline var partitionCount: Int { parents.first?.partitionCount ?? 0 }
+    /// Number of partitions (tasks) this node's data is split into under `plan`, whose answers
+    /// for this node's parents are already known (`PhysicalPlan.partitionCount(of:)` caches it).
+    func partitionCount(in plan: PhysicalPlan) -> Int { parents.first.map(plan.partitionCount) ?? 0 }
 
     /// Set on nodes whose partitions, read in order, are totally ordered (sortByKey, top).
     @usableFromInline var ordersOutput = false
@@ -84,7 +85,9 @@ public class Node<T>: AnyNode {
     }
 
     override var shuffleDependencies: [ShuffleDependency] { shuffles }
-    override var partitionCount: Int { shuffles.first?.partitions ?? parents.first?.partitionCount ?? 0 }
+    override func partitionCount(in plan: PhysicalPlan) -> Int {
+        shuffles.first.map(plan.partitions) ?? super.partitionCount(in: plan)
+    }
 
     @usableFromInline override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         try body(task, partition, sink)

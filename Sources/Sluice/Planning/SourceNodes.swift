@@ -1,18 +1,19 @@
 import Foundation
 
 /// A source whose partitions are input splits planned by the coordinator from the files on
-/// disk and sent to every worker, so all processes agree on them.
+/// disk and sent to every worker, so all processes agree on them (`PhysicalPlan.splits(of:)`).
 @usableFromInline class FileSourceNode<T>: Node<T> {
     let paths: [String]
-    /// Set by the planner (coordinator) or from the setup message (worker).
-    var splits: [InputSplit] = []
 
     init(op: String, paths: [String]) {
         self.paths = paths
         super.init(op: op, parents: [])
     }
 
-    override var partitionCount: Int { splits.count }
+    override func partitionCount(in plan: PhysicalPlan) -> Int { plan.splits(of: self).count }
+
+    /// The input split a task reads as partition `partition`.
+    func split(_ task: TaskContext, _ partition: Int) -> InputSplit { task.plan.splits(of: self)[partition] }
 
     /// Whether big plain files may be cut into byte ranges (line-oriented formats).
     var splittable: Bool { true }
@@ -63,7 +64,7 @@ final class TextLinesNode: FileSourceNode<Bytes> {
     init(paths: [String]) { super.init(op: "textFiles", paths: paths) }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (Bytes) throws -> Void) throws {
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { _, line in
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { _, line in
             try sink(Bytes(line))
         }
     }
@@ -78,7 +79,7 @@ final class TextLineViewsNode: FileSourceNode<ByteView> {
     init(paths: [String]) { super.init(op: "textLineViews", paths: paths) }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (ByteView) throws -> Void) throws {
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { _, line in
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { _, line in
             try sink(ByteView(line))
         }
     }
@@ -101,7 +102,7 @@ final class DocumentLinesNode: FileSourceNode<DocumentLine> {
     init(paths: [String]) { super.init(op: "documentLines", paths: paths) }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (DocumentLine) throws -> Void) throws {
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { doc, line in
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { doc, line in
             try sink(DocumentLine(document: doc, line: Bytes(line)))
         }
     }
@@ -123,7 +124,7 @@ final class ParallelizeNode<T>: Node<T> {
         super.init(op: "parallelize", parents: [])
     }
 
-    override var partitionCount: Int { slices }
+    override func partitionCount(in plan: PhysicalPlan) -> Int { slices }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         let lo = items.count * partition / slices
@@ -170,7 +171,7 @@ final class JSONLinesNode<T: Decodable>: FileSourceNode<T> {
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         let decoder = JSONDecoder()
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(splits[partition], metrics: task.metrics) { doc, line, position in
+        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { doc, line, position in
             let value: T?
             do {
                 value = try JSONLinesNode.decode(line, document: doc, position: position, decoder: decoder)

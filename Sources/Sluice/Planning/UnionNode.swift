@@ -7,20 +7,21 @@
         super.init(op: "union", parents: inputs)
     }
 
-    override var partitionCount: Int { inputs.reduce(0) { $0 + $1.partitionCount } }
+    override func partitionCount(in plan: PhysicalPlan) -> Int { inputs.reduce(0) { $0 + plan.partitionCount(of: $1) } }
 
-    /// Which parent, and which of its partitions, partition `p` is.
-    func locate(_ p: Int) -> (Node<T>, Int) {
+    /// Which parent, and which of its partitions, partition `p` is under `plan`.
+    func locate(_ p: Int, in plan: PhysicalPlan) -> (Node<T>, Int) {
         var rest = p
         for input in inputs {
-            if rest < input.partitionCount { return (input, rest) }
-            rest -= input.partitionCount
+            let count = plan.partitionCount(of: input)
+            if rest < count { return (input, rest) }
+            rest -= count
         }
         preconditionFailure("union partition \(p) out of range")
     }
 
     @usableFromInline override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
-        let (input, p) = locate(partition)
+        let (input, p) = locate(partition, in: task.plan)
         try input.compute(task, partition: p, into: sink)
     }
 

@@ -38,7 +38,9 @@ final class JobRun {
     let started = monotonicMicros()
     let runID: String
     let graph: JobGraph
-    let plan: ExecutionPlan
+    /// The physical plan, completed as the run goes: range bounds from sample stages, skew
+    /// specs from map-output statistics.
+    var plan: PhysicalPlan
     let work: WorkFolder
     let committer: OutputCommitter
     let recorder: RunRecorder
@@ -46,8 +48,6 @@ final class JobRun {
     let tracker: MapOutputTracker
     let speculation: SpeculationPolicy?
     var pool: WorkerPool!
-    /// Range bounds of range shuffles, from their sample stages.
-    var bounds: [Int: [UInt8]] = [:]
     /// Each stage's task results (counts, collected records), by task.
     var results: [[[UInt8]]]
     /// Workers lost while idle (a worker that cannot even start is not a task's fault).
@@ -60,8 +60,8 @@ final class JobRun {
         let splits: [[InputSplit]]
         do {
             graph = try job.graph(arguments)
-            splits = try ExecutionPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
-            plan = try ExecutionPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
+            splits = try PhysicalPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
+            plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
                                                                         broadcastThreshold: options.broadcastThreshold), splits: splits)
         } catch {
             throw JobFailure(description: "\(error)")
@@ -86,7 +86,7 @@ final class JobRun {
             if case .shuffleMap(let dep) = stage.kind { writes = dep.id }
             return .init(id: stage.id, parents: stage.parents.map(\.id), taskCount: stage.taskCount, writesShuffle: writes)
         }), maxAttempts: options.maxAttempts)
-        tracker = MapOutputTracker(mapTasks: Dictionary(uniqueKeysWithValues: graph.shuffles.map { ($0.id, $0.mapTasks) }))
+        tracker = MapOutputTracker(mapTasks: Dictionary(uniqueKeysWithValues: graph.shuffles.map { [plan] in ($0.id, plan.mapTasks(of: $0)) }))
         speculation = options.speculation ? SpeculationPolicy() : nil
         results = Array(repeating: [], count: plan.stages.count)
         recorder.emit("job_start", [
@@ -114,7 +114,7 @@ final class JobRun {
     }
 
     /// What the map outputs depend on: a resumed run may reuse them only if this is unchanged.
-    static func manifest(job: Job, arguments: JobArguments, plan: ExecutionPlan, splits: [[InputSplit]],
+    static func manifest(job: Job, arguments: JobArguments, plan: PhysicalPlan, splits: [[InputSplit]],
                          options: RunOptions) -> [UInt8] {
         var w = ByteWriter()
         Message.setup(Message.Setup(workerID: 0, inject: "", heartbeatMicros: 0, job: job.name, arguments: arguments,
@@ -153,7 +153,7 @@ final class JobRun {
     /// Stages whose committed map outputs an interrupted run left are not run again.
     func reuseCommittedMapStages() {
         for stage in plan.stages {
-            guard case .shuffleMap(let dep) = stage.kind, !dep.needsSample else { continue }
+            guard case .shuffleMap(let dep) = stage.kind, !plan.needsSample(dep) else { continue }
             let paths = (0..<stage.taskCount).map { ShuffleDependency.outputPath(workDir: work.path, shuffle: dep.id, map: $0) }
             guard paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { continue }
             for (map, path) in paths.enumerated() { tracker.reuse(shuffle: dep.id, map: map, path: path) }
@@ -171,10 +171,12 @@ final class JobRun {
         while !ready.isEmpty {
             for id in ready {
                 let stage = plan.stages[id]
-                if case .shuffleMap(let dep) = stage.kind, dep.needsSample, let sampler = stage.parents.last {
-                    bounds[dep.id] = try dep.bounds(fromSamples: results[sampler.id])
+                if case .shuffleMap(let dep) = stage.kind, plan.needsSample(dep), let sampler = stage.parents.last {
+                    let bounds = try dep.bounds(fromSamples: results[sampler.id], partitions: plan.partitions(of: dep))
+                    plan = plan.withBounds(bounds, forStage: id)
                 }
-                let set = scheduler.submit(id, specs: planSkew(stage), now: monotonicMicros())
+                plan = plan.withSkewSpecs(planSkew(stage), forStage: id)
+                let set = scheduler.submit(id, specs: plan.skewSpecs(of: id), now: monotonicMicros())
                 results[id] = Array(repeating: [], count: set.count)
                 recorder.emit("stage_submitted", ["stage": id, "tasks": set.count])
             }
@@ -188,7 +190,7 @@ final class JobRun {
     func planSkew(_ stage: Stage) -> [TaskSpec]? {
         guard options.skew.enabled else { return nil }
         let (shuffles, twoStep) = SkewPlanner.splittable(stage)
-        let candidates = shuffles.compactMap { dep in tracker.bytes(shuffle: dep.id, partitions: dep.partitions).map { (dep, $0) } }
+        let candidates = shuffles.compactMap { dep in tracker.bytes(shuffle: dep.id, partitions: plan.partitions(of: dep)).map { (dep, $0) } }
         guard let (big, bytes) = candidates.max(by: { tracker.totalBytes(shuffle: $0.0.id) < tracker.totalBytes(shuffle: $1.0.id) })
         else { return nil }
         var skewOptions = options.skew
@@ -196,10 +198,11 @@ final class JobRun {
             skewOptions.splits = max(1, s)
             skewOptions.minBytes = 0
         }
-        var specs = SkewPlanner.plan(partitions: big.partitions, bytes: bytes, shuffle: big.id, options: skewOptions, workers: options.workers)
-        guard specs.count > big.partitions else { return nil }
+        let partitions = plan.partitions(of: big)
+        var specs = SkewPlanner.plan(partitions: partitions, bytes: bytes, shuffle: big.id, options: skewOptions, workers: options.workers)
+        guard specs.count > partitions else { return nil }
         let split = Set(specs.filter { $0.maps != nil }.map(\.partition)).sorted()
-        let tasks = specs.count - big.partitions + split.count
+        let tasks = specs.count - partitions + split.count
         let list = "skewed partition\(split.count == 1 ? "" : "s") \(split.map(String.init).joined(separator: ", ")) of shuffle \(big.id)"
         if twoStep {
             specs = SkewPlanner.twoStep(specs)
@@ -241,15 +244,18 @@ final class JobRun {
         var blob: [UInt8] = []
         var outputPath: String?
         switch stage.kind {
-        case .shuffleMap(let dep): blob = bounds[dep.id] ?? []
+        case .shuffleMap(let dep): blob = plan.bounds(of: dep)
         case .result(let action): outputPath = committer.attemptPath(action: action.index, task: a.index, attempt: a.attempt)
         case .sample: break
         }
-        let spec = scheduler.taskSets[a.stage]?.specs?[a.index]
+        let spec = plan.skewSpecs(of: a.stage)?[a.index]
         var fields: [String: Any] = ["stage": a.stage, "partition": a.index, "attempt": a.attempt, "worker": w.id,
                                      "location": w.handle.location, "speculative": speculative]
         if let pid = w.handle.processID { fields["pid"] = Int(pid) }
-        for source in stage.fileSources where a.index < source.splits.count { fields["input"] = source.splits[a.index].summary }
+        for source in stage.fileSources {
+            let splits = plan.splits(of: source)
+            if a.index < splits.count { fields["input"] = splits[a.index].summary }
+        }
         recorder.emit("task_start", fields)
         pool.assign(w, a, Message.TaskDescriptor(stage: a.stage, partition: a.index, attempt: a.attempt, blob: blob,
                                                  outputPath: outputPath, spec: spec?.encode() ?? []))
@@ -336,7 +342,7 @@ final class JobRun {
 
     /// Moves a winning attempt's file into place: a map output, a part file, or nothing.
     func commitOutput(_ a: TaskAttempt, _ report: Message.TaskReport) throws {
-        let spec = scheduler.taskSets[a.stage]?.specs?[a.index]
+        let spec = plan.skewSpecs(of: a.stage)?[a.index]
         if spec?.partial != nil {
             // A partial aggregation wrote its partial file; its (empty) output goes.
             if let f = report.file { unlink(f) }

@@ -39,19 +39,19 @@ final class RunEventLog {
     }
 
     /// The plan as the report draws it.
-    static func describe(_ plan: ExecutionPlan) -> [[String: Any]] {
+    static func describe(_ plan: PhysicalPlan) -> [[String: Any]] {
         plan.stages.map { stage in
             var s: [String: Any] = [
                 "id": stage.id, "kind": stage.kindName, "tasks": stage.taskCount,
                 "parents": stage.parents.map(\.id),
-                "operators": stage.chain.map { $0.shuffleDependencies.isEmpty ? $0.label : "\($0.label) (reduce side)" },
+                "operators": stage.chain.map(plan.chainLabel),
                 "reads_shuffles": stage.shuffleInputs.map(\.id),
                 "inputs": stage.fileSources.map { $0.paths.joined(separator: " ") },
             ]
             switch stage.kind {
             case .shuffleMap(let dep):
                 s["writes_shuffle"] = dep.id
-                s["partitions"] = dep.partitions
+                s["partitions"] = plan.partitions(of: dep)
                 s["write"] = dep.writeDescription
             case .sample(let dep): s["samples_shuffle"] = dep.id
             case .result(let action): s["action"] = action.outputPath.map { "\(action.op) \($0)" } ?? action.op

@@ -57,7 +57,7 @@ final class RunRecorder {
     }
 
     /// Sends a progress snapshot: after task events, and at most once a second otherwise.
-    func progress(_ plan: ExecutionPlan, _ scheduler: StageScheduler, running: [TaskAttempt], finished: Bool = false, force: Bool = false) {
+    func progress(_ plan: PhysicalPlan, _ scheduler: StageScheduler, running: [TaskAttempt], finished: Bool = false, force: Bool = false) {
         guard let sink = progressSink else { return }
         let now = monotonicMicros()
         guard force || finished || now - lastProgress >= 1_000_000 else { return }
@@ -76,7 +76,7 @@ final class RunRecorder {
     }
 
     /// What every stage did, for `JobResult`.
-    func summaries(_ plan: ExecutionPlan, _ scheduler: StageScheduler, _ outputs: MapOutputTracker,
+    func summaries(_ plan: PhysicalPlan, _ scheduler: StageScheduler, _ outputs: MapOutputTracker,
                    hotKeyShare: Double) -> [StageSummary] {
         plan.stages.map { stage in
             let m = metrics[stage.id]
@@ -84,7 +84,7 @@ final class RunRecorder {
             let maxMicros = micros.last ?? 0, medianMicros = micros.isEmpty ? 0 : micros[micros.count / 2]
             let maxRecords = records.last ?? 0, medianRecords = records.isEmpty ? 0 : records[records.count / 2]
             let hot = stage.shuffleInputs.flatMap { outputs.hotKeys(shuffle: $0.id, share: hotKeyShare) }.sorted { $0.share > $1.share }
-            return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(\.label).joined(separator: " → "),
+            return StageSummary(id: stage.id, kind: stage.kindName, operators: stage.chain.map(plan.label).joined(separator: " → "),
                                 tasks: scheduler.taskSets[stage.id]?.count ?? stage.taskCount,
                                 recordsIn: m.recordsRead, recordsOut: m.recordsWritten, bytesRead: m.bytesRead,
                                 shuffleBytesWritten: m.shuffleBytesWritten, shuffleBytesRead: m.shuffleBytesRead,

@@ -64,7 +64,7 @@ public final class TaskMetrics {
 }
 
 /// Everything a running task may need: where the work directory is, its memory budget,
-/// its identity (for temporary file names) and its metrics.
+/// its identity (for temporary file names), the plan it runs under and its metrics.
 public final class TaskContext {
     public let stage: Int
     public let partition: Int
@@ -82,9 +82,12 @@ public final class TaskContext {
     public let compressOutput: Bool
     /// Set for one split of a skewed partition.
     @usableFromInline var spec: TaskSpec?
+    /// The physical plan: splits, partition counts, broadcast sides, range bounds.
+    @usableFromInline let plan: PhysicalPlan
 
     init(stage: Int, partition: Int, attempt: Int, workDir: String, memoryBudget: Int, maxExpandedBytes: Int64,
-         skipBadRecords: Bool = false, compressOutput: Bool = false) {
+         skipBadRecords: Bool = false, compressOutput: Bool = false, plan: PhysicalPlan) {
+        self.plan = plan
         self.skipBadRecords = skipBadRecords
         self.compressOutput = compressOutput
         self.stage = stage

@@ -27,17 +27,16 @@ public struct Worker {
             guard let job = jobs.first(where: { $0.name == setup.job }) else {
                 throw JobError.invalid("this binary has no job named \(setup.job)")
             }
-            let plan = try ExecutionPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
+            let plan = try PhysicalPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
             let injection = setup.inject.isEmpty ? nil : try FaultInjection(setup.inject)
             let watch = TaskWatch(out: out, intervalMicros: setup.heartbeatMicros)
             watch.start()
-            var installedBounds = Set<Int>()
             try out.send(.ready)
             while let message = try readFrame(fd: 0, into: &input) {
                 switch message {
                 case .assign(let task):
                     let fault = injection?.fault(stage: task.stage, partition: task.partition, attempt: task.attempt)
-                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup, installedBounds: &installedBounds))
+                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup))
                     try out.send(.ready)
                 case .shutdown:
                     return 0
@@ -74,11 +73,12 @@ public struct Worker {
     }
 
     /// Runs one task attempt, with its injected fault if any, and returns the report to send.
-    private func run(_ task: Message.TaskDescriptor, fault: FaultInjection.Armed?, watch: TaskWatch, plan: ExecutionPlan,
-                     setup: Message.Setup, installedBounds: inout Set<Int>) -> Message {
+    private func run(_ task: Message.TaskDescriptor, fault: FaultInjection.Armed?, watch: TaskWatch, plan: PhysicalPlan,
+                     setup: Message.Setup) -> Message {
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
                               memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
-                              skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput)
+                              skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput,
+                              plan: plan.withBounds(task.blob, forStage: task.stage))
         var reply: Message
         do {
             // `slow` and `corrupt` act at the start and the end of a task; the others may wait
@@ -86,7 +86,7 @@ public struct Worker {
             let midTask = fault.flatMap { $0.afterRecords > 0 && $0.kind != .slow && $0.kind != .corrupt ? $0 : nil }
             if let fault, midTask == nil { try carryOut(fault.kind, watch: watch) }
             watch.begin(ctx.metrics, fault: midTask)
-            reply = run(task, ctx: ctx, plan: plan, setup: setup, installedBounds: &installedBounds)
+            reply = run(task, ctx: ctx, plan: plan, setup: setup)
             if let due = watch.end() { try carryOut(due.kind, watch: watch) }
         } catch {
             reply = .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
@@ -98,8 +98,7 @@ public struct Worker {
         return reply
     }
 
-    private func run(_ task: Message.TaskDescriptor, ctx: TaskContext, plan: ExecutionPlan, setup: Message.Setup,
-                     installedBounds: inout Set<Int>) -> Message {
+    private func run(_ task: Message.TaskDescriptor, ctx: TaskContext, plan: PhysicalPlan, setup: Message.Setup) -> Message {
         let started = monotonicMicros()
         BytesTableShelf.enter(stage: task.stage)
         do {
@@ -116,10 +115,6 @@ public struct Worker {
             }
             switch stage.kind {
             case .shuffleMap(let dep):
-                if dep.needsSample && !installedBounds.contains(dep.id) {
-                    try dep.install(bounds: task.blob)
-                    installedBounds.insert(dep.id)
-                }
                 let path = ShuffleDependency.outputPath(workDir: setup.workDir, shuffle: dep.id, map: partition)
                     + ".task\(task.partition).attempt\(task.attempt).tmp"
                 report.mapStats = try dep.runMapTask(ctx, partition: partition, path: path)

@@ -4,16 +4,14 @@ import Glibc
 import Darwin
 #endif
 
-/// A wide dependency: the parent's records are partitioned by key into `partitions` reduce
-/// partitions and written by each map task as one partitioned file. The coordinator cuts a
-/// stage at every one of these (Spark's ShuffleDependency / ShuffleMapStage).
+/// A wide dependency: the parent's records are partitioned by key into R reduce partitions
+/// (`PhysicalPlan.partitions(of:)`) and written by each map task as one partitioned file. The
+/// coordinator cuts a stage at every one of these (Spark's ShuffleDependency / ShuffleMapStage).
 public class ShuffleDependency {
     /// Position in the deterministic traversal; -1 until the graph is sealed.
     @usableFromInline var id = -1
     /// The node whose records are shuffled (the last node of the map stage).
     let parent: AnyNode
-    /// Number of reduce partitions (R).
-    @usableFromInline var partitions = 0
     /// An explicit partition count requested by the job (otherwise `--partitions`).
     let requestedPartitions: Int?
 
@@ -26,8 +24,6 @@ public class ShuffleDependency {
     var writeDescription: String { "hash-partition" }
     /// Whether map tasks combine records by key before writing.
     var combinesOnMapSide: Bool { false }
-    /// Number of map tasks (the parent's partitions).
-    var mapTasks: Int { parent.partitionCount }
 
     /// Runs map task `partition`: computes the parent's partition and writes it, partitioned,
     /// to `path`.
@@ -35,14 +31,14 @@ public class ShuffleDependency {
         fatalError("abstract")
     }
 
-    /// Range partitioning needs key bounds from a sample before the map stage runs.
-    var needsSample: Bool { false }
+    /// Range partitioning needs key bounds from a sample before the map stage runs (when it
+    /// has more than one partition: `PhysicalPlan.needsSample`).
+    var isRangePartitioned: Bool { false }
     /// Samples the keys of one parent partition (encoded) — the sample stage's task.
     func sample(_ task: TaskContext, partition: Int) throws -> [UInt8] { [] }
-    /// Turns every sample task's result into the bounds blob sent with map tasks.
-    func bounds(fromSamples samples: [[UInt8]]) throws -> [UInt8] { [] }
-    /// Installs the bounds blob (in every process that runs map tasks).
-    func install(bounds: [UInt8]) throws {}
+    /// Turns every sample task's result into the bounds blob for `partitions` reduce
+    /// partitions, sent with map tasks (`PhysicalPlan.withBounds`).
+    func bounds(fromSamples samples: [[UInt8]], partitions: Int) throws -> [UInt8] { [] }
 
     /// Path of a committed map output.
     static func outputPath(workDir: String, shuffle: Int, map: Int) -> String {
@@ -84,6 +80,7 @@ public class ShuffleDependency {
     /// map task's committed output.
     @usableFromInline func readPartition(_ task: TaskContext, partition: Int, _ decode: (inout ByteReader) throws -> Void) throws {
         // A split of a skewed partition reads its group of map outputs only (see `SkewPlanner`).
+        let mapTasks = task.plan.mapTasks(of: self), partitions = task.plan.partitions(of: self)
         let maps = task.spec?.shuffle == id ? task.spec?.maps ?? 0..<mapTasks : 0..<mapTasks
         for m in maps {
             let path = ShuffleDependency.outputPath(workDir: task.workDir, shuffle: id, map: m)
@@ -124,8 +121,8 @@ public class ShuffleDependency {
     @usableFromInline typealias MapTask = (TaskContext, Int, String) throws -> MapOutputStats
     @usableFromInline var mapTask: MapTask = { _, _, _ in fatalError("map task not set") }
     @usableFromInline var sampleTask: ((TaskContext, Int) throws -> [UInt8])?
-    @usableFromInline var boundsFromSamples: (([[UInt8]]) throws -> [UInt8])?
-    @usableFromInline var installBounds: (([UInt8]) throws -> Void)?
+    /// Range bounds from the sample tasks' results, for a number of reduce partitions.
+    @usableFromInline var boundsFromSamples: (([[UInt8]], Int) throws -> [UInt8])?
     let describeWrite: String
     let combines: Bool
 
@@ -142,20 +139,15 @@ public class ShuffleDependency {
 
     override var writeDescription: String { describeWrite }
     override var combinesOnMapSide: Bool { combines }
-    override var needsSample: Bool { sampleTask != nil && partitions > 1 }
+    override var isRangePartitioned: Bool { sampleTask != nil }
 
     override func runMapTask(_ task: TaskContext, partition: Int, path: String) throws -> MapOutputStats {
         try mapTask(task, partition, path)
     }
     override func sample(_ task: TaskContext, partition: Int) throws -> [UInt8] { try sampleTask?(task, partition) ?? [] }
-    override func bounds(fromSamples samples: [[UInt8]]) throws -> [UInt8] { try boundsFromSamples?(samples) ?? [] }
-    override func install(bounds: [UInt8]) throws { try installBounds?(bounds) }
-}
-
-/// A mutable cell shared by the closures of one operator (range bounds, for instance).
-@usableFromInline final class Box<V> {
-    @usableFromInline var value: V
-    @inlinable init(_ value: V) { self.value = value }
+    override func bounds(fromSamples samples: [[UInt8]], partitions: Int) throws -> [UInt8] {
+        try boundsFromSamples?(samples, partitions) ?? []
+    }
 }
 
 /// A small deterministic generator (SplitMix64) for sampling and salting: never the system

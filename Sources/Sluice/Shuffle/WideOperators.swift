@@ -39,7 +39,7 @@
     dep.skewSplitting = .twoStep
     dep.skewHint = skew
     dep.mapTask = { [unowned dep] task, partition, path in
-        let r = dep.partitions
+        let r = task.plan.partitions(of: dep)
         guard mapSideCombine else {
             return try writePartitioned(source, task, partition, path, partitions: r) { hashPartition($0, r) }
         }
@@ -151,10 +151,12 @@
     l.skewHint = skew
     r.skewHint = skew
     l.mapTask = { [unowned l] task, partition, path in
-        try writePartitioned(left, task, partition, path, partitions: l.partitions) { hashPartition($0, l.partitions) }
+        let n = task.plan.partitions(of: l)
+        return try writePartitioned(left, task, partition, path, partitions: n) { hashPartition($0, n) }
     }
     r.mapTask = { [unowned r] task, partition, path in
-        try writePartitioned(right, task, partition, path, partitions: r.partitions) { hashPartition($0, r.partitions) }
+        let n = task.plan.partitions(of: r)
+        return try writePartitioned(right, task, partition, path, partitions: n) { hashPartition($0, n) }
     }
     return ClosureNode<(K, ([V], [W]))>(op: op, parents: [left, right], shuffles: [l, r], body: { task, partition, sink in
         try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in try sink((k, (vs, ws))) }
@@ -201,16 +203,15 @@
 }
 
 /// A join: a shuffle join (cogroup of both sides, skewed partitions splittable), or — when the
-/// planner finds one side's input below `--broadcast-threshold` — a broadcast hash join: every
-/// task of the big side loads the small side whole into a hash table and streams past it, and
-/// no shuffle happens at all.
+/// plan finds one side's input below `--broadcast-threshold` (`PhysicalPlan.broadcastSide`) —
+/// a broadcast hash join: every task of the big side loads the small side whole into a hash
+/// table and streams past it, and no shuffle happens at all.
 @usableFromInline final class JoinNode<T>: Node<T>, BroadcastCandidate {
     @usableFromInline typealias Body = (TaskContext, Int, (T) throws -> Void) throws -> Void
     let shuffles: [ShuffleDependency]
     let shuffled: Body
     let broadcast: [Int: Body]
     let referenceBody: (ReferenceExecutor) throws -> [T]
-    var broadcastSide: Int?
 
     @usableFromInline init(op: String, left: AnyNode, right: AnyNode, shuffles: [ShuffleDependency], shuffled: @escaping Body,
                            broadcast: [Int: Body], reference: @escaping (ReferenceExecutor) throws -> [T]) {
@@ -221,17 +222,18 @@
         super.init(op: op, parents: [left, right])
     }
 
-    var sides: [AnyNode] { parents }
     var broadcastableSides: [Int] { broadcast.keys.sorted() }
-    override var shuffleDependencies: [ShuffleDependency] { broadcastSide == nil ? shuffles : [] }
-    override var partitionCount: Int { broadcastSide.map { parents[1 - $0].partitionCount } ?? shuffles[0].partitions }
-    override var label: String {
-        guard let side = broadcastSide else { return op }
-        return "\(op) as broadcast hash join (\(side == 0 ? "left" : "right") side loaded by every task)"
+    override var shuffleDependencies: [ShuffleDependency] { shuffles }
+    override func partitionCount(in plan: PhysicalPlan) -> Int {
+        plan.broadcastSide(of: self).map { plan.partitionCount(of: parents[1 - $0]) } ?? plan.partitions(of: shuffles[0])
     }
 
     @usableFromInline override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
-        if let side = broadcastSide { try broadcast[side]!(task, partition, sink) } else { try shuffled(task, partition, sink) }
+        if let side = task.plan.broadcastSide(of: self) {
+            try broadcast[side]!(task, partition, sink)
+        } else {
+            try shuffled(task, partition, sink)
+        }
     }
 
     @usableFromInline override func reference(_ ref: ReferenceExecutor) throws -> [T] { try referenceBody(ref) }
@@ -240,7 +242,7 @@
 /// Loads every partition of `node` into a multimap (the small side of a broadcast join).
 @inlinable func loadWhole<K: Hashable, V>(_ node: Node<(K, V)>, _ task: TaskContext) throws -> [K: [V]] {
     var table: [K: [V]] = [:]
-    for p in 0..<node.partitionCount {
+    for p in 0..<task.plan.partitionCount(of: node) {
         try node.compute(task, partition: p) { kv in table[kv.0, default: []].append(kv.1) }
     }
     return table
@@ -315,21 +317,26 @@
 ) -> Node<(K, V)> {
     let dep = ClosureShuffle(parent: source, partitions: partitions,
                              writeDescription: "range-partition (bounds from a key sample)", combines: false)
-    let bounds = Box<[K]>([])
     func before(_ a: K, _ b: K) -> Bool { ascending ? a < b : b < a }
     dep.mapTask = { [unowned dep] task, partition, path in
-        try writePartitioned(source, task, partition, path, partitions: dep.partitions) { key in
+        // The bounds from the sample stage, sent with the task (none for one partition).
+        let blob = task.plan.bounds(of: dep)
+        let bounds: [K] = blob.isEmpty ? [] : try blob.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            return try [K].decode(from: &r)
+        }
+        return try writePartitioned(source, task, partition, path, partitions: task.plan.partitions(of: dep)) { key in
             // The first bound the key is not after (binary search).
-            var lo = 0, hi = bounds.value.count
+            var lo = 0, hi = bounds.count
             while lo < hi {
                 let mid = (lo + hi) / 2
-                if before(bounds.value[mid], key) { lo = mid + 1 } else { hi = mid }
+                if before(bounds[mid], key) { lo = mid + 1 } else { hi = mid }
             }
             return lo
         }
     }
     dep.sampleTask = { [unowned dep] task, partition in
-        let size = max(64, 20 * dep.partitions)
+        let size = max(64, 20 * task.plan.partitions(of: dep))
         var reservoir: [K] = []
         var seen = 0
         var rng = SplitMix64(seed: UInt64(partition) &+ 0x5AFE)
@@ -347,7 +354,7 @@
         reservoir.encode(to: &w)
         return w.bytes
     }
-    dep.boundsFromSamples = { [unowned dep] samples in
+    dep.boundsFromSamples = { samples, partitions in
         var weighted: [(K, Double)] = []
         for blob in samples {
             try blob.withUnsafeBytes { raw in
@@ -359,11 +366,11 @@
         }
         weighted.sort { before($0.0, $1.0) }
         let total = weighted.reduce(0) { $0 + $1.1 }
-        let step = total / Double(dep.partitions)
+        let step = total / Double(partitions)
         var result: [K] = []
         var acc = 0.0
         var target = step
-        for (k, w) in weighted where result.count < dep.partitions - 1 {
+        for (k, w) in weighted where result.count < partitions - 1 {
             acc += w
             if acc >= target {
                 if result.last.map({ $0 != k }) ?? true { result.append(k) }
@@ -373,12 +380,6 @@
         var w = ByteWriter()
         result.encode(to: &w)
         return w.bytes
-    }
-    dep.installBounds = { blob in
-        bounds.value = try blob.withUnsafeBytes { raw in
-            var r = ByteReader(raw)
-            return try [K].decode(from: &r)
-        }
     }
     let node = ClosureNode<(K, V)>(op: "sortByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
         let sorter = ExternalSorter<K, V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".sort",
@@ -415,7 +416,7 @@
     let dep = ClosureShuffle(parent: source, partitions: partitions,
                              writeDescription: "map-side combine (byte-key table) → hash-partition", combines: true)
     dep.mapTask = { [unowned dep] task, partition, path in
-        let combiner = BytesMapCombiner<V>(task: task, partitions: dep.partitions, combine: combine)
+        let combiner = BytesMapCombiner<V>(task: task, partitions: task.plan.partitions(of: dep), combine: combine)
         // The per-record closure captures one object: its forwarding thunk then copies one word
         // rather than every captured value (5 % of wordcount when it captured six).
         try source.compute(task, partition: partition) { kv in try combiner.add(kv.0, kv.1) }

@@ -21,7 +21,7 @@ final class EventLogNode: Node<LogEvent> {
         super.init(op: "eventLog", parents: [])
     }
 
-    override var partitionCount: Int { partitions }
+    override func partitionCount(in plan: PhysicalPlan) -> Int { partitions }
 
     /// The offsets of one task.
     func range(_ partition: Int) -> Range<Int64> {
