@@ -125,7 +125,7 @@ extension RunReport {
             if let action = s.action { lines.append(Line(text: "→ " + action, cls: "io")) }
             if let sampled = s.samplesShuffle { lines.append(Line(text: "→ key sample for shuffle \(sampled)", cls: "io")) }
             lines += s.notes.map { Line(text: $0, cls: "io note") }
-            let failed = run.attempts.filter { $0.stage == s.id && ($0.status == "failed" || $0.status == "fetch_failed") }.count
+            let failed = run.attempts.filter { $0.stage == s.id && ($0.status == "failed" || $0.status == "timed_out" || $0.status == "fetch_failed") }.count
             var state: String
             if s.reused {
                 state = "reused from an earlier run"

@@ -92,7 +92,7 @@ public enum RunReport {
             let times = done.map { $0.ms(logEnd: run.end) }.sorted()
             let maxMs = times.last ?? 0, medianMs = times.isEmpty ? 0 : times[times.count / 2]
             let skewed = maxMs > 3 * medianMs && maxMs > 200 // the run summary's rule
-            let failed = attempts.filter { $0.status == "failed" || $0.status == "fetch_failed" }.count
+            let failed = attempts.filter { $0.status == "failed" || $0.status == "timed_out" || $0.status == "fetch_failed" }.count
             let wall: String
             if s.reused {
                 wall = "reused"
@@ -148,7 +148,7 @@ public enum RunReport {
     /// Failed attempts and lost workers with their reasons, in time order.
     private static func failures(_ run: RunLog) -> String {
         var rows: [(time: Int64, cells: [String])] = run.attempts.compactMap { a in
-            guard let status = a.status, status == "failed" || status == "fetch_failed", let end = a.end else { return nil }
+            guard let status = a.status, status == "failed" || status == "timed_out" || status == "fetch_failed", let end = a.end else { return nil }
             return (end, [status.replacingOccurrences(of: "_", with: " "), "stage \(a.stage), partition \(a.partition), attempt \(a.attempt + 1)",
                           "worker \(a.worker)", a.error ?? ""])
         }

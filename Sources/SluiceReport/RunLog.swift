@@ -188,7 +188,7 @@ struct RunLog {
             }
         }
         workers.sort { $0.id < $1.id }
-        let failedAttempts = attempts.filter { $0.status == "failed" }.count
+        let failedAttempts = attempts.filter { $0.status == "failed" || $0.status == "timed_out" }.count
         if let jobEnd {
             status = jobEnd["status"] as? String ?? "unknown"
             error = jobEnd["error"] as? String

@@ -66,7 +66,7 @@ extension RunReport {
                 let status = a.status ?? "unfinished"
                 let width = max(status == "success" ? 2 : 4, x(a.end ?? run.end) - x0)
                 let y = laneY(lane) + barTop
-                let look = ["success": "ok", "failed": "failed", "fetch_failed": "fetch-failed", "discarded": "discarded",
+                let look = ["success": "ok", "failed": "failed", "timed_out": "failed", "fetch_failed": "fetch-failed", "discarded": "discarded",
                             "killed": "discarded", "unfinished": "unfinished"][status] ?? "discarded"
                 let cls = "bar " + look + (longest.contains(i) ? " longest" : "")
                 let fill = status == "success" || status == "unfinished" ? " style=\"fill:\(stageColor(a.stage))\"" : ""

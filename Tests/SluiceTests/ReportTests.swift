@@ -117,12 +117,14 @@ struct ReportTests {
         #expect(throws: JobError.self) { try RunReport.html(eventLog: "not json\n{\"no_event\":1}\n") }
     }
 
-    @Test("sluice report renders a real run with an injected failure, given its output folder")
-    func realRun() throws {
+    @Test("sluice report renders a real run with an injected failure, given its output folder",
+          arguments: ["throw@0.0.0", "stall@0.0.0:after=1"])
+    func realRun(spec: String) throws {
         let dir = Harness.tempDir("report")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var o = Harness.options(workers: 2, partitions: 2)
-        o.inject = try FaultInjection("throw@0.0.0")
+        o.inject = try FaultInjection(spec)
+        o.taskTimeout = 1
         let result = try Coordinator(job: Harness.job("test-join"), arguments: JobArguments(output: dir + "/out", parameters: ["n": "300"]),
                                      options: o).run()
         #expect(result.retries == 1)
@@ -141,7 +143,7 @@ struct ReportTests {
         #expect(Self.count("<rect class=\"bar ", in: html) == Self.count("\"event\":\"task_start\"", in: log))
         #expect(Self.count("<rect class=\"bar failed", in: html) == 1)
         #expect(Self.count("<tr id=\"stage-", in: html) == 9)
-        #expect(html.contains("injected failure (--inject)"))
-        #expect(html.contains("inject=throw@0.0.0"))
+        #expect(html.contains(spec.hasPrefix("stall") ? "no progress for" : "injected failure (--inject)"))
+        #expect(html.contains("inject=\(spec)"))
     }
 }
