@@ -2,6 +2,7 @@
 #include "CSluiceSys.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -64,3 +65,28 @@ int sluice_stall_thread(pthread_t thread) {
     if (sigaction(SIGUSR2, &action, NULL) != 0) return -1;
     return pthread_kill(thread, SIGUSR2);
 }
+
+int sluice_rename_noreplace(const char *from, const char *to) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+static volatile sig_atomic_t caught_signal;
+static struct sigaction previous[3];
+static const int watched[3] = {SIGINT, SIGTERM, SIGHUP};
+
+static void remember_signal(int sig) { caught_signal = sig; }
+
+void sluice_watch_signals(void) {
+    caught_signal = 0;
+    struct sigaction action;
+    action.sa_handler = remember_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0; /* no SA_RESTART: poll(2) returns EINTR at once */
+    for (int i = 0; i < 3; i++) sigaction(watched[i], &action, &previous[i]);
+}
+
+void sluice_unwatch_signals(void) {
+    for (int i = 0; i < 3; i++) sigaction(watched[i], &previous[i], NULL);
+}
+
+int sluice_caught_signal(void) { return caught_signal; }

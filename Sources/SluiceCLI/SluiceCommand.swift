@@ -320,7 +320,7 @@ struct Run: ParsableCommand {
             var text = "error: \(failure)\n"
             if let log = failure.eventLog { text += "hint: the run's events are in \(log) (sluice report \(log))\n" }
             FileHandle.standardError.write(Data(text.utf8))
-            throw ExitCode(1)
+            throw ExitCode(failure.signal.map { 128 + $0 } ?? 1)
         }
         for lines in result.rendered { for line in lines { print(line) } }
         if !quiet {

@@ -96,15 +96,15 @@ struct TaskSetTests {
         #expect(set.next(now: 0)?.index == 2)
     }
 
-    @Test("picking the next task does not scan the queue: 100 000 tasks in well under a second")
+    @Test("picking the next task does not scan the queue: 200 000 tasks in seconds, not the minutes a scan would take")
     func noScan() {
-        let set = TaskSet(stage: 0, taskCount: 100_000, maxAttempts: 4)
+        let set = TaskSet(stage: 0, taskCount: 200_000, maxAttempts: 4)
         let clock = ContinuousClock()
         let took = clock.measure {
             while let a = set.next(now: 0) { _ = set.succeeded(a, micros: 1) }
         }
         #expect(set.isDone)
-        #expect(took < .seconds(1), "\(took)")
+        #expect(took < .seconds(10), "\(took)")
     }
 }
 

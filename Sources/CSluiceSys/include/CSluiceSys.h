@@ -22,4 +22,13 @@ void sluice_ignore_sigpipe(void);
 /// Freezes `thread` where it is (the `stall` fault): a signal handler on that thread sleeps
 /// until the process's parent goes away, then exits; the process and its other threads run on.
 int sluice_stall_thread(pthread_t thread);
+/// Renames `from` to `to` unless `to` exists (renameat2 RENAME_NOREPLACE): 0, or -1 with errno
+/// (EEXIST when `to` exists; EINVAL where the filesystem cannot do it).
+int sluice_rename_noreplace(const char *from, const char *to);
+/// Catches SIGINT, SIGTERM and SIGHUP into a flag (interrupting blocking calls) until
+/// `sluice_unwatch_signals` restores the previous handlers.
+void sluice_watch_signals(void);
+void sluice_unwatch_signals(void);
+/// The last signal caught since `sluice_watch_signals`, or 0.
+int sluice_caught_signal(void);
 #endif

@@ -11,7 +11,7 @@ final class GzipWriter {
     private(set) var inputBytes: Int64 = 0
 
     init(path: String, level: Int32 = 6) throws {
-        out = try OutputFile(path: path)
+        out = try OutputFile(path: path, mode: 0o644)
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         buffer = .allocate(capacity: GzipWriter.chunk)

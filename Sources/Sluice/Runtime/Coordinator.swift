@@ -70,7 +70,7 @@ final class JobRun {
         for action in graph.actions { if let out = action.outputPath { outputs[action.index] = out } }
         committer = try OutputCommitter(outputs: outputs, runID: runID, overwrite: options.overwrite, compressed: options.compressOutput)
         let log = options.log
-        work = try WorkFolder(path: options.workDir ?? WorkFolder.defaultPath(job: job, arguments: arguments),
+        work = try WorkFolder(path: options.workDir, job: job, arguments: arguments,
                               manifest: JobRun.manifest(job: job, arguments: arguments, plan: plan, splits: splits, options: options),
                               resume: options.resume, shuffles: graph.shuffles.map(\.id), log: { log?(.warning, $0) })
         do {
@@ -120,11 +120,24 @@ final class JobRun {
         Message.setup(Message.Setup(workerID: 0, inject: "", heartbeatMicros: 0, job: job.name, arguments: arguments,
                                     options: plan.options, splits: splits, workDir: "", memoryBudget: 0, maxExpandedBytes: 0,
                                     skipBadRecords: options.skipBadRecords, compressOutput: false)).encodePayload(to: &w)
+        // The inputs as they are now: a file changed since (same size or not) voids the outputs.
+        for path in Set(splits.flatMap { $0.flatMap { $0.chunks.map(\.path) } }).sorted() {
+            var st = stat()
+            let found = stat(path, &st) == 0
+            path.encode(to: &w)
+            for v in found ? [Int64(st.st_size), Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec), Int64(st.st_ino)] : [-1] {
+                w.writeFixed(v)
+            }
+        }
         return w.bytes
     }
 
     /// Runs the job: the coordinator's loop.
     func execute() throws -> JobResult {
+        // SIGINT, SIGTERM and SIGHUP stop the run cleanly: workers stopped, nothing committed,
+        // staging and work folders removed, one line said.
+        sluice_watch_signals()
+        defer { sluice_unwatch_signals() }
         do {
             if work.resumable { reuseCommittedMapStages() }
             try submitReadyStages()
@@ -133,7 +146,9 @@ final class JobRun {
             while !scheduler.isJobDone {
                 try offerTasks()
                 recorder.progress(plan, scheduler, running: pool.live.compactMap(\.task))
-                for event in try pool.poll(timeoutMillis: pollMillis) { try handle(event) }
+                let events = try pool.poll(timeoutMillis: pollMillis)
+                try stopIfSignalled()
+                for event in events { try handle(event) }
             }
             pool.shutdown()
             return try finish()
@@ -146,6 +161,14 @@ final class JobRun {
             if !options.keepWork { work.remove() }
             throw failure
         }
+    }
+
+    /// Throws when a signal asked the run to stop.
+    func stopIfSignalled() throws {
+        let signal = sluice_caught_signal()
+        guard signal != 0 else { return }
+        let name = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"][signal] ?? "signal \(signal)"
+        throw JobFailure(description: "job \(job.name) interrupted by \(name): workers stopped, nothing committed", signal: signal)
     }
 
     // MARK: Stages
@@ -366,11 +389,14 @@ final class JobRun {
 
     /// An attempt failed: retry it, re-run a lost map output first, or fail the job.
     func taskFailed(_ a: TaskAttempt, on w: PooledWorker, reason: String, status: String,
-                    lost: (shuffle: Int, map: Int)? = nil, fatal: Bool = false) throws {
+                    lost: (shuffle: Int, map: Int)? = nil, fatal: Message.FatalCause? = nil) throws {
         recorder.emit("task_end", ["stage": a.stage, "partition": a.index, "attempt": a.attempt, "worker": w.id,
                                    "status": status, "error": reason, "lost_shuffle": lost?.shuffle ?? -1, "lost_map": lost?.map ?? -1])
-        if fatal {
-            throw JobFailure(description: "bad input (\(describe(a.stage, a.index))): \(reason)")
+        switch fatal {
+        case .badInput?: throw JobFailure(description: "bad input (\(describe(a.stage, a.index))): \(reason)")
+        case .diskFull?:
+            throw JobFailure(description: "no space left on device (\(describe(a.stage, a.index))): \(reason); free some space, or give --work-dir on a larger disk")
+        case nil: break
         }
         if let lost {
             return try mapOutputLost(a, shuffle: lost.shuffle, map: lost.map, reason: reason)

@@ -89,8 +89,11 @@ public struct JobFailure: Error, CustomStringConvertible {
     public var description: String
     /// The event log of the failed run, when one was written.
     public var eventLog: String?
-    public init(description: String, eventLog: String? = nil) {
+    /// The signal (SIGINT, SIGTERM, SIGHUP) that stopped the run, if one did.
+    public var signal: Int32?
+    public init(description: String, eventLog: String? = nil, signal: Int32? = nil) {
         self.description = description
         self.eventLog = eventLog
+        self.signal = signal
     }
 }

@@ -1,10 +1,18 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CSluiceSys
 import Foundation
 
 /// Commits a job's output folders (Hadoop's FileOutputCommitter, with Spark's first-attempt-wins
 /// rule): task attempts write part files under a staging folder beside the target; the first
 /// successful attempt of each task is renamed to its part name; at the job's end `_SUCCESS`
-/// (and `_bad_records`) are written and the staging folder is renamed into place. A failed
-/// run leaves no output folder behind.
+/// (and `_bad_records`) are written and the staging folder is renamed into place with a
+/// no-replace rename, so a run never replaces an output it did not check: two runs to one
+/// output folder cannot both commit. A failed run leaves no output folder behind, and staging
+/// folders left by a killed run are removed by the next run to the same output.
 final class OutputCommitter {
     /// One action's output folder.
     struct Target {
@@ -26,7 +34,19 @@ final class OutputCommitter {
                 throw JobFailure(description: "output folder \(out) already exists (use --overwrite to replace it)")
             }
             let url = URL(fileURLWithPath: out)
-            targets[action] = Target(final: out, staging: url.deletingLastPathComponent().path + "/.\(url.lastPathComponent).sluice-\(runID)")
+            let parent = url.deletingLastPathComponent().path
+            OutputCommitter.removeAbandonedStaging(in: parent, of: url.lastPathComponent)
+            targets[action] = Target(final: out, staging: parent + "/.\(url.lastPathComponent).sluice-\(runID)")
+        }
+    }
+
+    /// Removes `.NAME.sluice-PID-…` staging folders whose run (process PID) is gone.
+    static func removeAbandonedStaging(in parent: String, of name: String) {
+        let prefix = ".\(name).sluice-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where entry.hasPrefix(prefix) {
+            guard let pid = Int32(entry.dropFirst(prefix.count).prefix { $0.isNumber }), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: parent + "/" + entry)
         }
     }
 
@@ -73,20 +93,42 @@ final class OutputCommitter {
                     }
                 }
                 guard fm.createFile(atPath: t.staging + "/_SUCCESS", contents: Data()) else { throw SystemError("cannot write _SUCCESS") }
-                if fm.fileExists(atPath: t.final) {
-                    let old = t.staging + ".old"
-                    try fm.moveItem(atPath: t.final, toPath: old)
-                    try fm.moveItem(atPath: t.staging, toPath: t.final)
-                    try? fm.removeItem(atPath: old)
-                } else {
-                    try fm.moveItem(atPath: t.staging, toPath: t.final)
-                }
+                try moveIntoPlace(t)
                 outputs.append(t.final)
+            } catch let failure as JobFailure {
+                throw failure
             } catch {
                 throw JobFailure(description: "cannot commit output \(t.final): \(error)")
             }
         }
         return outputs
+    }
+
+    /// Renames the staging folder to the output folder, never over an output this run did not
+    /// check: with `overwrite` the old output is moved aside first; an output that appeared in
+    /// the meantime (another run) is left as it is and this run fails.
+    private func moveIntoPlace(_ t: Target) throws {
+        let old = t.staging + ".old"
+        var st = stat()
+        if lstat(t.final, &st) == 0 {
+            guard overwrite else {
+                throw JobFailure(description: "output folder \(t.final) already exists: another run committed it while this one ran (use --overwrite to replace it)")
+            }
+            guard sluice_rename_noreplace(t.final, old) == 0 else { throw SystemError("cannot move the old \(t.final) aside") }
+        }
+        if sluice_rename_noreplace(t.staging, t.final) != 0 {
+            let code = errno
+            guard code == EINVAL else {
+                throw JobFailure(description: code == EEXIST || code == ENOTEMPTY
+                    ? "output folder \(t.final) appeared while this run committed (another run?): it was not replaced"
+                    : "cannot commit output \(t.final): \(SystemError("rename", errno: code))")
+            }
+            // A filesystem without RENAME_NOREPLACE: check, then rename (a narrow race).
+            guard lstat(t.final, &st) != 0, rename(t.staging, t.final) == 0 else {
+                throw JobFailure(description: "output folder \(t.final) appeared while this run committed (another run?): it was not replaced")
+            }
+        }
+        try? FileManager.default.removeItem(atPath: old)
     }
 
     /// Removes every staging folder (a failed run).

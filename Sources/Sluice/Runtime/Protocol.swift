@@ -73,6 +73,14 @@ enum Message {
         var micros: Int64
     }
 
+    /// A task failure that retrying cannot cure.
+    enum FatalCause: UInt8 {
+        /// The input is malformed (the message names file and line).
+        case badInput = 1
+        /// The disk or quota is full (the message names the file being written).
+        case diskFull = 2
+    }
+
     struct TaskFailure {
         var stage: Int
         var partition: Int
@@ -81,8 +89,8 @@ enum Message {
         /// Set when a map output was missing or corrupt (Spark's FetchFailed).
         var lostShuffle: Int?
         var lostMap: Int?
-        /// Bad input: retrying cannot help, the job fails at once.
-        var fatal = false
+        /// Why retrying cannot help, when it cannot: the job fails at once.
+        var fatal: FatalCause? = nil
     }
 
     var type: UInt8 {
@@ -153,7 +161,7 @@ enum Message {
             f.message.encode(to: &w)
             f.lostShuffle.encode(to: &w)
             f.lostMap.encode(to: &w)
-            f.fatal.encode(to: &w)
+            w.write(f.fatal?.rawValue ?? 0)
         case .heartbeat(let progress):
             w.writeFixed(progress)
         case .ready, .shutdown:
@@ -205,7 +213,7 @@ enum Message {
         case 6:
             message = .failed(TaskFailure(stage: try int(), partition: try int(), attempt: try int(),
                                           message: try String.decode(from: &r), lostShuffle: try Int?.decode(from: &r),
-                                          lostMap: try Int?.decode(from: &r), fatal: try Bool.decode(from: &r)))
+                                          lostMap: try Int?.decode(from: &r), fatal: FatalCause(rawValue: try r.readByte())))
         case 7: message = .heartbeat(progress: try r.readFixed())
         case 8: message = .shutdown
         default: throw CorruptDataError("unknown frame type \(type)")

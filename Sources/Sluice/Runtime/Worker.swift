@@ -135,7 +135,10 @@ public struct Worker {
                                                message: e.description, lostShuffle: e.shuffle, lostMap: e.mapTask))
         } catch let e as InputError {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
-                                               message: e.failureDescription, lostShuffle: nil, lostMap: nil, fatal: true))
+                                               message: e.failureDescription, lostShuffle: nil, lostMap: nil, fatal: .badInput))
+        } catch let e as SystemError where e.isDiskFull {
+            return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
+                                               message: e.description, lostShuffle: nil, lostMap: nil, fatal: .diskFull))
         } catch {
             return .failed(Message.TaskFailure(stage: task.stage, partition: task.partition, attempt: task.attempt,
                                                message: "\(error)", lostShuffle: nil, lostMap: nil))

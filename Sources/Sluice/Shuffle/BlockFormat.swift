@@ -93,9 +93,11 @@ struct ShuffleDataError: Error, CustomStringConvertible {
     private var buffer = ByteWriter(capacity: 1 << 20)
     private(set) var offset: Int64 = 0
 
-    init(path: String) throws {
+    /// Creates `path`; `mode` is `0600` for work files (shuffle data, spills: nobody else's to
+    /// read), `0644` (less the umask) for output the user will share.
+    init(path: String, mode: mode_t = 0o600) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("cannot create \(path)") }
     }
 
@@ -139,9 +141,15 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 /// An error from a system call, with `strerror` appended.
 struct SystemError: Error, CustomStringConvertible {
     var description: String
+    /// The `errno` value.
+    var code: Int32
     init(_ what: String, errno code: Int32 = errno) {
+        self.code = code
         description = "\(what): \(String(cString: strerror(code)))"
     }
+
+    /// The disk (or the user's quota) is full: retrying on this machine cannot help.
+    var isDiskFull: Bool { code == ENOSPC || code == EDQUOT }
 }
 
 /// Reads the blocks of a byte range of a file, verifying each block's checksum, and hands out

@@ -143,31 +143,6 @@ enum Durable {
     }
 }
 
-/// An exclusive `flock` on a file, held until the object goes away (or the process dies,
-/// `kill -9` included): one appender per log, one speed layer per lambda folder.
-final class FileLock {
-    private let fd: Int32
-
-    /// Takes the lock on `path` (created when missing); throws `busy` when another holds it.
-    init(path: String, busy: @autoclosure () -> Error) throws {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SystemError("cannot open \(path)") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw busy()
-        }
-    }
-
-    /// Unlocks before closing: a child process being spawned at this moment holds a copy of
-    /// the descriptor until it execs, and the lock belongs to the shared open file, so closing
-    /// alone could leave the lock held for a moment (a restart in the same process then saw
-    /// "another speed layer is running").
-    deinit {
-        flock(fd, LOCK_UN)
-        close(fd)
-    }
-}
-
 /// Hexadecimal text for binary values in line-oriented files (batch views).
 @usableFromInline enum Hex {
     /// Appends `bytes` as lowercase hex digits.

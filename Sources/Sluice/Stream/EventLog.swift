@@ -575,7 +575,7 @@ public final class EventLogWriter {
     public init(path: String, segmentBytes: Int64 = 64 << 20) throws {
         self.path = path
         try Durable.makeFolder(path)
-        lock = try FileLock(path: path + "/.lock", busy: EventLogError("another process is appending to the event log in \(path)"))
+        lock = try FileLock(path: path + "/.lock", busy: { pid in EventLogError("another process\(pid.map { " (pid \($0))" } ?? "") is appending to the event log in \(path)") })
         if let bytes = try Durable.read(path + "/log.json") {
             metadata = try JSONDecoder().decode(LogMetadata.self, from: Data(bytes))
         } else {

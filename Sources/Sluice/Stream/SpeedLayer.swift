@@ -224,7 +224,7 @@ public final class SpeedLayer {
         let config = try store.configure(job: job.name, batchSize: batchSize, allowedLateness: lateness)
         program = try job.program(log: log)
         try Durable.makeFolder(store.speedFolder)
-        lock = try FileLock(path: store.speedFolder + "/.lock", busy: LambdaError("another speed layer is running on \(store.folder)"))
+        lock = try FileLock(path: store.speedFolder + "/.lock", busy: { pid in LambdaError("another speed layer is running on \(store.folder)\(pid.map { " (pid \($0))" } ?? "")") })
         if let saved = try SpeedState.load(store, program: program) {
             guard saved.job == job.name, saved.batchSize == config.batchSize, saved.allowedLateness == lateness else {
                 throw LambdaError("the speed checkpoint in \(store.speedFolder) does not match \(store.configPath)")
