@@ -311,7 +311,8 @@ struct LambdaCommand: ParsableCommand {
     struct Query: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the merged view: the newest batch view ⊕ the speed layer's state after its cut.",
-            discussion: "Fails (exit status 1) when a batch range is missing: offsets after the batch view's cut that the speed layer never saw.")
+            discussion: "Fails (exit status 1) when a batch range is missing (offsets after the batch view's cut that the speed layer never saw), "
+                + "when the log no longer holds what the views cover, and when a record not yet served is corrupt (naming the segment and byte).")
         @OptionGroup var location: LambdaLocation
         @Option(help: "Only this key.") var key: String?
         @Flag(help: "JSON for programs.") var json = false
@@ -321,6 +322,7 @@ struct LambdaCommand: ParsableCommand {
             var batchView: BatchView?
             var speedRange: [Int64]?
             var coverage: [Int64]
+            var logEnd: Int64
             var lateEvents: Int64
             var sideOutput: String
             var columns: [String]
@@ -339,7 +341,7 @@ struct LambdaCommand: ParsableCommand {
                 let rows = view.rows.filter { key == nil || $0.key == key }
                 if json {
                     let out = Output(job: job.name, batchView: view.batchView, speedRange: view.speedRange.map { [$0.lowerBound, $0.upperBound] },
-                                     coverage: [0, view.coverageEnd], lateEvents: view.lateEvents, sideOutput: store.speedSideOutput,
+                                     coverage: [0, view.coverageEnd], logEnd: view.logEnd, lateEvents: view.lateEvents, sideOutput: store.speedSideOutput,
                                      columns: view.columns,
                                      rows: rows.map { .init(key: $0.key, window: $0.window, values: $0.value.components(separatedBy: "\t")) })
                     let encoder = JSONEncoder()
@@ -351,7 +353,8 @@ struct LambdaCommand: ParsableCommand {
                 for row in rows { print("\(row.key)\t\(row.window)\t\(row.value)") }
                 let batch = view.batchView.map { "batch view \($0.batchId) [0, \($0.cut))" } ?? "no batch view"
                 let speed = view.speedRange.map { "speed layer [\($0.lowerBound), \($0.upperBound))" } ?? "no speed state"
-                note("served offsets [0, \(view.coverageEnd)): \(batch) ⊕ \(speed); \(view.lateEvents) late event(s) in the side output \(store.speedSideOutput)")
+                let unread = view.logEnd > view.coverageEnd ? " (the log holds [0, \(view.logEnd)))" : ""
+                note("served offsets [0, \(view.coverageEnd))\(unread): \(batch) ⊕ \(speed); \(view.lateEvents) late event(s) in the side output \(store.speedSideOutput)")
             }
         }
     }
