@@ -49,14 +49,28 @@ private func lateness(_ text: String?) throws -> Int64? {
     return v
 }
 
-/// `sluice log append|info`
+/// The event log folder of `log info` and `log verify`: `--log LOG` or the argument.
+struct LogFolder: ParsableArguments {
+    @Option(help: "The event log folder.") var log: String?
+    @Argument(help: "The event log folder (the same as --log).") var folder: String?
+
+    func validate() throws {
+        if log == nil && folder == nil { throw ValidationError("Missing the event log folder: --log LOG (or LOG)") }
+        if let log, let folder, log != folder { throw ValidationError("Two event log folders: --log \(log) and \(folder)") }
+    }
+
+    var path: String { log ?? folder ?? "" }
+}
+
+/// `sluice log append|info|verify`
 struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "log", abstract: "Append events to an event log, or show what it holds.",
+        commandName: "log", abstract: "Append events to an event log, show what it holds, or verify it.",
         discussion: "An event log is a folder of segment files named by their first offset, each with a sparse offset index; "
-            + "records carry an event time and a CRC, appends are fsync'd in batches, and a torn tail left by a crash is "
-            + "never read and is truncated by the next append.",
-        subcommands: [Append.self, Info.self])
+            + "records carry an event time and a CRC, appends are fsync'd in batches. A torn tail left by a crash (the last "
+            + "segment's last record cut off) is never read and is truncated by the next append; anything else that is not a "
+            + "whole record (a bad checksum, a missing segment) is corruption, an error naming the file and byte.",
+        subcommands: [Append.self, Info.self, Verify.self])
 
     struct Append: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -109,14 +123,20 @@ struct LogCommand: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a log's offsets, segments, size, time range and columns.")
-        @Option(help: "The event log folder.") var log: String
+        static let configuration = CommandConfiguration(
+            abstract: "Show a log's offsets, segments, size, time range and columns.",
+            discussion: "Checks what it shows rests on whole segments: none missing, each starting with its base offset and ending "
+                + "where the next begins, the last ending in whole records or a torn tail. It does not read every record unless "
+                + "--verify is given (as `sluice log verify` does), and says which. Exit status: 0 shown, 1 a problem was found "
+                + "or the log could not be read.")
+        @OptionGroup var folder: LogFolder
         @Flag(help: "List every segment.") var segments = false
+        @Flag(help: "Read and check every record and index entry first.") var verify = false
         @Flag(help: "JSON for programs.") var json = false
 
         func run() throws {
             try failing(with: 1) {
-                let info = try EventLog(path: log).info()
+                let info = try EventLog(path: folder.path).info(verify: verify)
                 let range = info.timeRange.isEmpty ? nil : [EventTime.iso(info.timeRange.min), EventTime.iso(info.timeRange.max)]
                 if json {
                     let object: [String: Any] = [
@@ -125,6 +145,8 @@ struct LogCommand: ParsableCommand {
                         "segments": info.segments.map { ["base": $0.base, "bytes": $0.bytes] },
                         "timeRange": info.timeRange.isEmpty ? NSNull() : [info.timeRange.min, info.timeRange.max] as Any,
                         "timeRangeISO": range as Any, "columns": info.schema.columns, "timeField": info.schema.timeField as Any,
+                        "verified": info.verified,
+                        "tornTail": info.tornTail.map { ["segment": $0.segment, "byte": $0.byte, "bytes": $0.bytes] as Any } ?? NSNull(),
                     ]
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                     print(String(decoding: data, as: UTF8.self))
@@ -139,9 +161,51 @@ struct LogCommand: ParsableCommand {
                 print("  event time  " + (range.map { "\($0[0]) .. \($0[1])" } ?? "(no events)"))
                 print("  columns     \(info.schema.columns.joined(separator: ", "))"
                       + (info.schema.timeField.map { " (event time from \($0))" } ?? ""))
+                if let torn = info.tornTail { print("  torn tail   \(describe(torn))") }
+                print("  verified    " + (info.verified ? "every record and index entry checks out"
+                                         : "no: segment sequence and ends checked, not every record (sluice log verify --log \(folder.path))"))
             }
         }
     }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read and check every segment, record and index entry of a log.",
+            discussion: """
+            Checks that segments follow each other from offset 0 with none missing, that every record is whole, passes its \
+            checksum and holds the next offset, and that every index entry points at the record it names with the right \
+            event times. A torn tail (the last segment's last record cut off by a crash) is reported, not an error: it is \
+            never read, and the next append truncates it.
+
+            Exit status: 0 the log checks out; 1 it is corrupt or incomplete (one line naming the file and byte of the \
+            first problem); 2 it could not be checked (no event log there, a file that cannot be read); 64 a usage error.
+
+            Examples:
+              sluice log verify /tmp/log
+              sluice log verify --log /tmp/log
+            """)
+        @OptionGroup var folder: LogFolder
+
+        func run() throws {
+            do {
+                let info = try EventLog(path: folder.path).info(verify: true)
+                print("event log \(info.path): every record checks out: \(info.segments.count) segment(s), \(info.nextOffset) events "
+                      + "[0, \(info.nextOffset)), \(Summary.bytes(info.bytes))")
+                if let torn = info.tornTail { print("torn tail: \(describe(torn))") }
+            } catch let error as EventLogError where error.segment != nil {
+                note("error: \(error)")
+                throw ExitCode(1)
+            } catch {
+                note("error: \(error)")
+                throw ExitCode(2)
+            }
+        }
+    }
+}
+
+/// A torn tail for people.
+private func describe(_ torn: TornTail) -> String {
+    "\(torn.bytes) byte(s) at byte \(torn.byte) of \(torn.segment) (an interrupted append: never read, truncated by the next append)"
 }
 
 /// Options every lambda step takes.
@@ -247,7 +311,8 @@ struct LambdaCommand: ParsableCommand {
     struct Query: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the merged view: the newest batch view ⊕ the speed layer's state after its cut.",
-            discussion: "Fails (exit status 1) when a batch range is missing: offsets after the batch view's cut that the speed layer never saw.")
+            discussion: "Fails (exit status 1) when a batch range is missing (offsets after the batch view's cut that the speed layer never saw), "
+                + "when the log no longer holds what the views cover, and when a record not yet served is corrupt (naming the segment and byte).")
         @OptionGroup var location: LambdaLocation
         @Option(help: "Only this key.") var key: String?
         @Flag(help: "JSON for programs.") var json = false
@@ -257,6 +322,7 @@ struct LambdaCommand: ParsableCommand {
             var batchView: BatchView?
             var speedRange: [Int64]?
             var coverage: [Int64]
+            var logEnd: Int64
             var lateEvents: Int64
             var sideOutput: String
             var columns: [String]
@@ -275,7 +341,7 @@ struct LambdaCommand: ParsableCommand {
                 let rows = view.rows.filter { key == nil || $0.key == key }
                 if json {
                     let out = Output(job: job.name, batchView: view.batchView, speedRange: view.speedRange.map { [$0.lowerBound, $0.upperBound] },
-                                     coverage: [0, view.coverageEnd], lateEvents: view.lateEvents, sideOutput: store.speedSideOutput,
+                                     coverage: [0, view.coverageEnd], logEnd: view.logEnd, lateEvents: view.lateEvents, sideOutput: store.speedSideOutput,
                                      columns: view.columns,
                                      rows: rows.map { .init(key: $0.key, window: $0.window, values: $0.value.components(separatedBy: "\t")) })
                     let encoder = JSONEncoder()
@@ -287,7 +353,8 @@ struct LambdaCommand: ParsableCommand {
                 for row in rows { print("\(row.key)\t\(row.window)\t\(row.value)") }
                 let batch = view.batchView.map { "batch view \($0.batchId) [0, \($0.cut))" } ?? "no batch view"
                 let speed = view.speedRange.map { "speed layer [\($0.lowerBound), \($0.upperBound))" } ?? "no speed state"
-                note("served offsets [0, \(view.coverageEnd)): \(batch) ⊕ \(speed); \(view.lateEvents) late event(s) in the side output \(store.speedSideOutput)")
+                let unread = view.logEnd > view.coverageEnd ? " (the log holds [0, \(view.logEnd)))" : ""
+                note("served offsets [0, \(view.coverageEnd))\(unread): \(batch) ⊕ \(speed); \(view.lateEvents) late event(s) in the side output \(store.speedSideOutput)")
             }
         }
     }

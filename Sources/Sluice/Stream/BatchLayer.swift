@@ -101,6 +101,18 @@ public struct LambdaStore: Sendable {
 
     /// The newest batch view, if any.
     public func newestView() throws -> BatchView? { try views().last }
+
+    /// Refuses state that counts offsets the log at `path`, ending at `end`, no longer holds
+    /// (the log was truncated or replaced under it).
+    func checkHeld(byLog path: String, end: Int64, view: BatchView?, speed: SpeedState?) throws {
+        let advice = "the log was truncated or replaced under it: restore the log, or start afresh with a new --lambda-dir"
+        if let view, view.cut > end {
+            throw LambdaError("batch view \(view.batchId) (\(view.path)) covers offsets [0, \(view.cut)), but the event log \(path) ends at offset \(end): \(advice)")
+        }
+        if let speed, speed.next > end {
+            throw LambdaError("the speed checkpoint \(SpeedState.manifestPath(self)) has read up to offset \(speed.next), but the event log \(path) ends at offset \(end): \(advice)")
+        }
+    }
 }
 
 /// A batch view's description (`_VIEW`): what it covers.

@@ -18,9 +18,12 @@ import Foundation
 //
 // (little-endian; event time in milliseconds since the Unix epoch, UTC). The payload holds the
 // event's fields in schema order: a varint count, then each field as a varint length and bytes.
-// The CRC covers the offset too, so a torn tail (a crash mid-append) or a record read while it
-// is being written fails the check and is never handed out; the appender truncates a torn tail
-// when it opens the log.
+// The CRC covers the offset too. A torn tail — the last segment's last record cut off by a
+// crash mid-append (its length reaches past the end of the file and no whole record follows),
+// or zeros never written — is never handed out, and the appender truncates it when it opens
+// the log. Anything else that is not a whole record is corruption: a bad length or checksum, a
+// cut-off record with data after it or in a segment that is not the last, a gap between
+// segments. Readers, the appender and `sluice log verify` fail on it, naming the file and byte.
 //
 // An index entry (32 bytes: offset, byte position, and the smallest and largest event time of
 // all records *before* that offset) is written for a segment's first record and then about
@@ -215,6 +218,11 @@ enum LogFormat {
         return Int64(name.prefix(20))
     }
 
+    /// A whole record holding another offset than the one expected where it is.
+    static func offsetMismatch(_ segment: String, at position: Int64, found: Int64, expected: Int64) -> EventLogError {
+        .corrupt(segment, byte: position, "the record holds offset \(found) where offset \(expected) was expected")
+    }
+
     /// Encodes one record.
     static func encodeRecord(offset: Int64, time: Int64, payload: UnsafeRawBufferPointer, into w: inout ByteWriter) {
         let start = w.count
@@ -256,11 +264,28 @@ struct IndexEntry: Equatable {
     }
 }
 
-/// Why the log cannot be read or written: corruption (naming the segment and position) or a
+/// Why the log cannot be read or written: corruption (naming the segment and byte) or a
 /// misuse (no log there, a second appender).
 public struct EventLogError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// For corruption: the file and the byte where it is, and what is wrong there.
+    public var segment: String?
+    public var byte: Int64?
+    public var reason: String
+
+    public init(_ description: String) {
+        self.description = description
+        reason = description
+    }
+
+    /// Corruption at `byte` of file `segment`.
+    static func corrupt(_ segment: String, byte: Int64, _ reason: String) -> EventLogError {
+        var e = EventLogError("corrupt event log: \(segment) at byte \(byte): \(reason)")
+        e.segment = segment
+        e.byte = byte
+        e.reason = reason
+        return e
+    }
 }
 
 /// Sequential, checked reads of one segment file with `pread` into a reusable buffer.
@@ -272,7 +297,7 @@ final class SegmentReader {
         case end
         /// Some bytes, but not a whole record (a torn tail, or one being written).
         case incomplete
-        /// A whole record whose length or checksum is wrong.
+        /// A record whose length or checksum is wrong (what is wrong, as "has …" / "fails …").
         case corrupt(String)
     }
 
@@ -318,16 +343,79 @@ final class SegmentReader {
         let length = Int(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
         let crc = UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
         guard length >= LogFormat.bodyPrefix && length <= LogFormat.maxBody else {
-            return .corrupt("bad record length \(length) at byte \(position) of \(path)")
+            return .corrupt("has an impossible length \(length) (a record body is \(LogFormat.bodyPrefix) to \(LogFormat.maxBody) bytes)")
         }
         guard try ensure(position, LogFormat.headerSize + length) else { return .incomplete }
         let start = Int(position - bufferStart) + LogFormat.headerSize
         let body = UnsafeRawBufferPointer(rebasing: buffer[start..<start + length])
-        guard BlockFormat.crc(body) == crc else { return .corrupt("checksum mismatch at byte \(position) of \(path)") }
+        guard BlockFormat.crc(body) == crc else { return .corrupt("fails its checksum (a whole record of \(LogFormat.headerSize + length) bytes)") }
         let offset = Int64(littleEndian: body.loadUnaligned(fromByteOffset: 0, as: Int64.self))
         let time = Int64(littleEndian: body.loadUnaligned(fromByteOffset: 8, as: Int64.self))
         return .record(offset: offset, time: time, payload: UnsafeRawBufferPointer(rebasing: body[LogFormat.bodyPrefix...]),
                        size: Int64(LogFormat.headerSize + length))
+    }
+
+    /// The file's size now.
+    func fileSize() throws -> Int64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemError("cannot stat \(path)") }
+        return Int64(st.st_size)
+    }
+
+    /// Whether `position`, where no whole record was read, is where the segment's records end:
+    /// its end of file or, in the `last` segment, a torn tail (a record cut off by a crash with
+    /// nothing after it, or zeros never written). False when a whole record is there now (an
+    /// append landed meanwhile). Anything else is corruption, thrown naming the byte; `offset`
+    /// is the offset expected at `position`.
+    func isEnd(at position: Int64, offset: Int64, last: Bool, reread: Bool = true) throws -> Bool {
+        invalidate()
+        let size = try fileSize()
+        guard size >= position else {
+            throw EventLogError.corrupt(path, byte: size, "the segment is \(size) bytes, shorter than the \(position) bytes already read (it was truncated under the reader)")
+        }
+        switch try record(at: position) {
+        case .record:
+            return false
+        case .end:
+            return true
+        case .incomplete:
+            let next = try wholeRecord(after: position, offset: offset + 1)
+            if last && next == nil { return true }
+            // Read once more: an append may have finished the record meanwhile.
+            if reread { return try isEnd(at: position, offset: offset, last: last, reread: false) }
+            throw EventLogError.corrupt(path, byte: position, "the record for offset \(offset) is cut off, "
+                                        + (next.map { "yet a whole record (offset \(offset + 1)) follows at byte \($0)" } ?? "in a segment that is not the last"))
+        case .corrupt(let why):
+            if last, try zeros(from: position, to: size) { return true }
+            // Read once more: an appender recovering a torn tail may have rewritten it meanwhile.
+            if reread { return try isEnd(at: position, offset: offset, last: last, reread: false) }
+            throw EventLogError.corrupt(path, byte: position, "the record for offset \(offset) \(why)")
+        }
+    }
+
+    /// The position of a whole record holding `offset` after `position`, if there is one.
+    private func wholeRecord(after position: Int64, offset: Int64) throws -> Int64? {
+        let size = try fileSize()
+        var q = position + 1
+        while q + Int64(LogFormat.headerSize + LogFormat.bodyPrefix) <= size, try ensure(q, LogFormat.headerSize + 8) {
+            let o = Int64(littleEndian: buffer.loadUnaligned(fromByteOffset: Int(q - bufferStart) + LogFormat.headerSize, as: Int64.self))
+            if o == offset, case .record(let found, _, _, _) = try record(at: q), found == offset { return q }
+            q += 1
+        }
+        return nil
+    }
+
+    /// Whether the bytes `[from, to)` are all zero.
+    private func zeros(from: Int64, to: Int64) throws -> Bool {
+        var at = from
+        while at < to {
+            let n = Int(min(to - at, Int64(buffer.count)))
+            guard try ensure(at, n) else { return false }
+            let start = Int(at - bufferStart)
+            guard UnsafeRawBufferPointer(rebasing: buffer[start..<start + n]).allSatisfy({ $0 == 0 }) else { return false }
+            at += Int64(n)
+        }
+        return true
     }
 }
 
@@ -344,6 +432,19 @@ public struct LogInfo: Sendable {
     /// The event-time range of every event.
     public var timeRange: TimeRange
     public var schema: LogSchema
+    /// Whether every record and index entry was read and checked; otherwise only the segments'
+    /// sequence, their first and last records and the last segment's tail were.
+    public var verified: Bool
+    /// Bytes after the last whole record of the last segment (an interrupted append).
+    public var tornTail: TornTail?
+}
+
+/// The bytes after the last whole record of the last segment: an append cut off by a crash,
+/// never read, truncated by the next appender.
+public struct TornTail: Sendable, Equatable {
+    public var segment: String
+    public var byte: Int64
+    public var bytes: Int64
 }
 
 /// A log opened for reading. Any number of readers may read while one appender appends;
@@ -399,10 +500,15 @@ public final class EventLog {
         guard let k = bases.firstIndex(of: base), k > 0 else { return TimeRange() }
         let previous = bases[k - 1]
         let end = try scanSegment(previous, upTo: .max, bases: bases)
-        guard end.offset == base else {
-            throw EventLogError("segment \(segmentPath(previous)) ends at offset \(end.offset), but the next segment starts at \(base)")
-        }
+        guard end.offset == base else { throw sequenceError(previous, end: end, next: base) }
         return end.before
+    }
+
+    /// Segment `previous` ends at `end` where the next segment, `next`, does not start.
+    func sequenceError(_ previous: Int64, end: IndexEntry, next: Int64) -> EventLogError {
+        let what = end.offset < next ? "offsets [\(end.offset), \(next)) are missing" : "the segments overlap"
+        return .corrupt(segmentPath(previous), byte: end.position,
+                        "the segment ends at offset \(end.offset), but the next segment, \(LogFormat.name(next)).log, starts at offset \(next): \(what)")
     }
 
     /// Scans segment `base` from its best index entry up to offset `limit` or its last whole
@@ -410,20 +516,27 @@ public final class EventLog {
     func scanSegment(_ base: Int64, upTo limit: Int64, bases: [Int64]) throws -> IndexEntry {
         let reader = try SegmentReader(path: segmentPath(base))
         let entries = try loadIndex(base)
-        var at: IndexEntry
         if let j = try validEntry(entries, atOrBelow: limit, reader: reader) {
-            at = entries[j]
-        } else {
-            at = IndexEntry(offset: base, position: 0, before: try timeRange(beforeSegment: base, bases: bases))
+            return try scan(reader, from: entries[j], upTo: limit, last: base == bases.last)
         }
+        let start = IndexEntry(offset: base, position: 0, before: try timeRange(beforeSegment: base, bases: bases))
+        return try scan(reader, from: start, upTo: limit, last: base == bases.last)
+    }
+
+    /// Reads a segment's records from `start` up to offset `limit` or the end of its records.
+    func scan(_ reader: SegmentReader, from start: IndexEntry, upTo limit: Int64, last: Bool) throws -> IndexEntry {
+        var at = start
         reader.invalidate()
-        while at.offset < limit, case .record(let o, let t, _, let size) = try reader.record(at: at.position) {
-            guard o == at.offset else {
-                throw EventLogError("offset \(o) where \(at.offset) was expected at byte \(at.position) of \(segmentPath(base))")
+        while at.offset < limit {
+            switch try reader.record(at: at.position) {
+            case .record(let o, let t, _, let size):
+                guard o == at.offset else { throw LogFormat.offsetMismatch(reader.path, at: at.position, found: o, expected: at.offset) }
+                at.before.add(t)
+                at.position += size
+                at.offset += 1
+            default:
+                if try reader.isEnd(at: at.position, offset: at.offset, last: last) { return at }
             }
-            at.before.add(t)
-            at.position += size
-            at.offset += 1
         }
         return at
     }
@@ -444,15 +557,6 @@ public final class EventLog {
             throw EventLogError("offset \(offset) is beyond the end of the log (\(at.offset))")
         }
         return at.before
-    }
-
-    /// Offsets, segments, size and time range.
-    public func info() throws -> LogInfo {
-        let bases = segmentBases()
-        let end = try endOffset()
-        let segments = bases.map { (base: $0, bytes: Durable.size(segmentPath($0)) ?? 0) }
-        return LogInfo(path: path, segments: segments, firstOffset: bases.first ?? 0, nextOffset: end,
-                       bytes: segments.reduce(0) { $0 + $1.bytes }, timeRange: try timeRange(before: end), schema: schema)
     }
 
     /// A cursor positioned at `offset`.
@@ -508,21 +612,30 @@ public final class LogCursor {
         reader = r
     }
 
+    /// At the log's end for now: `delivered`, unless the log ends before the starting offset.
+    private func ended(_ delivered: Int) throws -> Int {
+        guard recordOffset >= skipBelow else {
+            throw EventLogError("offset \(skipBelow) is past the end of the event log \(log.path) (offset \(recordOffset))")
+        }
+        return delivered
+    }
+
     /// Hands up to `limit` events with offsets below `end` to `body`; returns how many (0 when
-    /// nothing more is in the log for now).
+    /// nothing more is in the log for now). Corruption is an error naming the segment and byte;
+    /// only a torn tail of the last segment is taken for its end.
     @discardableResult
     public func read(limit: Int, end: Int64 = .max, _ body: (LogEvent) throws -> Void) throws -> Int {
         var delivered = 0
         while delivered < limit && recordOffset < end {
             guard let reader, let base else {
-                guard let first = log.segmentBases().first else { return delivered }
+                guard let first = log.segmentBases().first else { return try ended(delivered) }
                 try open(first, seekTo: skipBelow)
                 continue
             }
             switch try reader.record(at: position) {
             case .record(let offset, let time, let payload, let size):
                 guard offset == recordOffset else {
-                    throw EventLogError("offset \(offset) where \(recordOffset) was expected at byte \(position) of \(reader.path)")
+                    throw LogFormat.offsetMismatch(reader.path, at: position, found: offset, expected: recordOffset)
                 }
                 position += size
                 recordOffset += 1
@@ -531,20 +644,14 @@ public final class LogCursor {
                     delivered += 1
                 }
             case .end, .incomplete, .corrupt:
-                reader.invalidate()
-                // A newer segment means this one was finished before it was created: look again.
-                guard let next = log.segmentBases().first(where: { $0 > base }) else { return delivered }
-                switch try reader.record(at: position) {
-                case .record:
-                    reader.invalidate()
-                    continue
-                case .end where next == recordOffset:
-                    try open(next, seekTo: max(skipBelow, next))
-                case .corrupt(let why):
-                    throw EventLogError("corrupt event log: \(why)")
-                default:
-                    throw EventLogError("corrupt event log: \(reader.path) ends at offset \(recordOffset) (byte \(position)) but the next segment starts at \(next)")
+                // A newer segment means this one was finished before it was created: list first, then look again.
+                let next = log.segmentBases().first(where: { $0 > base })
+                guard try reader.isEnd(at: position, offset: recordOffset, last: next == nil) else { continue }
+                guard let next else { return try ended(delivered) }
+                guard next == recordOffset else {
+                    throw log.sequenceError(base, end: IndexEntry(offset: recordOffset, position: position, before: TimeRange()), next: next)
                 }
+                try open(next, seekTo: max(skipBelow, next))
             }
         }
         return delivered
@@ -554,7 +661,7 @@ public final class LogCursor {
 /// The one appender of a log: appends records to the last segment, rolls to a new segment
 /// when it is full, and makes appends durable with `commit()` (write, fsync of the segment,
 /// then of the index). Opening it takes an exclusive lock on the log and truncates a torn tail
-/// left by a crashed appender.
+/// left by a crashed appender (corruption where it looks for the end is an error, never cut off).
 public final class EventLogWriter {
     public let path: String
     private(set) var metadata: LogMetadata
@@ -636,10 +743,13 @@ public final class EventLogWriter {
             entries = []
         }
         reader.invalidate()
-        while case .record(let o, let t, _, let size) = try reader.record(at: at.position) {
-            guard o == at.offset else {
-                throw EventLogError("offset \(o) where \(at.offset) was expected at byte \(at.position) of \(log.segmentPath(base))")
+        // Up to the last whole record; a torn tail after it is truncated below, corruption is an error.
+        while true {
+            guard case .record(let o, let t, _, let size) = try reader.record(at: at.position) else {
+                if try reader.isEnd(at: at.position, offset: at.offset, last: true) { break }
+                continue
             }
+            guard o == at.offset else { throw LogFormat.offsetMismatch(reader.path, at: at.position, found: o, expected: at.offset) }
             if entries.isEmpty || at.position - entries.last!.position >= LogFormat.indexInterval { entries.append(at) }
             at.before.add(t)
             at.position += size

@@ -31,18 +31,24 @@ final class EventLogNode: Node<LogEvent> {
         return lo..<hi
     }
 
+    /// A corrupt or short log is bad input, not a transient failure: an `InputError`, which
+    /// fails the job at once instead of being retried.
     override func compute(_ task: TaskContext, partition: Int, into sink: (LogEvent) throws -> Void) throws {
         let range = range(partition)
         guard !range.isEmpty else { return }
-        let cursor = try EventLog(path: path).cursor(from: range.lowerBound)
         let metrics = task.metrics
-        while try cursor.read(limit: 1 << 16, end: range.upperBound, { event in
-            metrics.recordsRead += 1
-            metrics.bytesRead += Int64(event.payload.count + LogFormat.headerSize + LogFormat.bodyPrefix)
-            try sink(event)
-        }) > 0 {}
-        guard cursor.nextOffset >= range.upperBound else {
-            throw EventLogError("the event log \(path) ends at offset \(cursor.nextOffset), inside the range [\(range.lowerBound), \(range.upperBound)) read")
+        do {
+            let cursor = try EventLog(path: path).cursor(from: range.lowerBound)
+            while try cursor.read(limit: 1 << 16, end: range.upperBound, { event in
+                metrics.recordsRead += 1
+                metrics.bytesRead += Int64(event.payload.count + LogFormat.headerSize + LogFormat.bodyPrefix)
+                try sink(event)
+            }) > 0 {}
+            guard cursor.nextOffset >= range.upperBound else {
+                throw InputError(source: path, reason: "the event log ends at offset \(cursor.nextOffset), inside the range [\(range.lowerBound), \(range.upperBound)) read")
+            }
+        } catch let e as EventLogError {
+            throw InputError(source: e.segment ?? path, offset: e.byte, reason: e.segment == nil ? e.reason : "corrupt event log: \(e.reason)")
         }
     }
 

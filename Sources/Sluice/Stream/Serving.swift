@@ -11,6 +11,8 @@ public struct LambdaView: Sendable {
     public var speedRange: Range<Int64>?
     /// Offsets `[0, coverageEnd)` are in the answer.
     public var coverageEnd: Int64
+    /// The log's end when queried: offsets `[coverageEnd, logEnd)` are not in the answer yet.
+    public var logEnd: Int64
     /// Late events the speed layer sent to its side output, in the batches served.
     public var lateEvents: Int64
 }
@@ -33,10 +35,15 @@ struct MergedView {
 /// The serving layer.
 public enum Serving {
     /// The merged view of `job`'s lambda state; throws (naming the gap) when a batch range is
-    /// missing — offsets after the batch view's cut that the speed layer never saw.
+    /// missing — offsets after the batch view's cut that the speed layer never saw — and when
+    /// the log does not hold what the state covers or is corrupt after it (every record not
+    /// yet served is checked, so that corruption is never taken for the log's end).
     public static func query(job: StreamJob, log path: String, store: LambdaStore) throws -> LambdaView {
-        let program = try job.program(log: EventLog(path: path))
+        let log = try EventLog(path: path)
+        let program = try job.program(log: log)
         let merged = try merge(job: job, store: store, program: program)
+        try store.checkHeld(byLog: path, end: try log.endOffset(), view: merged.batchView, speed: merged.speed)
+        let logEnd = try log.read(from: merged.coverageEnd) { _ in }
         if let missing = merged.missing {
             throw LambdaError("missing batch range [\(missing.lowerBound), \(missing.upperBound)): the newest batch view ends at offset \(missing.lowerBound) but the speed layer's state starts at \(missing.upperBound) — run `sluice lambda batch \(job.name) --cut \(missing.upperBound)` (or later) to cover it")
         }
@@ -45,7 +52,7 @@ public enum Serving {
         }
         return LambdaView(rows: program.rows(merged.table), columns: program.columns, batchView: merged.batchView,
                           speedRange: merged.speed.map { $0.start..<$0.next }, coverageEnd: merged.coverageEnd,
-                          lateEvents: merged.lateEvents)
+                          logEnd: logEnd, lateEvents: merged.lateEvents)
     }
 
     /// Merges the newest batch view with the speed state of the batches at and after its cut.

@@ -225,13 +225,15 @@ public final class SpeedLayer {
         program = try job.program(log: log)
         try Durable.makeFolder(store.speedFolder)
         lock = try FileLock(path: store.speedFolder + "/.lock", busy: { pid in LambdaError("another speed layer is running on \(store.folder)\(pid.map { " (pid \($0))" } ?? "")") })
-        if let saved = try SpeedState.load(store, program: program) {
+        let view = try store.newestView()
+        let saved = try SpeedState.load(store, program: program)
+        try store.checkHeld(byLog: path, end: try log.endOffset(), view: view, speed: saved)
+        if let saved {
             guard saved.job == job.name, saved.batchSize == config.batchSize, saved.allowedLateness == lateness else {
                 throw LambdaError("the speed checkpoint in \(store.speedFolder) does not match \(store.configPath)")
             }
             state = saved
         } else {
-            let view = try store.newestView()
             let batch = view?.batchId ?? 0
             let cut = batch * config.batchSize
             let before = try log.timeRange(before: cut)
