@@ -76,17 +76,35 @@ static const int watched[3] = {SIGINT, SIGTERM, SIGHUP};
 
 static void remember_signal(int sig) { caught_signal = sig; }
 
+/* Runs in one process (a program running several jobs at once) share the handlers: the
+   first installs them, the last restores the previous ones. */
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static int watchers;
+
 void sluice_watch_signals(void) {
-    caught_signal = 0;
-    struct sigaction action;
-    action.sa_handler = remember_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = 0; /* no SA_RESTART: poll(2) returns EINTR at once */
-    for (int i = 0; i < 3; i++) sigaction(watched[i], &action, &previous[i]);
+    pthread_mutex_lock(&watch_lock);
+    if (watchers++ == 0) {
+        caught_signal = 0;
+        struct sigaction action;
+        action.sa_handler = remember_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = 0; /* no SA_RESTART: poll(2) returns EINTR at once */
+        for (int i = 0; i < 3; i++) sigaction(watched[i], &action, &previous[i]);
+    }
+    pthread_mutex_unlock(&watch_lock);
+    /* A parent may have started us with them blocked (test runners do): they must arrive. */
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < 3; i++) sigaddset(&set, watched[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 void sluice_unwatch_signals(void) {
-    for (int i = 0; i < 3; i++) sigaction(watched[i], &previous[i], NULL);
+    pthread_mutex_lock(&watch_lock);
+    if (--watchers == 0) {
+        for (int i = 0; i < 3; i++) sigaction(watched[i], &previous[i], NULL);
+    }
+    pthread_mutex_unlock(&watch_lock);
 }
 
 int sluice_caught_signal(void) { return caught_signal; }

@@ -130,7 +130,7 @@ struct CoreTests {
         var w = ByteWriter()
         let setup = Message.Setup(workerID: 7, inject: "stall@0.0.0", heartbeatMicros: 250_000, job: "j",
                                   arguments: JobArguments(inputs: ["a"], output: "o"), options: PlanOptions(partitions: 3),
-                                  splits: [], workDir: "/w", memoryBudget: 1 << 20, maxExpandedBytes: 1 << 30,
+                                  splits: [], workDir: "/w", memoryBudget: 1 << 20, maxExpandedBytes: 1 << 30, maxRecordBytes: 1 << 20,
                                   skipBadRecords: true, compressOutput: false)
         let messages: [Message] = [.hello(version: 1, pid: 42), .ready, .heartbeat(progress: 99), .shutdown, .setup(setup),
                                    .assign(Message.TaskDescriptor(stage: 3, partition: 9, attempt: 1, blob: [1, 2], outputPath: "/x"))]

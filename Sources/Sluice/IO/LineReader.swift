@@ -6,14 +6,18 @@ import Darwin
 
 /// Splits a byte stream into lines with `memchr` over a large reused buffer: no copy and no
 /// allocation per line. A line is handed out without its `\n` (and without a `\r` before
-/// it); the final line needs no newline. The buffer grows for lines longer than itself.
+/// it); the final line needs no newline. The buffer grows for lines longer than itself, up
+/// to `maxLine` bytes: a longer line is never held whole (see `forEachLine`).
 final class LineReader {
     private var buffer: UnsafeMutableRawBufferPointer
     /// The buffer's starting size: a longer line makes it grow.
     static let defaultCapacity = 1 << 20
+    /// The longest line handed out.
+    let maxLine: Int
 
-    init(capacity: Int = LineReader.defaultCapacity) {
-        buffer = .allocate(byteCount: capacity, alignment: 16)
+    init(capacity: Int = LineReader.defaultCapacity, maxLine: Int = .max) {
+        self.maxLine = max(1, maxLine)
+        buffer = .allocate(byteCount: min(capacity, self.maxLine + 2), alignment: 16)
     }
 
     deinit { buffer.deallocate() }
@@ -21,8 +25,11 @@ final class LineReader {
     /// Reads `source` to its end (or until a line starts at or after `end`, counted from the
     /// stream position `origin` of its first byte) and calls `body` with each line and the
     /// stream offset where the line starts. With `skipFirst`, bytes up to and including the
-    /// first newline are skipped: the line they end belongs to the previous split.
+    /// first newline are skipped: the line they end belongs to the previous split. A line
+    /// longer than `maxLine` goes to `tooLong` with its offset instead (which throws, or
+    /// returns to have the line skipped); it is read past, never held whole.
     func forEachLine(_ source: ByteSource, origin: Int64 = 0, end: Int64 = .max, skipFirst: Bool = false,
+                     tooLong: (Int64) throws -> Void = { _ in },
                      _ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws {
         var base = origin          // stream offset of buffer[0]
         var filled = 0
@@ -38,8 +45,20 @@ final class LineReader {
                     scanFrom -= consumed
                     filled = rest
                     consumed = 0
+                } else if buffer.count > maxLine + 1 {
+                    // A line (and its \r\n) over the limit: report it, then drop what is
+                    // buffered and skip to the next newline.
+                    let lineStart = base + Int64(consumed)
+                    if !skipping {
+                        if lineStart >= end { return }
+                        try tooLong(lineStart)
+                    }
+                    base += Int64(filled)
+                    scanFrom = 0
+                    filled = 0
+                    skipping = true
                 } else {
-                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 16)
+                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: min(buffer.count * 2, maxLine + 2), alignment: 16)
                     bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
                     buffer.deallocate()
                     buffer = bigger
@@ -89,6 +108,24 @@ struct LinePosition {
 /// the document name (file, or `archive!entry`), each line and its position.
 struct SplitLineReader {
     var maxExpandedBytes: Int64 = 64 << 30
+    /// The longest line; a longer one is a bad record.
+    var maxRecordBytes = 64 << 20
+    /// What happens to a line over the limit: thrown, or counted as skipped.
+    var onBadRecord: (InputError) throws -> Void = { throw $0 }
+
+    init(maxExpandedBytes: Int64 = 64 << 30) {
+        self.maxExpandedBytes = maxExpandedBytes
+    }
+
+    /// A reader with the task's limits and bad-record policy.
+    init(task: TaskContext) {
+        maxExpandedBytes = task.maxExpandedBytes
+        maxRecordBytes = task.maxRecordBytes
+        onBadRecord = { error in
+            guard task.skipBadRecords else { throw error }
+            task.recordBad(error)
+        }
+    }
 
     func forEachLine(_ split: InputSplit, metrics: TaskMetrics,
                      _ body: (_ document: String, _ line: UnsafeRawBufferPointer) throws -> Void) throws {
@@ -97,11 +134,17 @@ struct SplitLineReader {
 
     func forEachLine(_ split: InputSplit, metrics: TaskMetrics,
                      _ body: (_ document: String, _ line: UnsafeRawBufferPointer, _ position: LinePosition) throws -> Void) throws {
-        let reader = LineReader()
+        let reader = LineReader(maxLine: maxRecordBytes)
+        let limit = maxRecordBytes
         func read(_ source: ByteSource, document: String, origin: Int64 = 0, end: Int64 = .max, skipFirst: Bool = false) throws {
             var number = 0
             let numbered = origin == 0 && !skipFirst
-            try reader.forEachLine(source, origin: origin, end: end, skipFirst: skipFirst) { line, offset in
+            try reader.forEachLine(source, origin: origin, end: end, skipFirst: skipFirst, tooLong: { offset in
+                number += 1
+                try onBadRecord(InputError(source: document, line: numbered ? number : nil, offset: offset,
+                                           reason: "line (at byte \(offset)) longer than the record limit of \(formatBytes(Int64(limit))) (--max-record-size)",
+                                           skippable: true))
+            }) { line, offset in
                 number += 1
                 metrics.recordsRead += 1
                 metrics.bytesRead += Int64(line.count + 1)

@@ -64,7 +64,7 @@ final class TextLinesNode: FileSourceNode<Bytes> {
     init(paths: [String]) { super.init(op: "textFiles", paths: paths) }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (Bytes) throws -> Void) throws {
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { _, line in
+        try SplitLineReader(task: task).forEachLine(split(task, partition), metrics: task.metrics) { _, line in
             try sink(Bytes(line))
         }
     }
@@ -79,7 +79,7 @@ final class TextLineViewsNode: FileSourceNode<ByteView> {
     init(paths: [String]) { super.init(op: "textLineViews", paths: paths) }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (ByteView) throws -> Void) throws {
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { _, line in
+        try SplitLineReader(task: task).forEachLine(split(task, partition), metrics: task.metrics) { _, line in
             try sink(ByteView(line))
         }
     }
@@ -102,7 +102,7 @@ final class DocumentLinesNode: FileSourceNode<DocumentLine> {
     init(paths: [String]) { super.init(op: "documentLines", paths: paths) }
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (DocumentLine) throws -> Void) throws {
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { doc, line in
+        try SplitLineReader(task: task).forEachLine(split(task, partition), metrics: task.metrics) { doc, line in
             try sink(DocumentLine(document: doc, line: Bytes(line)))
         }
     }
@@ -171,7 +171,7 @@ final class JSONLinesNode<T: Decodable>: FileSourceNode<T> {
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         let decoder = JSONDecoder()
-        try SplitLineReader(maxExpandedBytes: task.maxExpandedBytes).forEachLine(split(task, partition), metrics: task.metrics) { doc, line, position in
+        try SplitLineReader(task: task).forEachLine(split(task, partition), metrics: task.metrics) { doc, line, position in
             let value: T?
             do {
                 value = try JSONLinesNode.decode(line, document: doc, position: position, decoder: decoder)

@@ -102,7 +102,8 @@ final class JobRun {
         let setup = Message.Setup(workerID: 0, inject: options.inject?.description ?? "", heartbeatMicros: liveness.heartbeatMicros,
                                   job: job.name, arguments: arguments, options: plan.options, splits: splits,
                                   workDir: work.path, memoryBudget: options.memoryPerTask,
-                                  maxExpandedBytes: options.maxExpandedBytes, skipBadRecords: options.skipBadRecords,
+                                  maxExpandedBytes: options.maxExpandedBytes, maxRecordBytes: options.effectiveMaxRecordBytes,
+                                  skipBadRecords: options.skipBadRecords,
                                   compressOutput: options.compressOutput)
         pool = WorkerPool(launcher: options.launcher, liveness: liveness, setup: { id in
             var s = setup
@@ -118,7 +119,7 @@ final class JobRun {
                          options: RunOptions) -> [UInt8] {
         var w = ByteWriter()
         Message.setup(Message.Setup(workerID: 0, inject: "", heartbeatMicros: 0, job: job.name, arguments: arguments,
-                                    options: plan.options, splits: splits, workDir: "", memoryBudget: 0, maxExpandedBytes: 0,
+                                    options: plan.options, splits: splits, workDir: "", memoryBudget: 0, maxExpandedBytes: 0, maxRecordBytes: 0,
                                     skipBadRecords: options.skipBadRecords, compressOutput: false)).encodePayload(to: &w)
         // The inputs as they are now: a file changed since (same size or not) voids the outputs.
         for path in Set(splits.flatMap { $0.flatMap { $0.chunks.map(\.path) } }).sorted() {

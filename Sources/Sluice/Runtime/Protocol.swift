@@ -46,6 +46,8 @@ enum Message {
         var workDir: String
         var memoryBudget: Int
         var maxExpandedBytes: Int64
+        /// The longest record (a line) a task may hold; longer ones are bad records.
+        var maxRecordBytes: Int
         var skipBadRecords: Bool
         var compressOutput: Bool
     }
@@ -127,6 +129,7 @@ enum Message {
             s.workDir.encode(to: &w)
             w.writeVarint(UInt64(s.memoryBudget))
             w.writeFixed(s.maxExpandedBytes)
+            w.writeVarint(UInt64(s.maxRecordBytes))
             s.skipBadRecords.encode(to: &w)
             s.compressOutput.encode(to: &w)
         case .assign(let t):
@@ -190,7 +193,7 @@ enum Message {
             }
             message = .setup(Setup(workerID: workerID, inject: inject, heartbeatMicros: heartbeat, job: job, arguments: args, options: options, splits: splits,
                                    workDir: try String.decode(from: &r), memoryBudget: try int(),
-                                   maxExpandedBytes: try r.readFixed(), skipBadRecords: try Bool.decode(from: &r),
+                                   maxExpandedBytes: try r.readFixed(), maxRecordBytes: try int(), skipBadRecords: try Bool.decode(from: &r),
                                    compressOutput: try Bool.decode(from: &r)))
         case 3: message = .ready
         case 4:

@@ -33,6 +33,10 @@ public struct RunOptions: Sendable {
     public var compressOutput = false
     /// Guard against decompression bombs, per gzip stream or archive entry.
     public var maxExpandedBytes: Int64 = 64 << 30
+    /// The longest record (a line of text) a task may hold: a longer one is a bad record
+    /// (an error naming file and byte, or skipped with `skipBadRecords`), so one huge line
+    /// cannot take a worker's memory. Never more than half the task's memory budget.
+    public var maxRecordBytes = 64 << 20
     /// Launch speculative copies of straggling tasks (first attempt to commit wins).
     public var speculation = false
     /// Reuse the committed map outputs of an interrupted run of the same command (same job,
@@ -60,6 +64,9 @@ public struct RunOptions: Sendable {
     public init() {}
 
     var effectivePartitions: Int { partitions ?? max(2, 2 * workers) }
+
+    /// `maxRecordBytes` within the task's budget (at least 64 KiB).
+    var effectiveMaxRecordBytes: Int { max(64 << 10, min(maxRecordBytes, memoryPerTask / 2)) }
 }
 
 /// How much a coordinator log line matters.

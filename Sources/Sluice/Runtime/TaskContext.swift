@@ -75,6 +75,8 @@ public final class TaskContext {
     public let memoryBudget: Int
     /// Guard against decompression bombs: the most bytes one gzip stream or archive entry may expand to.
     public let maxExpandedBytes: Int64
+    /// The longest record (a line) the task may hold.
+    public let maxRecordBytes: Int
     public let metrics = TaskMetrics()
     /// `--bad-records skip`: malformed records are counted and sampled instead of failing the task.
     public let skipBadRecords: Bool
@@ -86,6 +88,7 @@ public final class TaskContext {
     @usableFromInline let plan: PhysicalPlan
 
     init(stage: Int, partition: Int, attempt: Int, workDir: String, memoryBudget: Int, maxExpandedBytes: Int64,
+         maxRecordBytes: Int = 64 << 20,
          skipBadRecords: Bool = false, compressOutput: Bool = false, plan: PhysicalPlan) {
         self.plan = plan
         self.skipBadRecords = skipBadRecords
@@ -96,6 +99,7 @@ public final class TaskContext {
         self.workDir = workDir
         self.memoryBudget = memoryBudget
         self.maxExpandedBytes = maxExpandedBytes
+        self.maxRecordBytes = maxRecordBytes
     }
 
     /// Tells the engine the task is making progress (see `JobContext.progress()`).

@@ -77,6 +77,7 @@ public struct Worker {
                      setup: Message.Setup) -> Message {
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
                               memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
+                              maxRecordBytes: setup.maxRecordBytes,
                               skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput,
                               plan: plan.withBounds(task.blob, forStage: task.stage))
         var reply: Message
