@@ -214,10 +214,15 @@ struct Explain_: ParsableCommand {
         var args = try options.arguments(for: job)
         for (k, v) in try jobOptions(jobParameters, for: job) { args.parameters[k] = v }
         if args.output == nil { args.output = "OUTPUT" }
-        print(try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
-                                        splitSize: try options.effectiveSplitSize(), workers: workers,
-                                        broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")),
-              terminator: "")
+        let plan: String
+        do {
+            plan = try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
+                                             splitSize: try options.effectiveSplitSize(), workers: workers,
+                                             broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold"))
+        } catch let error as JobError {
+            throw badCommandLine(error.description, job: job)
+        }
+        print(plan, terminator: "")
     }
 }
 typealias Explain = Explain_

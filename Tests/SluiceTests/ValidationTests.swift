@@ -79,6 +79,12 @@ struct ParameterValidationTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/out.events.jsonl"))
     }
 
+    @Test("sluice explain exits 64 for a bad parameter too")
+    func explainBadParameter() throws {
+        let run = try sluice(["explain", "topwords", "--k", "-3"], timeout: 30)
+        #expect(run.status == 64 && run.stderr.contains("parameter k must be at least 1, got -3"), "\(run.stderr)")
+    }
+
     @Test("the coordinator throws JobError.badParameter for a bad parameter and launches no worker")
     func coordinatorLaunchesNoWorker() throws {
         let dir = Harness.tempDir("noworker")
