@@ -305,7 +305,7 @@ struct Run: ParsableCommand {
         }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard taskTimeout > 0, taskTimeout <= 1e9 else {
-            throw ValidationError("--task-timeout must be a number of seconds above 0, got \(taskTimeout)")
+            throw ValidationError("--task-timeout must be a number of seconds above 0 (and at most 1e9), got \(taskTimeout)")
         }
         if let eventLog { try Self.checkWritable(eventLog, option: "--event-log") }
         _ = try faultInjection()
