@@ -29,9 +29,9 @@ public enum ConformanceJobs {
 
     /// Deterministic (key, value) records: `skew` of them on key 0, the rest spread.
     static func pairs(_ ctx: JobContext, salt: UInt64 = 0) throws -> [(Int, Int)] {
-        let n = try ctx.intParameter("n"), keys = try ctx.intParameter("keys")
+        let n = try ctx.intParameter("n", atLeast: 0), keys = try ctx.intParameter("keys", atLeast: 1)
         let skew = Double(try ctx.parameter("skew")) ?? 0
-        var rng = UInt64(try ctx.intParameter("seed")) &+ salt &* 0x9E37_79B9
+        var rng = UInt64(try ctx.intParameter("seed", atLeast: 0)) &+ salt &* 0x9E37_79B9
         func next() -> UInt64 {
             rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return rng >> 17
@@ -129,7 +129,7 @@ public enum ConformanceJobs {
                                               JobParameter("work-ms", help: "milliseconds of work per record", default: "1000"),
                                               JobParameter("progress", help: "on: call ctx.progress() during the work", default: "on")],
                                  hidden: true) { ctx in
-        let n = try ctx.intParameter("n"), work = try ctx.intParameter("work-ms")
+        let n = try ctx.intParameter("n", atLeast: 1), work = try ctx.intParameter("work-ms", atLeast: 0)
         let reports = try ctx.parameter("progress") == "on"
         ctx.parallelize(Array(0..<n), partitions: n)
             .map { x -> (Int, Int) in

@@ -26,7 +26,7 @@ let topwords = Job(
     parameters: [JobParameter("k", help: "how many tokens to keep", default: "20")],
     defaultInputs: ["datasets/texts"]
 ) { ctx in
-    let k = try ctx.intParameter("k")
+    let k = try ctx.intParameter("k", atLeast: 1)
     let counts: Dataset<(Bytes, Int)> = tokens(ctx.textFiles(ctx.inputs)).map { ($0, 1) }.reduceByKey(+)
     let byCount: Dataset<Pair<Int, Bytes>> = counts.map { Pair($0.1, $0.0) }
     // Greater = more frequent; among equal counts, the smaller token is greater.

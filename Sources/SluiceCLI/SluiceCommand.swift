@@ -63,7 +63,7 @@ struct SluiceCommand: ParsableCommand {
           sluice run wordcount --input DIR --output OUT --workers 2
           sluice gen text --size 100m --output words.txt
 
-        Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line.
+        Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line or job parameters.
         """,
         subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Report.self, Generate.self, LogCommand.self,
                       LambdaCommand.self, KappaCommand.self, CompareCommand.self, WorkerMode.self]
@@ -112,17 +112,32 @@ struct JobOptions: ParsableArguments {
     var output: String?
     @Option(name: .customLong("param"), help: "A job parameter, name=value (repeatable).")
     var params: [String] = []
-    @Option(help: "Reduce partitions per shuffle (default: 2 × workers).")
+    @Option(help: "Reduce partitions per shuffle, at least 1 (default: 2 × workers).")
     var partitions: Int?
     @Option(name: .customLong("split-size"),
-            help: "Target input split size, e.g. 32m; auto: two splits per worker, between 4m and 256m.")
+            help: "Target input split size, e.g. 32m, at least 64k (smaller sizes are raised to it); auto: two splits per worker, between 4m and 256m.")
     var splitSize: String = "auto"
     @Option(name: .customLong("broadcast-threshold"), help: "Broadcast a join side whose input is below this size instead of shuffling it (0: never).")
     var broadcastThreshold: String = "10m"
 
-    /// The `--split-size` value; nil for `auto`.
-    func parsedSplitSize() throws -> Int64? {
+    /// The smallest `--split-size`: below it, per-task overhead swamps the work.
+    static let minimumSplitSize: Int64 = 64 << 10
+
+    func validate() throws {
+        if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        guard let size = try parsedSplitSize() else { return }
+        guard size > 0 else { throw ValidationError("--split-size must be above 0 (at least 64k, or auto)") }
+        if size < Self.minimumSplitSize { warn("--split-size \(splitSize) is below the 64k minimum; using 64k") }
+    }
+
+    /// The `--split-size` value as given (nil for `auto`), before the minimum is applied.
+    private func parsedSplitSize() throws -> Int64? {
         splitSize.lowercased() == "auto" ? nil : try parseSize(splitSize, option: "--split-size")
+    }
+
+    /// The split size to plan with: nil for `auto`, else at least `minimumSplitSize`.
+    func effectiveSplitSize() throws -> Int64? {
+        try parsedSplitSize().map { max($0, Self.minimumSplitSize) }
     }
 
     func arguments(for job: Job) throws -> JobArguments {
@@ -165,6 +180,11 @@ func jobOptions(_ words: [String], for job: Job) throws -> [String: String] {
     return result
 }
 
+/// Writes `warning: …` to stderr.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
 /// Parses `64k`, `256m`, `2g` or plain bytes.
 func parseSize(_ s: String, option: String) throws -> Int64 {
     let lower = s.lowercased().trimmingCharacters(in: .whitespaces)
@@ -194,10 +214,15 @@ struct Explain_: ParsableCommand {
         var args = try options.arguments(for: job)
         for (k, v) in try jobOptions(jobParameters, for: job) { args.parameters[k] = v }
         if args.output == nil { args.output = "OUTPUT" }
-        print(try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
-                                        splitSize: try options.parsedSplitSize(), workers: workers,
-                                        broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")),
-              terminator: "")
+        let plan: String
+        do {
+            plan = try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
+                                             splitSize: try options.effectiveSplitSize(), workers: workers,
+                                             broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold"))
+        } catch let error as JobError {
+            throw badCommandLine(error.description, job: job)
+        }
+        print(plan, terminator: "")
     }
 }
 typealias Explain = Explain_
@@ -207,12 +232,17 @@ extension Sluice.Explain.Format: ExpressibleByArgument {}
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a job with worker processes.",
-        discussion: "Output is committed atomically: on failure nothing is left in the output folder and the exit code is 1.")
+        discussion: """
+        Output is committed atomically: on failure nothing is left in the output folder.
+
+        Exit codes: 0 success; 1 the job failed (bad input, a task that kept failing; nothing is committed); \
+        64 bad command line or job parameters (found before any worker starts).
+        """)
     @Argument(help: "The job (see `sluice jobs`).") var job: String
     @OptionGroup var options: JobOptions
     @Argument(parsing: .allUnrecognized, help: "The job's own parameters as options: --NAME VALUE (see `sluice describe JOB`).")
     var jobParameters: [String] = []
-    @Option(name: .shortAndLong, help: "Worker processes (default: the core count).")
+    @Option(name: .shortAndLong, help: "Worker processes: the core count by default, at most 4 × the cores (more are reduced to that).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
     var memoryPerTask: String = "256m"
@@ -224,7 +254,7 @@ struct Run: ParsableCommand {
     var overwrite = false
     @Option(name: .customLong("max-attempts"), help: "Attempts per task before the job fails.")
     var maxAttempts = 4
-    @Option(name: .customLong("task-timeout"), help: ArgumentHelp("Seconds a task may make no progress before it counts as hung and is retried.",
+    @Option(name: .customLong("task-timeout"), help: ArgumentHelp("Seconds (above 0) a task may make no progress before it counts as hung and is retried.",
                                                                discussion: "Progress is records or bytes read or written, or a ctx.progress() call from user code; a worker that sends nothing at all for this long is hung too."))
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
@@ -246,14 +276,14 @@ struct Run: ParsableCommand {
     var resume = false
     @Flag(help: "Run speculative copies of straggling tasks (1.5× the median after 75 % of a stage); first to commit wins.")
     var speculation = false
-    @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0, stall@0.0.0 or throw@random:0.1:7:after=random.",
+    @Option(help: ArgumentHelp("Inject faults for tests and demos, e.g. crash@0.1.0, stall@0.0.0 or throw@random:0.1:7:after=random (repeatable).",
                                discussion: "Comma-separated rules KIND@STAGE.PARTITION.ATTEMPT (* for any) or KIND@random:PROBABILITY:SEED, each optionally followed by :after=N (fire once the task has read N records), :after=random or :after=start. KIND is throw, crash, exit, stall (the task stops making progress, its process stays alive; default after=100), hang (the whole worker goes silent), slow (5 s straggler) or corrupt (a map output gets a flipped byte)."))
-    var inject: String?
+    var inject: [String] = []
     @Option(name: .customLong("bad-records"), help: "fail: a malformed record fails the job; skip: count it, sample it into _bad_records, go on.")
     var badRecords: BadRecords = .fail
     @Option(help: "Compress output part files: none or gzip (part-NNNNN.gz).")
     var compress: Compression = .none
-    @Option(name: .customLong("event-log"), help: "Write the run's event log (JSON lines) here (default: OUTPUT/_events.jsonl).")
+    @Option(name: .customLong("event-log"), help: "Write the run's event log (JSON lines) here, in an existing, writable folder (default: OUTPUT/_events.jsonl).")
     var eventLog: String?
     @Flag(name: .shortAndLong, help: "Print no stage summary.")
     var quiet = false
@@ -266,9 +296,53 @@ struct Run: ParsableCommand {
     enum Toggle: String, ExpressibleByArgument { case on, off }
     enum Compression: String, ExpressibleByArgument { case none, gzip }
 
-    func validate() throws {
+    /// Most workers per core: beyond this, workers only contend for the cores and memory.
+    static let workersPerCore = 4
+
+    mutating func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if workers > Self.workersPerCore * cores {
+            warn("--workers \(workers) is more than \(Self.workersPerCore) × the \(cores) cores; using \(Self.workersPerCore * cores)")
+            workers = Self.workersPerCore * cores
+        }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        guard taskTimeout > 0, taskTimeout <= 1e9 else {
+            throw ValidationError("--task-timeout must be a number of seconds above 0 (and at most 1e9), got \(taskTimeout)")
+        }
+        if let eventLog { try Self.checkWritable(eventLog, option: "--event-log") }
+        _ = try faultInjection()
+    }
+
+    /// Refuses a file path that is a folder, or whose folder is missing or cannot be written
+    /// (tried by creating and removing a file in it).
+    static func checkWritable(_ path: String, option: String) throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("\(option) \(path) is a folder; give a file path")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        let folder = parent.isEmpty ? "." : parent
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) else {
+            throw ValidationError("\(option) \(path): folder \(folder) does not exist")
+        }
+        guard isFolder.boolValue else { throw ValidationError("\(option) \(path): \(folder) is not a folder") }
+        let probe = folder + "/.sluice-write-check-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw ValidationError("\(option) \(path): cannot write in folder \(folder): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        unlink(probe)
+        guard access(path, F_OK) != 0 || access(path, W_OK) == 0 else {
+            throw ValidationError("\(option) \(path) cannot be written: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The `--inject` rules, all of them (each option may hold several, comma-separated).
+    func faultInjection() throws -> FaultInjection? {
+        guard !inject.isEmpty else { return nil }
+        do { return try FaultInjection(inject.joined(separator: ",")) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
@@ -277,7 +351,7 @@ struct Run: ParsableCommand {
         run.workers = workers
         run.partitions = options.partitions
         run.memoryPerTask = Int(try parseSize(memoryPerTask, option: "--memory-per-task"))
-        run.splitSize = try options.parsedSplitSize()
+        run.splitSize = try options.effectiveSplitSize()
         run.broadcastThreshold = try parseSize(options.broadcastThreshold, option: "--broadcast-threshold")
         run.workDir = workDir
         run.keepWork = keepWork
@@ -296,9 +370,7 @@ struct Run: ParsableCommand {
         run.skew.hotKeyShare = hotKeyShare
         run.eventLogPath = eventLog
         run.compressOutput = compress == .gzip
-        if let inject {
-            do { run.inject = try FaultInjection(inject) } catch { throw ValidationError("\(error)") }
-        }
+        run.inject = try faultInjection()
         CLILogging.bootstrap(level: logLevel)
         let logger = Logger(label: "sluice")
         let printer = ProgressPrinter(mode: quiet ? .off : progress)
@@ -314,12 +386,23 @@ struct Run: ParsableCommand {
             logger.notice("[worker \(worker)] \(line)")
         }
         run.progress = { printer.update($0) }
-        var arguments = try options.arguments(for: job)
-        for (k, v) in try jobOptions(jobParameters, for: job) { arguments.parameters[k] = v }
+        SplitPlanner.warningHandler = { line in
+            printer.yieldLines()
+            logger.warning("\(line)")
+        }
+        var arguments: JobArguments
+        do {
+            arguments = try options.arguments(for: job)
+            for (k, v) in try jobOptions(jobParameters, for: job) { arguments.parameters[k] = v }
+        } catch let error as ValidationError {
+            throw badCommandLine(error.message, job: job)
+        }
         let coordinator = Coordinator(job: job, arguments: arguments, options: run)
         let result: JobResult
         do {
             result = try coordinator.run()
+        } catch let error as JobError {
+            throw badCommandLine(error.description, job: job)
         } catch let failure as JobFailure {
             var text = "error: \(failure)\n"
             if let log = failure.eventLog { text += "hint: the run's events are in \(log) (sluice report \(log))\n" }
@@ -331,6 +414,12 @@ struct Run: ParsableCommand {
             FileHandle.standardError.write(Data(Summary.render(result).utf8))
         }
     }
+}
+
+/// Reports a bad job parameter or argument found after parsing; the exit code is 64.
+func badCommandLine(_ message: String, job: Job) -> ExitCode {
+    FileHandle.standardError.write(Data("Error: \(message)\n  See 'sluice run \(job.name) --help' for its options and parameters.\n".utf8))
+    return ExitCode.validationFailure
 }
 
 /// `sluice worker` — the mode the coordinator starts its own binary in. Not for people.

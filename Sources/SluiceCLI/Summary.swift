@@ -13,6 +13,29 @@ enum Summary {
 
     static func seconds(_ us: Int64) -> String { String(format: "%.2fs", Double(us) / 1e6) }
 
+    /// Characters of a hot key shown before it is cut off with `…`.
+    static let keyLabelLength = 60
+
+    /// A hot key for one line: quoted, control characters, quotes and backslashes escaped
+    /// (`"a\tb"`, `" "`), and cut after `keyLabelLength` characters.
+    static func keyLabel(_ key: String) -> String {
+        let shown = key.prefix(keyLabelLength)
+        var label = "\""
+        for scalar in shown.unicodeScalars {
+            switch scalar {
+            case "\"": label += "\\\""
+            case "\\": label += "\\\\"
+            case "\t": label += "\\t"
+            case "\n": label += "\\n"
+            case "\r": label += "\\r"
+            case _ where scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format:
+                label += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: label.unicodeScalars.append(scalar)
+            }
+        }
+        return label + "\"" + (shown.endIndex < key.endIndex ? "…" : "")
+    }
+
     static func render(_ r: JobResult) -> String {
         var rows: [[String]] = [["stage", "kind", "tasks", "records in", "records out", "shuffle write", "shuffle read",
                                  "spill", "retries", "time", "task max/median", "worker peak RSS", "tasks per worker"]]
@@ -34,7 +57,7 @@ enum Summary {
                 out += "    ⚠ skewed: longest task \(seconds(s.maxTaskMicros)) vs median \(seconds(s.medianTaskMicros)); records max \(s.maxTaskRecords) vs median \(s.medianTaskRecords)\n"
             }
             if !s.hotKeys.isEmpty {
-                out += "    hot keys: " + s.hotKeys.prefix(5).map { "\($0.key) (\(Int(($0.share * 100).rounded())) %)" }.joined(separator: ", ") + "\n"
+                out += "    hot keys: " + s.hotKeys.prefix(5).map { "\(keyLabel($0.key)) (\(Int(($0.share * 100).rounded())) %)" }.joined(separator: ", ") + "\n"
             }
             for note in s.skewNotes { out += "    \(note)\n" }
         }

@@ -127,13 +127,15 @@ public struct Dataset<T> {
         collect(limit: nil)
     }
 
-    /// Brings the first `n` records (in partition order) back to the coordinator.
+    /// Brings the first `n` records (in partition order) back to the coordinator; a negative
+    /// `n` is rejected when the graph is built.
     @discardableResult
     @inlinable public func take(_ n: Int) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
         collect(limit: n)
     }
 
     @inlinable func collect(limit: Int?) -> ResultHandle<[T]> where T: BinaryCodable & TextRepresentable {
+        graph.check(limit: limit)
         let action = CollectAction(node, limit: limit, encode: { t, w in t.encode(to: &w) },
                                    decode: { try T.decode(from: &$0) }, format: { t, w in t.writeText(to: &w) })
         graph.add(action)
@@ -164,6 +166,7 @@ extension Dataset {
     @inlinable public func reduceByKey<K: ShuffleKey, V: BinaryCodable>(
         partitions: Int? = nil, skew: SkewHint = .auto, _ combine: @escaping (V, V) throws -> V
     ) -> Dataset<(K, V)> where T == (K, V) {
+        graph.check(partitions: partitions, of: "reduceByKey")
         let agg = Aggregator<V, V>(create: { $0 }, mergeValue: { $0 = try combine($0, $1) },
                                    mergeCombiners: { $0 = try combine($0, $1) })
         return Dataset<(K, V)>(combineByKey(node, op: "reduceByKey", aggregator: agg, mapSideCombine: true,
@@ -177,7 +180,8 @@ extension Dataset {
     @inlinable public func reduceByKey<V: BinaryCodable & BitwiseCopyable>(
         partitions: Int? = nil, _ combine: @escaping (V, V) throws -> V
     ) -> Dataset<(Bytes, V)> where T == (ByteView, V) {
-        Dataset<(Bytes, V)>(reduceByteKeys(node, combine: combine, partitions: partitions), graph)
+        graph.check(partitions: partitions, of: "reduceByKey")
+        return Dataset<(Bytes, V)>(reduceByteKeys(node, combine: combine, partitions: partitions), graph)
     }
 
     /// Folds the values of each key into an accumulator starting at `zero`: `seq` adds a
@@ -188,6 +192,7 @@ extension Dataset {
         _ zero: U, partitions: Int? = nil, skew: SkewHint = .auto,
         _ seq: @escaping (U, V) throws -> U, _ comb: @escaping (U, U) throws -> U
     ) -> Dataset<(K, U)> where T == (K, V) {
+        graph.check(partitions: partitions, of: "aggregateByKey")
         let agg = Aggregator<V, U>(create: { try seq(zero, $0) }, mergeValue: { $0 = try seq($0, $1) },
                                    mergeCombiners: { $0 = try comb($0, $1) })
         return Dataset<(K, U)>(combineByKey(node, op: "aggregateByKey", aggregator: agg, mapSideCombine: true,
@@ -200,6 +205,7 @@ extension Dataset {
     @inlinable public func groupByKey<K: ShuffleKey, V: BinaryCodable>(
         partitions: Int? = nil, skew: SkewHint = .auto
     ) -> Dataset<(K, [V])> where T == (K, V) {
+        graph.check(partitions: partitions, of: "groupByKey")
         let agg = Aggregator<V, [V]>(create: { [$0] }, mergeValue: { $0.append($1) },
                                      mergeCombiners: { $0 += $1 }, growsBy: { $0.estimatedMemory })
         return Dataset<(K, [V])>(combineByKey(node, op: "groupByKey", aggregator: agg, mapSideCombine: false,
@@ -210,7 +216,8 @@ extension Dataset {
     @inlinable public func cogroup<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil
     ) -> Dataset<(K, ([V], [W]))> where T == (K, V) {
-        Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions), graph)
+        graph.check(partitions: partitions, of: "cogroup")
+        return Dataset<(K, ([V], [W]))>(cogroupByKey(node, other.node, partitions: partitions), graph)
     }
 
     /// Inner join on the key: one record per matching pair of values. A side whose input is
@@ -219,14 +226,16 @@ extension Dataset {
     @inlinable public func join<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil, skew: SkewHint = .auto
     ) -> Dataset<(K, (V, W))> where T == (K, V) {
-        Dataset<(K, (V, W))>(innerJoin(node, other.node, partitions: partitions, skew: skew), graph)
+        graph.check(partitions: partitions, of: "join")
+        return Dataset<(K, (V, W))>(innerJoin(node, other.node, partitions: partitions, skew: skew), graph)
     }
 
     /// Left outer join: every left record, with each matching right value or `nil`.
     @inlinable public func leftOuterJoin<K: ShuffleKey, V: BinaryCodable, W: BinaryCodable>(
         _ other: Dataset<(K, W)>, partitions: Int? = nil, skew: SkewHint = .auto
     ) -> Dataset<(K, (V, W?))> where T == (K, V) {
-        Dataset<(K, (V, W?))>(leftJoin(node, other.node, partitions: partitions, skew: skew), graph)
+        graph.check(partitions: partitions, of: "leftOuterJoin")
+        return Dataset<(K, (V, W?))>(leftJoin(node, other.node, partitions: partitions, skew: skew), graph)
     }
 
     /// Sorts by key across all partitions: range partitioning from a key sample, then a sort
@@ -234,7 +243,8 @@ extension Dataset {
     @inlinable public func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(
         ascending: Bool = true, partitions: Int? = nil
     ) -> Dataset<(K, V)> where T == (K, V) {
-        Dataset<(K, V)>(Sluice.sortByKey(node, ascending: ascending, partitions: partitions), graph)
+        graph.check(partitions: partitions, of: "sortByKey")
+        return Dataset<(K, V)>(Sluice.sortByKey(node, ascending: ascending, partitions: partitions), graph)
     }
 
     /// Writes `key<TAB>value` lines.
@@ -268,13 +278,15 @@ extension Dataset {
         pairCollect(limit: nil)
     }
 
-    /// Brings the first `n` `(key, value)` records back to the coordinator.
+    /// Brings the first `n` `(key, value)` records back to the coordinator; a negative `n` is
+    /// rejected when the graph is built.
     @discardableResult
     @inlinable public func take<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(_ n: Int) -> ResultHandle<[(K, V)]> where T == (K, V) {
         pairCollect(limit: n)
     }
 
     @inlinable func pairCollect<K: BinaryCodable & TextRepresentable, V: BinaryCodable & TextRepresentable>(limit: Int?) -> ResultHandle<[(K, V)]> where T == (K, V) {
+        graph.check(limit: limit)
         let action = CollectAction(node, limit: limit, encode: { kv, w in
             kv.0.encode(to: &w)
             kv.1.encode(to: &w)
@@ -291,6 +303,7 @@ extension Dataset {
 extension Dataset where T: ShuffleKey {
     /// The distinct records (map-side de-duplicated, then shuffled).
     @inlinable public func distinct(partitions: Int? = nil) -> Dataset<T> {
+        graph.check(partitions: partitions, of: "distinct")
         let keyed = mapped(op: "distinct") { ($0, Unit()) }
         let agg = Aggregator<Unit, Unit>(create: { $0 }, mergeValue: { _, _ in }, mergeCombiners: { _, _ in })
         let reduced = combineByKey(keyed.node, op: "distinct", aggregator: agg, mapSideCombine: true, partitions: partitions)
@@ -300,8 +313,10 @@ extension Dataset where T: ShuffleKey {
 
 extension Dataset where T: BinaryCodable {
     /// The `n` greatest records under `areInIncreasingOrder`, greatest first, as a single
-    /// ordered partition: each task keeps its own top `n`, one reducer merges them.
+    /// ordered partition: each task keeps its own top `n`, one reducer merges them. A negative
+    /// `n` is rejected when the graph is built.
     @inlinable public func top(_ n: Int, by areInIncreasingOrder: @escaping (T, T) -> Bool) -> Dataset<T> {
+        if n < 0 { graph.reject("top(\(n)): n must be at least 0") }
         let before: (T, T) -> Bool = { areInIncreasingOrder($1, $0) }
         let local: Dataset<(Int, T)> = mapPartitions(setup: { _ in [T]() }, process: { kept, t, _ in
             kept.append(t)

@@ -36,6 +36,7 @@ public struct Job: Sendable {
         let graph = JobGraph()
         let ctx = JobContext(job: self, arguments: arguments, graph: graph)
         try build(ctx)
+        if let rejection = graph.rejection { throw rejection }
         guard !graph.actions.isEmpty else {
             throw JobError.invalid("job \(name) defines no action (write, count, collect …)")
         }
@@ -86,7 +87,9 @@ public struct JobArguments: Sendable, Equatable {
 
 /// Errors in how a job is defined or invoked, reported to the user as one line.
 public enum JobError: Error, CustomStringConvertible {
+    /// The job itself is wrong (no action, a non-commutative monoid …).
     case invalid(String)
+    /// A parameter or operator argument is wrong: the command line's fault (the CLI exits 64).
     case badParameter(String)
 
     public var description: String {
@@ -119,22 +122,24 @@ public final class JobContext {
         }
     }
 
-    /// A parameter's value, or its declared default.
     /// Tells the engine that the running task is making progress, from inside a closure doing
     /// long work on one record (records read and written count already). A task that shows no
     /// progress for `--task-timeout` is taken as hung, killed and retried.
     public func progress() { TaskProgress.advance() }
 
+    /// A parameter's value, or its declared default.
     public func parameter(_ name: String) throws -> String {
         if let v = arguments.parameters[name] { return v }
         if let p = job.parameters.first(where: { $0.name == name }), let d = p.defaultValue { return d }
-        throw JobError.badParameter("job \(job.name) needs --param \(name)=VALUE")
+        throw JobError.badParameter("job \(job.name) needs parameter \(name): --\(name) VALUE (or --param \(name)=VALUE)")
     }
 
-    /// A parameter parsed as an integer.
-    public func intParameter(_ name: String) throws -> Int {
+    /// A parameter parsed as an integer of at least `minimum`; anything else is a
+    /// `JobError.badParameter` naming it, thrown while the graph is built (before any worker starts).
+    public func intParameter(_ name: String, atLeast minimum: Int = .min) throws -> Int {
         let s = try parameter(name)
-        guard let v = Int(s) else { throw JobError.badParameter("--param \(name)=\(s): not an integer") }
+        guard let v = Int(s) else { throw JobError.badParameter("job \(job.name): parameter \(name) must be an integer, got '\(s)'") }
+        guard v >= minimum else { throw JobError.badParameter("job \(job.name): parameter \(name) must be at least \(minimum), got \(v)") }
         return v
     }
 
@@ -177,7 +182,8 @@ public final class JobContext {
     /// In-memory records in `partitions` slices. The closure builds the array in every
     /// process, so it must build the same one each time.
     public func parallelize<T>(_ items: [T], partitions: Int = 4) -> Dataset<T> {
-        Dataset(ParallelizeNode(items, slices: partitions), graph)
+        graph.check(partitions: partitions, of: "parallelize")
+        return Dataset(ParallelizeNode(items, slices: partitions), graph)
     }
 }
 
@@ -189,6 +195,24 @@ public final class JobGraph {
     private(set) var nodes: [AnyNode] = []
     /// Every shuffle in traversal order.
     private(set) var shuffles: [ShuffleDependency] = []
+    /// The first invalid operator argument (`top(-1)`, `partitions: 0`): operators do not
+    /// throw, so `Job.graph` throws it once the job's closure has returned.
+    private(set) var rejection: JobError?
+
+    /// Records an invalid operator argument; the first one is thrown by `Job.graph`.
+    @usableFromInline func reject(_ reason: String) {
+        if rejection == nil { rejection = .badParameter(reason) }
+    }
+
+    /// Rejects a negative `take(n)`.
+    @usableFromInline func check(limit: Int?) {
+        if let limit, limit < 0 { reject("take(\(limit)): n must be at least 0") }
+    }
+
+    /// Rejects a partition count below 1 given to operator `op`.
+    @usableFromInline func check(partitions: Int?, of op: String) {
+        if let partitions, partitions < 1 { reject("\(op): partitions must be at least 1, got \(partitions)") }
+    }
 
     @usableFromInline func add(_ action: Action) {
         action.index = actions.count

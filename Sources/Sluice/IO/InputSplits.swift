@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// How a file's bytes are stored.
 public enum InputFormat: UInt8, Sendable {
@@ -117,48 +118,115 @@ public struct SplitPlanner: Sendable {
 
     /// Every file named by `paths`, in a deterministic order. Folders are listed recursively
     /// (hidden files and names starting with `_`, such as `_SUCCESS`, are skipped, as Hadoop
-    /// does); globs are expanded. A path that matches nothing is an error naming it.
+    /// does), following symbolic links but skipping, with a warning, a link back to a folder it
+    /// is in; globs are expanded, but a path that exists is taken as it is, glob characters
+    /// and all. A path that matches nothing is an error naming it, and so is anything that is
+    /// not a regular file or folder (a FIFO, a device, standard input): every worker opens its
+    /// inputs itself, at its own offsets. A folder without files gives a warning.
     public static func expand(_ paths: [String]) throws -> [(path: String, size: Int64)] {
         var result: [(String, Int64)] = []
         for path in paths {
-            if path.contains(where: { "*?[".contains($0) }) {
+            if isPattern(path) && access(path, F_OK) != 0 {
                 let matches = try glob(path)
                 if matches.isEmpty { throw InputError(source: path, reason: "no file matches this pattern") }
-                for m in matches { try collect(m, into: &result) }
+                for m in matches { try collectInput(m, into: &result) }
             } else {
-                try collect(path, into: &result)
+                try collectInput(path, into: &result)
             }
         }
         return result
     }
 
-    private static func collect(_ path: String, into result: inout [(String, Int64)]) throws {
+    /// Receives expansion's warnings (an empty folder, a skipped symbolic-link loop); by
+    /// default they are written to stderr as `warning: …` lines.
+    public static var warningHandler: @Sendable (String) -> Void {
+        get { warningSink.withLock { $0 } }
+        set { warningSink.withLock { $0 = newValue } }
+    }
+
+    private static let warningSink = Mutex<@Sendable (String) -> Void>({ message in
+        let line = Array("warning: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    })
+
+    static func isPattern(_ path: String) -> Bool { path.contains(where: { "*?[".contains($0) }) }
+
+    /// Names that mean a different file in every process: workers would read their own.
+    private static let perProcessPaths = ["-", "/dev/stdin", "/dev/fd/", "/proc/self/", "/proc/thread-self/"]
+
+    /// One path the user named (or a glob matched): its files, with a warning when it is a
+    /// folder without any.
+    private static func collectInput(_ path: String, into result: inout [(String, Int64)]) throws {
+        if perProcessPaths.contains(where: { $0.hasSuffix("/") ? path.hasPrefix($0) : path == $0 }) {
+            throw InputError(source: path, reason: "standard input and other file descriptors cannot be inputs (each worker process "
+                             + "would open its own): save the data to a file and give its path")
+        }
+        let before = result.count
+        var folders: [FileIdentity] = []
+        try collect(path, inFolder: false, folders: &folders, into: &result)
+        var st = stat()
+        if result.count == before, stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            warningHandler("input folder \(path) has no files (names starting with . or _ are skipped)")
+        }
+    }
+
+    private struct FileIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    /// Adds the file at `path`, or the files under the folder at `path`; `folders` are the
+    /// folders being listed, to recognise a symbolic link back to one of them.
+    private static func collect(_ path: String, inFolder: Bool, folders: inout [FileIdentity],
+                                into result: inout [(String, Int64)]) throws {
         var st = stat()
         guard stat(path, &st) == 0 else {
+            if inFolder && errno == ELOOP {
+                warningHandler("skipping \(path): a loop of symbolic links")
+                return
+            }
             throw InputError(source: path, reason: "input not found: \(String(cString: strerror(errno)))")
         }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            guard let dir = opendir(path) else {
-                throw InputError(source: path, reason: "cannot list folder: \(String(cString: strerror(errno)))")
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            if folders.contains(identity) {
+                warningHandler("skipping \(path): a symbolic link to a folder it is in (a loop)")
+                return
             }
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name.hasPrefix(".") || name.hasPrefix("_") { continue }
-                names.append(name)
+            folders.append(identity)
+            defer { folders.removeLast() }
+            for name in try listFolder(path) {
+                try collect(path.hasSuffix("/") ? path + name : path + "/" + name, inFolder: true, folders: &folders, into: &result)
             }
-            closedir(dir)
-            for name in names.sorted() {
-                try collect(path.hasSuffix("/") ? path + name : path + "/" + name, into: &result)
-            }
-        } else {
+        case S_IFREG:
             guard access(path, R_OK) == 0 else {
                 throw InputError(source: path, reason: "cannot read: \(String(cString: strerror(errno)))")
             }
             result.append((path, Int64(st.st_size)))
+        case let kind:
+            let what = [S_IFIFO: "a FIFO (named pipe)", S_IFCHR: "a character device", S_IFBLK: "a block device",
+                        S_IFSOCK: "a socket"][kind] ?? "not a regular file"
+            throw InputError(source: path, reason: "\(what), not a regular file or folder: every worker opens its inputs "
+                             + "itself, at its own offsets; save the data to a file first")
         }
+    }
+
+    /// The names in a folder, sorted, without hidden and `_` names.
+    private static func listFolder(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else {
+            throw InputError(source: path, reason: "cannot list folder: \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix(".") || name.hasPrefix("_") { continue }
+            names.append(name)
+        }
+        return names.sorted()
     }
 
     private static func glob(_ pattern: String) throws -> [String] {
@@ -169,6 +237,57 @@ public struct SplitPlanner: Sendable {
         guard rc == 0 else { throw InputError(source: pattern, reason: "cannot expand pattern") }
         return (0..<Int(g.gl_pathc)).compactMap { g.gl_pathv[$0].map { String(cString: $0) } }
     }
+
+    /// Refuses an output folder that is an input, lies inside an input folder (a later run
+    /// would read the output as input) or contains an input (`--overwrite` would delete it).
+    static func checkOutput(_ output: String, against inputs: [String]) throws {
+        let out = resolvedPath(output)
+        for input in inputs {
+            let literal = !isPattern(input) || access(input, F_OK) == 0
+            if !literal && fnmatch(input, output, FNM_PATHNAME) == 0 {
+                throw JobError.badParameter("output folder \(output) matches input pattern \(input): a later run would read the output as input")
+            }
+            for path in literal ? [input] : try glob(input) {
+                let inp = resolvedPath(path)
+                if out == inp {
+                    throw JobError.badParameter("output folder \(output) is the input \(path)")
+                } else if out.hasPrefix(inp == "/" ? inp : inp + "/") {
+                    throw JobError.badParameter("output folder \(output) is inside input folder \(path): a later run would read the output as input")
+                } else if inp.hasPrefix(out == "/" ? out : out + "/") {
+                    throw JobError.badParameter("input \(path) is inside output folder \(output), which --overwrite would replace")
+                }
+            }
+        }
+    }
+
+    /// `path` made absolute with symbolic links resolved, as far as it exists; the rest
+    /// (not created yet) is appended as written.
+    static func resolvedPath(_ path: String) -> String {
+        var head = path.isEmpty ? "." : path
+        var tail: [Substring] = []
+        while true {
+            if let real = realpath(head, nil) {
+                var result = String(cString: real)
+                free(real)
+                for part in tail.reversed() where !part.isEmpty && part != "." {
+                    result += (result.hasSuffix("/") ? "" : "/") + part
+                }
+                return result
+            }
+            guard let slash = head.lastIndex(of: "/") else {
+                if head == "." { return path }
+                tail.append(Substring(head))
+                head = "."
+                continue
+            }
+            tail.append(head[head.index(after: slash)...])
+            head = slash == head.startIndex ? "/" : String(head[..<slash])
+        }
+    }
+
+    /// About the most splits `plan` cuts one source into: a smaller split size is raised to
+    /// `total / maxSplits`, so that a tiny one (1 byte) cannot make millions of tasks.
+    public static let maxSplits: Int64 = 100_000
 
     /// Cuts the files into splits.
     public func plan(_ paths: [String], splittable: Bool = true) throws -> [InputSplit] {
@@ -181,8 +300,9 @@ public struct SplitPlanner: Sendable {
             packBytes = 0
         }
         let files = try SplitPlanner.expand(paths)
-        let splitSize = self.splitSize ?? SplitPlanner.automaticSplitSize(
-            totalBytes: files.reduce(0) { $0 + $1.size }, workers: workers)
+        let total = files.reduce(0) { $0 + $1.size }
+        let splitSize = max(self.splitSize ?? SplitPlanner.automaticSplitSize(totalBytes: total, workers: workers),
+                            1, (total + SplitPlanner.maxSplits - 1) / SplitPlanner.maxSplits)
         for (path, size) in files {
             let format = InputFormat.of(path: path)
             switch format {

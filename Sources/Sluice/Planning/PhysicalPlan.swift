@@ -232,8 +232,11 @@ protocol BroadcastCandidate: AnyNode {
         reads(node).isEmpty ? label(of: node) : "\(label(of: node)) (reduce side)"
     }
 
-    /// Computes every file source's splits (coordinator side).
+    /// Computes every file source's splits (coordinator side), once no output folder is found
+    /// to overlap an input (`JobError.badParameter`).
     static func planSplits(_ graph: JobGraph, splitSize: Int64?, workers: Int) throws -> [[InputSplit]] {
+        let inputs = graph.fileSources.flatMap { ($0 as! FileSourceLike).paths }
+        for output in graph.actions.compactMap(\.outputPath) { try SplitPlanner.checkOutput(output, against: inputs) }
         let planner = SplitPlanner(splitSize: splitSize, workers: workers)
         return try graph.fileSources.map {
             let source = $0 as! FileSourceLike

@@ -23,7 +23,9 @@ public final class Coordinator {
         self.options = options
     }
 
-    /// Runs the job to completion; throws `JobFailure` with a one-line reason otherwise.
+    /// Runs the job to completion; throws `JobError.badParameter` for a bad parameter or
+    /// operator argument (found while the graph is built, before any worker starts), and
+    /// `JobFailure` with a one-line reason otherwise.
     public func run() throws -> JobResult {
         // Writing to a worker that died must give EPIPE (a worker failure), not kill us.
         sluice_ignore_sigpipe()
@@ -63,6 +65,8 @@ final class JobRun {
             splits = try PhysicalPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
             plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
                                                                         broadcastThreshold: options.broadcastThreshold), splits: splits)
+        } catch JobError.badParameter(let reason) {
+            throw JobError.badParameter(reason)
         } catch {
             throw JobFailure(description: "\(error)")
         }
