@@ -44,18 +44,20 @@ private struct Parsed: Equatable, CustomStringConvertible {
 }
 
 private func parse(_ text: String, hasHeader: Bool = false, delimiter: UInt8 = UInt8(ascii: ","),
-                   expected: Int? = nil, choppySeed: UInt64? = nil, chunkSize: Int = 1 << 20) throws -> [Parsed] {
+                   expected: Int? = nil, multiLine: Bool = true, choppySeed: UInt64? = nil,
+                   chunkSize: Int = 1 << 20) throws -> [Parsed] {
     let reader = try CSVReader(ChoppySource(text, choppySeed: choppySeed), delimiter: delimiter,
-                               hasHeader: hasHeader, expectedFieldCount: expected, chunkSize: chunkSize)
+                               hasHeader: hasHeader, expectedFieldCount: expected, multiLine: multiLine, chunkSize: chunkSize)
     var out: [Parsed] = []
     try reader.readAll { out.append(Parsed(fields: $0.fields, line: $0.line)) }
     return out
 }
 
 /// Parses with `readAll`, collecting bad records instead of stopping.
-private func parseSkipping(_ text: String, hasHeader: Bool = false, expected: Int? = nil,
+private func parseSkipping(_ text: String, hasHeader: Bool = false, expected: Int? = nil, quotes: CSVQuotes = .lenient,
                            choppySeed: UInt64? = nil) throws -> (records: [Parsed], errors: [InputError]) {
-    let reader = try CSVReader(ChoppySource(text, choppySeed: choppySeed), hasHeader: hasHeader, expectedFieldCount: expected)
+    let reader = try CSVReader(ChoppySource(text, choppySeed: choppySeed), hasHeader: hasHeader, expectedFieldCount: expected,
+                               quotes: quotes)
     var records: [Parsed] = []
     var errors: [InputError] = []
     try reader.readAll({ records.append(Parsed(fields: $0.fields, line: $0.line)) },
@@ -188,14 +190,18 @@ private func rfc4180Quote(_ field: String, force: Bool) -> String {
         #expect(later.errors.map(\.description) == ["test.csv:1: unclosed quote starting at line 2"])
     }
 
-    @Test func strayQuoteAndTextAfterQuoteAreBadRecords() throws {
-        let text = "a,b\n1,2\nx,ab\"c\ny,\"q\"z\n3,4\n"
-        let result = try parseSkipping(text, hasHeader: true)
-        #expect(result.records == [Parsed(fields: ["1", "2"], line: 2), Parsed(fields: ["3", "4"], line: 5)])
-        #expect(result.errors.map(\.description) == [
-            "test.csv:3: stray quote in unquoted column \"b\" (quote the field and double its quotes)",
-            "test.csv:4: text after the closing quote of column \"b\"",
-        ])
+    @Test func strictQuotesMakeStrayQuoteAndTextAfterQuoteBadRecords() throws {
+        let text = "a,b\n1,2\nx,ab\"c\ny,\"q\"z\n3,4\nw,5'10\"\n"
+        for seed: UInt64? in [nil, 1, 2] {
+            let result = try parseSkipping(text, hasHeader: true, quotes: .strict, choppySeed: seed)
+            #expect(result.records == [Parsed(fields: ["1", "2"], line: 2), Parsed(fields: ["3", "4"], line: 5)])
+            #expect(result.errors.map(\.description) == [
+                "test.csv:3: stray quote in unquoted column \"b\" (quote the field and double its quotes)",
+                "test.csv:4: text after the closing quote of column \"b\"",
+                "test.csv:6: stray quote in unquoted column \"b\" (quote the field and double its quotes)",
+            ])
+            #expect(result.errors.allSatisfy { $0.skippable })
+        }
     }
 
     @Test func badRecordsCanBeSkippedAndReadingGoesOn() throws {
@@ -443,5 +449,50 @@ private func rfc4180Quote(_ field: String, force: Bool) -> String {
         }
         #expect(try reader.next() == nil)
         #expect(throws: InputError.self) { _ = try CSVReader(path: path + ".missing", hasHeader: true) }
+    }
+
+    @Test("a quote inside an unquoted field is a literal byte by default, as in Python's csv module")
+    func strayQuotesAreLiteralByDefault() throws {
+        let text = "name,where,n\na,37°36'37.8\"N,1\nb,12\" pipe,2\nc,a\"\"b,3\nd, \"x\",4\ne,\"ok \"\"q\"\"\",5\n"
+            + "f,x\"y\"z,6\r\ng,5'10\",7\nh,\"\"\"\",8\nj,end\",9"
+        // Python: list(csv.reader(io.StringIO(text, newline=""))).
+        let python = [
+            ["a", "37°36'37.8\"N", "1"], ["b", "12\" pipe", "2"], ["c", "a\"\"b", "3"], ["d", " \"x\"", "4"],
+            ["e", "ok \"q\"", "5"], ["f", "x\"y\"z", "6"], ["g", "5'10\"", "7"], ["h", "\"", "8"], ["j", "end\"", "9"],
+        ]
+        for multiLine in [true, false] {
+            for seed: UInt64? in [nil] + Array(1...30) {
+                for chunkSize in [16, 1 << 20] {
+                    let records = try parse(text, hasHeader: true, multiLine: multiLine, choppySeed: seed, chunkSize: chunkSize)
+                    #expect(records.map(\.fields) == python, "multiLine \(multiLine), seed \(String(describing: seed)), chunk \(chunkSize)")
+                    #expect(records.map(\.line) == Array(2...10))
+                }
+            }
+        }
+        #expect(try CSVReader(ChoppySource(text), hasHeader: true).quotes == .lenient)
+        // Text after a closing quote is still a bad record.
+        let after = try parseSkipping("a,b\ny,\"q\"z\n3,4\n", hasHeader: true)
+        #expect(after.records.map(\.fields) == [["3", "4"]])
+        #expect(after.errors.map(\.description) == ["test.csv:2: text after the closing quote of column \"b\""])
+    }
+
+    @Test("bytes inside quotes are data: CR, LF and CRLF come out exactly as they are in the file")
+    func lineEndingsInsideQuotesAreKeptExactly() throws {
+        let text = "id,v\r\n1,\"a\r\nb\"\r\n2,\"\r\n\"\r\n3,\"x\r\"\r\n4,\"\r\"\n5,\"a\r\n\r\nb\"\"c\r\n\"\r\n6,\"\n\r\"\r"
+        // Python: [r[1] for r in csv.reader(io.StringIO(text, newline=""))][1:].
+        let python = ["a\r\nb", "\r\n", "x\r", "\r", "a\r\n\r\nb\"c\r\n", "\n\r"].map { Array($0.utf8) }
+        for seed: UInt64? in [nil] + Array(1...40) {
+            for chunkSize in [16, 1 << 20] {
+                let reader = try CSVReader(ChoppySource(text, choppySeed: seed), hasHeader: true, chunkSize: chunkSize)
+                var values: [[UInt8]] = []
+                var lines: [Int] = []
+                try reader.readAll { r in
+                    values.append(r.bytes(1))
+                    lines.append(r.line)
+                }
+                #expect(values == python, "seed \(String(describing: seed)), chunk \(chunkSize)")
+                #expect(lines == [2, 4, 6, 7, 8, 12])
+            }
+        }
     }
 }

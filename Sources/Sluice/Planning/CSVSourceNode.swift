@@ -18,14 +18,16 @@ import Darwin
     let delimiter: UInt8
     let hasHeader: Bool
     let multiLine: Bool
+    let quotes: CSVQuotes
     let parse: (CSVRecord) throws -> T?
     let forward: Forward
 
-    @usableFromInline init(paths: [String], delimiter: UInt8, hasHeader: Bool, multiLine: Bool,
+    @usableFromInline init(paths: [String], delimiter: UInt8, hasHeader: Bool, multiLine: Bool, quotes: CSVQuotes,
                            parse: @escaping (CSVRecord) throws -> T?, forward: @escaping Forward) {
         self.delimiter = delimiter
         self.hasHeader = hasHeader
         self.multiLine = multiLine
+        self.quotes = quotes
         self.parse = parse
         self.forward = forward
         super.init(op: "csv", paths: paths)
@@ -49,7 +51,7 @@ import Darwin
 
     /// Reads one CSV document (a whole file, a gzip stream or an archive entry).
     private func read(_ source: ByteSource, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
-        let reader = try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, multiLine: multiLine)
+        let reader = try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, quotes: quotes, multiLine: multiLine)
         let forward = self.forward
         var records = 0
         defer { task.metrics.recordsRead += records }
@@ -134,7 +136,7 @@ import Darwin
             }
             for s in sources {
                 // The reference skips bad records (the engine's skip policy) and keeps the rest.
-                try CSVReader(s, delimiter: delimiter, hasHeader: hasHeader, multiLine: multiLine).readAll({ r in
+                try CSVReader(s, delimiter: delimiter, hasHeader: hasHeader, quotes: quotes, multiLine: multiLine).readAll({ r in
                     if let t = try? parse(r) { out.append(t) }
                 }, onBadRecord: { _ in })
             }
