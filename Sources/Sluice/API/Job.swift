@@ -157,8 +157,11 @@ public final class JobContext {
     /// CSV (or TSV with `delimiter: "\t"`) files, each record parsed by `parse` into a
     /// value (return nil to drop it). The record is borrowed: read its fields inside `parse`.
     /// With `header`, the first line names the columns (`record.int("value")`).
-    /// A `"` inside an unquoted field is an ordinary byte; with `quotes: .strict` it makes a
-    /// bad record.
+    ///
+    /// Quoted fields may hold newlines in gzip files and archive entries (read whole), and in
+    /// plain files with `multiLine`, which reads each plain file whole in one task; otherwise
+    /// big plain files are split at line starts and a record is one line. A `"` inside an
+    /// unquoted field is an ordinary byte; with `quotes: .strict` it makes a bad record.
     @inlinable public func csv<T>(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false,
                                   quotes: CSVQuotes = .lenient, parse: @escaping (CSVRecord) throws -> T?) -> Dataset<T> {
         Dataset(CSVSourceNode(paths: paths, delimiter: delimiter.asciiValue ?? UInt8(ascii: ","), hasHeader: header,

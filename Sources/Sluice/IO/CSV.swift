@@ -17,6 +17,10 @@ import Darwin
 //   Python's csv module, DuckDB and Spark (`CSVQuotes.lenient`, the default). With
 //   `CSVQuotes.strict` it is a bad record ("stray quote"), as RFC 4180 says; the rest of its
 //   line is dropped and reading goes on at the next line.
+// - With `multiLine` (the reader's default) a quoted field may span lines; an unclosed quote
+//   then runs to the end of the input, and that one record is bad. Without it (byte ranges
+//   of a split file, and plain files unless the job asks for `multiLine`), a quoted field
+//   that reaches the end of its line is a bad record and reading goes on at the next line.
 // - Empty lines are skipped. A UTF-8 byte order mark at the start of the stream is skipped.
 // - When a field count is expected (given, or the header's width), a record with another
 //   number of fields is a bad record.
@@ -470,8 +474,9 @@ public final class CSVReader {
     public let quoting: Bool
     /// How a `"` inside an unquoted field is read: an ordinary byte (`.lenient`) or a bad record.
     public let quotes: CSVQuotes
-    /// Whether quoted fields may hold newlines (RFC 4180). Off when a file is read in
-    /// line-aligned byte ranges: an unclosed quote then spoils one line, not the rest of the file.
+    /// Whether quoted fields may hold newlines (RFC 4180). Off where a record is one line
+    /// (plain files a job reads without `multiLine`, maybe in line-aligned byte ranges): an
+    /// unclosed quote then spoils one line, not the rest of the file.
     public let multiLine: Bool
     /// The header, when the reader was told the input has one (nil for empty input).
     public private(set) var header: CSVHeader?
@@ -701,7 +706,8 @@ public final class CSVReader {
                 start = position
                 line += newlines
                 skipToLineEnd = true
-                return .bad(error("unclosed quote (a quoted field may not span lines unless the source is read multi-line)"))
+                return .bad(error("unclosed quote at the end of the line (records of plain CSV files are single lines "
+                    + "unless the job reads them with multiLine: true)"))
             case let .malformed(position, newlines, field, strayQuote):
                 start = position
                 line += newlines
