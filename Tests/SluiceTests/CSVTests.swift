@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Sluice
 import SluiceGenerators
@@ -44,18 +45,20 @@ private struct Parsed: Equatable, CustomStringConvertible {
 }
 
 private func parse(_ text: String, hasHeader: Bool = false, delimiter: UInt8 = UInt8(ascii: ","),
-                   expected: Int? = nil, choppySeed: UInt64? = nil, chunkSize: Int = 1 << 20) throws -> [Parsed] {
+                   expected: Int? = nil, multiLine: Bool = true, choppySeed: UInt64? = nil,
+                   chunkSize: Int = 1 << 20) throws -> [Parsed] {
     let reader = try CSVReader(ChoppySource(text, choppySeed: choppySeed), delimiter: delimiter,
-                               hasHeader: hasHeader, expectedFieldCount: expected, chunkSize: chunkSize)
+                               hasHeader: hasHeader, expectedFieldCount: expected, multiLine: multiLine, chunkSize: chunkSize)
     var out: [Parsed] = []
     try reader.readAll { out.append(Parsed(fields: $0.fields, line: $0.line)) }
     return out
 }
 
 /// Parses with `readAll`, collecting bad records instead of stopping.
-private func parseSkipping(_ text: String, hasHeader: Bool = false, expected: Int? = nil,
+private func parseSkipping(_ text: String, hasHeader: Bool = false, expected: Int? = nil, quotes: CSVQuotes = .lenient,
                            choppySeed: UInt64? = nil) throws -> (records: [Parsed], errors: [InputError]) {
-    let reader = try CSVReader(ChoppySource(text, choppySeed: choppySeed), hasHeader: hasHeader, expectedFieldCount: expected)
+    let reader = try CSVReader(ChoppySource(text, choppySeed: choppySeed), hasHeader: hasHeader, expectedFieldCount: expected,
+                               quotes: quotes)
     var records: [Parsed] = []
     var errors: [InputError] = []
     try reader.readAll({ records.append(Parsed(fields: $0.fields, line: $0.line)) },
@@ -73,6 +76,87 @@ private func rfc4180Quote(_ field: String, force: Bool) -> String {
         if c == "\"" { out.append(c) }
     }
     return out + "\""
+}
+
+/// Writes `bytes` to `path`.
+private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+/// A ustar archive of `files`, as `tar` writes it.
+private func ustar(_ files: [(name: String, data: [UInt8])]) -> [UInt8] {
+    func octal(_ v: Int, _ width: Int) -> String {
+        let digits = String(v, radix: 8)
+        return String(repeating: "0", count: width - digits.count) + digits
+    }
+    var out: [UInt8] = []
+    for file in files {
+        var header = [UInt8](repeating: 0, count: 512)
+        func put(_ s: String, at offset: Int) { header.replaceSubrange(offset..<offset + s.utf8.count, with: s.utf8) }
+        put(file.name, at: 0)
+        put("0000644", at: 100)
+        put("0000000", at: 108)
+        put("0000000", at: 116)
+        put(octal(file.data.count, 11), at: 124)
+        put(octal(0, 11), at: 136)
+        put("        ", at: 148)
+        put("0", at: 156)
+        put("ustar", at: 257)
+        put("00", at: 263)
+        put(octal(header.reduce(0) { $0 + Int($1) }, 6), at: 148)
+        out += header + file.data + [UInt8](repeating: 0, count: (512 - file.data.count % 512) % 512)
+    }
+    return out + [UInt8](repeating: 0, count: 1024)
+}
+
+/// A CSV document `id,text,n` whose quoted `text` fields hold LF, CRLF, lone CRs and
+/// doubled quotes, and whose `n` field has a stray quote in every third record; one `text`
+/// spans byte 1 MiB (where the reader's first read ends) and one is 1.5 MiB long. Returns
+/// the bytes, each record as `line|id|text|n`, and the byte range of the record across 1 MiB.
+private func multiLineDocument() -> (bytes: [UInt8], records: [String], spanning: Range<Int>) {
+    var text = "id,text,n\r\n"
+    var records: [String] = []
+    var line = 2
+    func add(_ content: String) {
+        let id = records.count
+        let n = id % 3 == 0 ? "\(id)\"" : "\(id)"
+        text += "\(id),\(rfc4180Quote(content, force: true)),\(n)" + (id % 2 == 0 ? "\n" : "\r\n")
+        records.append("\(line)|\(id)|\(content)|\(n)")
+        line += content.utf8.filter { $0 == 10 }.count + 1
+    }
+    var rng = DeterministicRandom(seed: 11)
+    let pieces = ["a", "é", " ", ",", "\n", "\r\n", "\r", "\"", "x\"y", "text"]
+    func addRandom(until size: Int) {
+        while text.utf8.count < size {
+            add((0..<Int(rng.next(below: 40))).map { _ in pieces[Int(rng.next(below: UInt64(pieces.count)))] }.joined())
+        }
+    }
+    add("first\r\nrecord")
+    addRandom(until: (1 << 20) - 3000)
+    let spanStart = text.utf8.count
+    add(String(repeating: "spans 1 MiB\r\nand \"more\"\n", count: 250))
+    let spanning = spanStart..<text.utf8.count
+    addRandom(until: 2 << 20)
+    add(String(repeating: "a line of a long field\r\n", count: 60_000) + "end\n")
+    addRandom(until: (4 << 20) + 1000)
+    return (Array(text.utf8), records, spanning)
+}
+
+/// Runs `ctx.csv(paths, multiLine:quotes:)` in this process with splits of `splitSize`,
+/// checks it against the reference executor, and returns each record as `line|field|…`
+/// (`field|…` without `lines`: a split counts lines from its start) and the number of splits.
+private func readThroughEngine(_ paths: [String], multiLine: Bool = false, quotes: CSVQuotes = .lenient,
+                               splitSize: Int64 = 256 << 10, lines: Bool = true, dir: String) throws -> (records: [String], splits: Int) {
+    let job = Job("csv-test", summary: "CSV records as line|fields") { ctx in
+        ctx.csv(ctx.inputs, multiLine: multiLine, quotes: quotes) { r in
+            (lines ? "\(r.line)|" : "") + r.fields.joined(separator: "|")
+        }.collect()
+    }
+    let graph = try job.graph(JobArguments(inputs: paths))
+    let plan = try PlanTests.plan(graph, partitions: 1, splitSize: splitSize, broadcastThreshold: 0)
+    let records = try PlanTests.runInProcess(plan, workDir: dir + "/work-\(UInt32.random(in: 0...UInt32.max))")[0]
+    #expect(try graph.actions[0].reference(ReferenceExecutor()) == records, "the reference executor reads the same records")
+    return (records, plan.splits(of: graph.fileSources[0] as! FileSourceLike).count)
 }
 
 @Suite struct CSVTests {
@@ -188,14 +272,18 @@ private func rfc4180Quote(_ field: String, force: Bool) -> String {
         #expect(later.errors.map(\.description) == ["test.csv:1: unclosed quote starting at line 2"])
     }
 
-    @Test func strayQuoteAndTextAfterQuoteAreBadRecords() throws {
-        let text = "a,b\n1,2\nx,ab\"c\ny,\"q\"z\n3,4\n"
-        let result = try parseSkipping(text, hasHeader: true)
-        #expect(result.records == [Parsed(fields: ["1", "2"], line: 2), Parsed(fields: ["3", "4"], line: 5)])
-        #expect(result.errors.map(\.description) == [
-            "test.csv:3: stray quote in unquoted column \"b\" (quote the field and double its quotes)",
-            "test.csv:4: text after the closing quote of column \"b\"",
-        ])
+    @Test func strictQuotesMakeStrayQuoteAndTextAfterQuoteBadRecords() throws {
+        let text = "a,b\n1,2\nx,ab\"c\ny,\"q\"z\n3,4\nw,5'10\"\n"
+        for seed: UInt64? in [nil, 1, 2] {
+            let result = try parseSkipping(text, hasHeader: true, quotes: .strict, choppySeed: seed)
+            #expect(result.records == [Parsed(fields: ["1", "2"], line: 2), Parsed(fields: ["3", "4"], line: 5)])
+            #expect(result.errors.map(\.description) == [
+                "test.csv:3: stray quote in unquoted column \"b\" (quote the field and double its quotes)",
+                "test.csv:4: text after the closing quote of column \"b\"",
+                "test.csv:6: stray quote in unquoted column \"b\" (quote the field and double its quotes)",
+            ])
+            #expect(result.errors.allSatisfy { $0.skippable })
+        }
     }
 
     @Test func badRecordsCanBeSkippedAndReadingGoesOn() throws {
@@ -443,5 +531,117 @@ private func rfc4180Quote(_ field: String, force: Bool) -> String {
         }
         #expect(try reader.next() == nil)
         #expect(throws: InputError.self) { _ = try CSVReader(path: path + ".missing", hasHeader: true) }
+    }
+
+    @Test("a quote inside an unquoted field is a literal byte by default, as in Python's csv module")
+    func strayQuotesAreLiteralByDefault() throws {
+        let text = "name,where,n\na,37°36'37.8\"N,1\nb,12\" pipe,2\nc,a\"\"b,3\nd, \"x\",4\ne,\"ok \"\"q\"\"\",5\n"
+            + "f,x\"y\"z,6\r\ng,5'10\",7\nh,\"\"\"\",8\nj,end\",9"
+        // Python: list(csv.reader(io.StringIO(text, newline=""))).
+        let python = [
+            ["a", "37°36'37.8\"N", "1"], ["b", "12\" pipe", "2"], ["c", "a\"\"b", "3"], ["d", " \"x\"", "4"],
+            ["e", "ok \"q\"", "5"], ["f", "x\"y\"z", "6"], ["g", "5'10\"", "7"], ["h", "\"", "8"], ["j", "end\"", "9"],
+        ]
+        for multiLine in [true, false] {
+            for seed: UInt64? in [nil] + Array(1...30) {
+                for chunkSize in [16, 1 << 20] {
+                    let records = try parse(text, hasHeader: true, multiLine: multiLine, choppySeed: seed, chunkSize: chunkSize)
+                    #expect(records.map(\.fields) == python, "multiLine \(multiLine), seed \(String(describing: seed)), chunk \(chunkSize)")
+                    #expect(records.map(\.line) == Array(2...10))
+                }
+            }
+        }
+        #expect(try CSVReader(ChoppySource(text), hasHeader: true).quotes == .lenient)
+        // Text after a closing quote is still a bad record.
+        let after = try parseSkipping("a,b\ny,\"q\"z\n3,4\n", hasHeader: true)
+        #expect(after.records.map(\.fields) == [["3", "4"]])
+        #expect(after.errors.map(\.description) == ["test.csv:2: text after the closing quote of column \"b\""])
+    }
+
+    @Test("bytes inside quotes are data: CR, LF and CRLF come out exactly as they are in the file")
+    func lineEndingsInsideQuotesAreKeptExactly() throws {
+        let text = "id,v\r\n1,\"a\r\nb\"\r\n2,\"\r\n\"\r\n3,\"x\r\"\r\n4,\"\r\"\n5,\"a\r\n\r\nb\"\"c\r\n\"\r\n6,\"\n\r\"\r"
+        // Python: [r[1] for r in csv.reader(io.StringIO(text, newline=""))][1:].
+        let python = ["a\r\nb", "\r\n", "x\r", "\r", "a\r\n\r\nb\"c\r\n", "\n\r"].map { Array($0.utf8) }
+        for seed: UInt64? in [nil] + Array(1...40) {
+            for chunkSize in [16, 1 << 20] {
+                let reader = try CSVReader(ChoppySource(text, choppySeed: seed), hasHeader: true, chunkSize: chunkSize)
+                var values: [[UInt8]] = []
+                var lines: [Int] = []
+                try reader.readAll { r in
+                    values.append(r.bytes(1))
+                    lines.append(r.line)
+                }
+                #expect(values == python, "seed \(String(describing: seed)), chunk \(chunkSize)")
+                #expect(lines == [2, 4, 6, 7, 8, 12])
+            }
+        }
+    }
+
+    @Test("multi-line records in documents read whole: a plain file with multiLine, gzip, archive entries")
+    func multiLineRecordsInWholeDocuments() throws {
+        let dir = Harness.tempDir("csv-multiline")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (bytes, expected, spanning) = multiLineDocument()
+        #expect(spanning.contains((1 << 20) - 1000) && spanning.contains((1 << 20) + 1000) && bytes.count > (4 << 20),
+                "the fixture has a record across byte 1 MiB")
+        try writeFile(dir + "/doc.csv", bytes)
+        let gzip = try GzipWriter(path: dir + "/doc.csv.gz")
+        try bytes.withUnsafeBytes { try gzip.write($0) }
+        _ = try gzip.finish()
+        let small = Array("id,text,n\n1,\"p\r\nq\",2\"\n".utf8)
+        try writeFile(dir + "/docs.tar", ustar([("doc.csv", bytes), ("small.csv", small)]))
+
+        // A plain file with multiLine is one split, however small the split size.
+        let plain = try readThroughEngine([dir + "/doc.csv"], multiLine: true, dir: dir)
+        #expect(plain.splits == 1)
+        #expect(plain.records.map { Array($0.utf8) } == expected.map { Array($0.utf8) })
+        // Gzip files and archive entries are read whole, with or without multiLine.
+        for multiLine in [false, true] {
+            let gz = try readThroughEngine([dir + "/doc.csv.gz"], multiLine: multiLine, dir: dir)
+            #expect(gz.records.map { Array($0.utf8) } == expected.map { Array($0.utf8) }, "gzip, multiLine \(multiLine)")
+            let tar = try readThroughEngine([dir + "/docs.tar"], multiLine: multiLine, dir: dir)
+            #expect(tar.records.map { Array($0.utf8) } == (expected + ["2|1|p\r\nq|2\""]).map { Array($0.utf8) },
+                    "archive, multiLine \(multiLine)")
+        }
+        // quotes: .strict reaches the reader: the stray quote of record 0 is a bad record.
+        #expect { _ = try readThroughEngine([dir + "/doc.csv.gz"], quotes: .strict, dir: dir) } throws: {
+            let e = $0 as? InputError
+            return e?.line == 2 && e?.skippable == true && e?.reason.hasPrefix("stray quote in unquoted column \"n\"") == true
+        }
+        // An unclosed quote at the end of a gzip document is still a bad record naming its line.
+        let openGzip = try GzipWriter(path: dir + "/open.csv.gz")
+        try Array("id,text,n\n1,\"ok\",2\n2,\"open\nmore\n".utf8).withUnsafeBytes { try openGzip.write($0) }
+        _ = try openGzip.finish()
+        #expect { _ = try readThroughEngine([dir + "/open.csv.gz"], dir: dir) } throws: {
+            "\($0)" == dir + "/open.csv.gz:3: unclosed quote starting at line 3" && ($0 as? InputError)?.skippable == true
+        }
+    }
+
+    @Test("plain files without multiLine are read one line per record, split or not; a quoted newline there is a bad record")
+    func plainFilesWithoutMultiLineAreLineByLine() throws {
+        let dir = Harness.tempDir("csv-lines")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (bytes, _, _) = multiLineDocument()
+        try writeFile(dir + "/doc.csv", bytes)
+        for splitSize: Int64 in [256 << 10, 64 << 20] {
+            let graph = try Job("csv-splits", summary: "") { ctx in ctx.csvRows(ctx.inputs).count() }
+                .graph(JobArguments(inputs: [dir + "/doc.csv"]))
+            let plan = try PlanTests.plan(graph, partitions: 1, splitSize: splitSize, broadcastThreshold: 0)
+            #expect((plan.splits(of: graph.fileSources[0] as! FileSourceLike).count > 1) == (splitSize < bytes.count))
+            #expect { _ = try readThroughEngine([dir + "/doc.csv"], splitSize: splitSize, dir: dir) } throws: {
+                let e = $0 as? InputError
+                return e?.line == 2 && e?.skippable == true && e?.reason.contains("multiLine: true") == true
+            }
+        }
+        // Single-line records with stray quotes read the same split as whole.
+        var text = "id,where\n"
+        for i in 0..<40_000 { text += "\(i),\(i % 90)°1'2.5\"N\n" }
+        try writeFile(dir + "/flat.csv", Array(text.utf8))
+        let split = try readThroughEngine([dir + "/flat.csv"], splitSize: 256 << 10, lines: false, dir: dir)
+        let whole = try readThroughEngine([dir + "/flat.csv"], splitSize: 64 << 20, lines: false, dir: dir)
+        #expect(split.splits > 1 && whole.splits == 1)
+        #expect(split.records.count == 40_000 && split.records == whole.records)
+        #expect(whole.records[7] == "7|7°1'2.5\"N")
     }
 }

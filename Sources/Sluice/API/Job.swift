@@ -162,10 +162,15 @@ public final class JobContext {
     /// CSV (or TSV with `delimiter: "\t"`) files, each record parsed by `parse` into a
     /// value (return nil to drop it). The record is borrowed: read its fields inside `parse`.
     /// With `header`, the first line names the columns (`record.int("value")`).
+    ///
+    /// Quoted fields may hold newlines in gzip files and archive entries (read whole), and in
+    /// plain files with `multiLine`, which reads each plain file whole in one task; otherwise
+    /// big plain files are split at line starts and a record is one line. A `"` inside an
+    /// unquoted field is an ordinary byte; with `quotes: .strict` it makes a bad record.
     @inlinable public func csv<T>(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false,
-                                  parse: @escaping (CSVRecord) throws -> T?) -> Dataset<T> {
+                                  quotes: CSVQuotes = .lenient, parse: @escaping (CSVRecord) throws -> T?) -> Dataset<T> {
         Dataset(CSVSourceNode(paths: paths, delimiter: delimiter.asciiValue ?? UInt8(ascii: ","), hasHeader: header,
-                              multiLine: multiLine, parse: parse, forward: CSVSourceNode.forwarding(parse)), graph)
+                              multiLine: multiLine, quotes: quotes, parse: parse, forward: CSVSourceNode.forwarding(parse)), graph)
     }
 
     /// JSON Lines files, each non-empty line decoded as `T`. A line that does not decode is a
@@ -174,9 +179,10 @@ public final class JobContext {
         Dataset(JSONLinesNode<T>(paths: paths), graph)
     }
 
-    /// CSV files as owned rows.
-    public func csvRows(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false) -> Dataset<CSVRow> {
-        csv(paths, delimiter: delimiter, header: header, multiLine: multiLine) { $0.toRow() }
+    /// CSV files as owned rows (the options as for `csv`).
+    public func csvRows(_ paths: [String], delimiter: Character = ",", header: Bool = true, multiLine: Bool = false,
+                        quotes: CSVQuotes = .lenient) -> Dataset<CSVRow> {
+        csv(paths, delimiter: delimiter, header: header, multiLine: multiLine, quotes: quotes) { $0.toRow() }
     }
 
     /// In-memory records in `partitions` slices. The closure builds the array in every

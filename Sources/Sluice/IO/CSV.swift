@@ -4,23 +4,36 @@ import Glibc
 import Darwin
 #endif
 
-// RFC 4180 CSV (and TSV) reading on raw bytes.
+// RFC 4180 CSV (and TSV) reading on raw bytes, accepting CSV as people have it.
 //
 // Dialect, and the choices made where RFC 4180 leaves room:
 // - Fields are separated by one delimiter byte (`,` by default, `\t` for TSV) and records
 //   end with `\n`, `\r\n` or a lone `\r`. The last record may lack a line ending.
-// - A field that starts with `"` is quoted: it may hold delimiters, `\n` and `\r\n`
-//   (kept as they are), and `""` stands for one `"`. A quoted field must be followed by a
-//   delimiter or the end of the record; anything else ("text after a closing quote") is a
-//   bad record.
-// - A `"` anywhere in an unquoted field is a bad record ("stray quote"), as RFC 4180 says.
-//   Being strict catches misquoted files early; with `onBadRecord` such records can still
-//   be skipped (the rest of their line is dropped and reading goes on at the next line).
+// - A field that starts with `"` is quoted: it may hold delimiters and line endings, and
+//   `""` stands for one `"`. Every other byte inside the quotes is data, kept exactly (a
+//   `\r\n` stays `\r\n`). A quoted field must be followed by a delimiter or the end of the
+//   record; anything else ("text after a closing quote") is a bad record.
+// - A `"` inside an unquoted field (`37°36'37.8"N`, `12" pipe`) is an ordinary byte, as in
+//   Python's csv module, DuckDB and Spark (`CSVQuotes.lenient`, the default). With
+//   `CSVQuotes.strict` it is a bad record ("stray quote"), as RFC 4180 says; the rest of its
+//   line is dropped and reading goes on at the next line.
+// - With `multiLine` (the reader's default) a quoted field may span lines; an unclosed quote
+//   then runs to the end of the input, and that one record is bad. Without it (byte ranges
+//   of a split file, and plain files unless the job asks for `multiLine`), a quoted field
+//   that reaches the end of its line is a bad record and reading goes on at the next line.
 // - Empty lines are skipped. A UTF-8 byte order mark at the start of the stream is skipped.
 // - When a field count is expected (given, or the header's width), a record with another
 //   number of fields is a bad record.
 // - Line numbers are 1-based and count `\n` bytes, including those inside quoted fields;
 //   a record's line is the line it starts on.
+
+/// How a `"` inside an unquoted field is read (a field that starts with `"` is quoted either way).
+public enum CSVQuotes: Sendable, Equatable {
+    /// As an ordinary byte: `5'10"` is read as it stands (Python's csv module, DuckDB, Spark).
+    case lenient
+    /// As a bad record, per RFC 4180: catches misquoted files early.
+    case strict
+}
 
 /// The column names of a CSV file's header line, mapped to column indices (0-based).
 public struct CSVHeader: Sendable, Equatable {
@@ -449,9 +462,9 @@ public struct CSVRow: CSVFields, Sendable, Equatable {
 ///
 /// Two ways to read: `readAll(_:onBadRecord:)` pushes borrowed `CSVRecord`s to a callback (no
 /// allocation per record), and `next()` returns owning `CSVRow`s. A bad record (wrong field
-/// count, stray quote, text after a closing quote) is reported as an `InputError` naming the
-/// source and the line; reading can go on with the next record after it. See the comment at
-/// the top of this file for the dialect.
+/// count, unclosed quote, text after a closing quote, a stray quote under `.strict`) is
+/// reported as an `InputError` naming the source and the line; reading can go on with the
+/// next record after it. See the comment at the top of this file for the dialect.
 public final class CSVReader {
     /// Where the bytes come from.
     public let source: any ByteSource
@@ -459,8 +472,11 @@ public final class CSVReader {
     public let delimiter: UInt8
     /// Whether `"` quotes fields (RFC 4180); when false it is an ordinary byte (plain TSV).
     public let quoting: Bool
-    /// Whether quoted fields may hold newlines (RFC 4180). Off when a file is read in
-    /// line-aligned byte ranges: an unclosed quote then spoils one line, not the rest of the file.
+    /// How a `"` inside an unquoted field is read: an ordinary byte (`.lenient`) or a bad record.
+    public let quotes: CSVQuotes
+    /// Whether quoted fields may hold newlines (RFC 4180). Off where a record is one line
+    /// (plain files a job reads without `multiLine`, maybe in line-aligned byte ranges): an
+    /// unclosed quote then spoils one line, not the rest of the file.
     public let multiLine: Bool
     /// The header, when the reader was told the input has one (nil for empty input).
     public private(set) var header: CSVHeader?
@@ -480,7 +496,7 @@ public final class CSVReader {
     @exclusivity(unchecked) private var eof = false
     @exclusivity(unchecked) private var finished = false
     @exclusivity(unchecked) private var bomChecked = false
-    /// After a stray quote: drop bytes up to the next `\n` before the next record.
+    /// After a malformed record: drop bytes up to the next `\n` before the next record.
     @exclusivity(unchecked) private var skipToLineEnd = false
     /// The stream offset of `buffer[0]`.
     @exclusivity(unchecked) private var bufferOffset: Int64 = 0
@@ -506,12 +522,13 @@ public final class CSVReader {
     /// Opens a reader on `source`. With `hasHeader`, reads the first record as the header
     /// (throwing if it is bad). `expectedFieldCount` overrides the header's width as the
     /// field count every record must have. With `quoting` false, `"` is an ordinary byte
-    /// (for plain TSV, which has no quoting). `chunkSize` is the initial buffer size; the
-    /// buffer grows when one record is larger.
+    /// (for plain TSV, which has no quoting); `quotes` says how a `"` inside an unquoted field
+    /// is read. `chunkSize` is the initial buffer size; the buffer grows when one record is larger.
     public init(_ source: any ByteSource, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool,
-                expectedFieldCount: Int? = nil, quoting: Bool = true, multiLine: Bool = true,
-                chunkSize: Int = 1 << 20) throws {
+                expectedFieldCount: Int? = nil, quoting: Bool = true, quotes: CSVQuotes = .lenient,
+                multiLine: Bool = true, chunkSize: Int = 1 << 20) throws {
         self.multiLine = multiLine
+        self.quotes = quotes
         precondition(delimiter != CSVReader.quote && delimiter != CSVReader.lf && delimiter != CSVReader.cr,
                      "the CSV delimiter cannot be a quote or a line ending")
         self.source = source
@@ -526,7 +543,8 @@ public final class CSVReader {
         classes[Int(delimiter)] = CSVReader.classDelimiter
         classes[Int(CSVReader.lf)] = CSVReader.classLineEnd
         classes[Int(CSVReader.cr)] = CSVReader.classLineEnd
-        if quoting { classes[Int(CSVReader.quote)] = CSVReader.classQuote }
+        // Leniently, a quote only matters at the start of a field, which `scanRecord` checks.
+        if quoting && quotes == .strict { classes[Int(CSVReader.quote)] = CSVReader.classQuote }
 
         self.expectedFieldCount = expectedFieldCount
         if hasHeader {
@@ -543,11 +561,11 @@ public final class CSVReader {
         }
     }
 
-    /// Opens a reader on the file at `path` (see `init(_:delimiter:hasHeader:expectedFieldCount:quoting:chunkSize:)`).
+    /// Opens a reader on the file at `path` (see `init(_:delimiter:hasHeader:expectedFieldCount:quoting:quotes:multiLine:chunkSize:)`).
     public convenience init(path: String, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool,
-                            expectedFieldCount: Int? = nil, quoting: Bool = true) throws {
+                            expectedFieldCount: Int? = nil, quoting: Bool = true, quotes: CSVQuotes = .lenient) throws {
         try self.init(FileByteSource(path: path), delimiter: delimiter, hasHeader: hasHeader,
-                      expectedFieldCount: expectedFieldCount, quoting: quoting)
+                      expectedFieldCount: expectedFieldCount, quoting: quoting, quotes: quotes)
     }
 
     deinit {
@@ -610,7 +628,7 @@ public final class CSVReader {
         case unclosedQuote(newlines: Int)
         /// With `multiLine` off: a quoted field reached the end of its line.
         case quoteAtLineEnd(position: Int, newlines: Int)
-        /// A quote in an unquoted field, or text after a closing quote, at `position`.
+        /// A quote in an unquoted field (strict quotes only), or text after a closing quote, at `position`.
         case malformed(position: Int, newlines: Int, field: Int, strayQuote: Bool)
     }
 
@@ -688,7 +706,8 @@ public final class CSVReader {
                 start = position
                 line += newlines
                 skipToLineEnd = true
-                return .bad(error("unclosed quote (a quoted field may not span lines unless the source is read multi-line)"))
+                return .bad(error("unclosed quote at the end of the line (records of plain CSV files are single lines "
+                    + "unless the job reads them with multiLine: true)"))
             case let .malformed(position, newlines, field, strayQuote):
                 start = position
                 line += newlines

@@ -6,10 +6,11 @@ import Darwin
 
 /// CSV (or TSV) files parsed record by record straight into the user's type: the parse
 /// closure sees a borrowed `CSVRecord` (no allocation per record) and returns a value, or
-/// nil to drop the record. With `multiLine: false` (the default, as in Spark) a record
-/// never spans lines, so big files are split into line-aligned byte ranges and every split
-/// gets the file's header; with `multiLine: true` quoted fields may hold newlines and each
-/// file is one task.
+/// nil to drop the record. Gzip files and archive entries are read whole, so their quoted
+/// fields may hold newlines. Plain files follow `multiLine`: when false (the default, as in
+/// Spark) a record never spans lines, so big files are split into line-aligned byte ranges
+/// and every split gets the file's header; when true quoted fields may hold newlines and
+/// each file is read whole by one task.
 @usableFromInline final class CSVSourceNode<T>: FileSourceNode<T> {
     /// Parses one record and pushes the value on: built in the `@inlinable` `JobContext.csv`,
     /// so it runs specialised for `T` (a method of this generic class would handle every
@@ -18,14 +19,16 @@ import Darwin
     let delimiter: UInt8
     let hasHeader: Bool
     let multiLine: Bool
+    let quotes: CSVQuotes
     let parse: (CSVRecord) throws -> T?
     let forward: Forward
 
-    @usableFromInline init(paths: [String], delimiter: UInt8, hasHeader: Bool, multiLine: Bool,
+    @usableFromInline init(paths: [String], delimiter: UInt8, hasHeader: Bool, multiLine: Bool, quotes: CSVQuotes,
                            parse: @escaping (CSVRecord) throws -> T?, forward: @escaping Forward) {
         self.delimiter = delimiter
         self.hasHeader = hasHeader
         self.multiLine = multiLine
+        self.quotes = quotes
         self.parse = parse
         self.forward = forward
         super.init(op: "csv", paths: paths)
@@ -47,9 +50,18 @@ import Darwin
 
     override var splittable: Bool { !multiLine }
 
-    /// Reads one CSV document (a whole file, a gzip stream or an archive entry).
-    private func read(_ source: ByteSource, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
-        let reader = try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, multiLine: multiLine)
+    /// A reader of one CSV document; `multiLine` says whether its quoted fields may span lines.
+    private func reader(_ source: ByteSource, multiLine: Bool) throws -> CSVReader {
+        try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, quotes: quotes, multiLine: multiLine)
+    }
+
+    /// Whether quoted fields in a document of `format` may span lines: always in a gzip
+    /// stream or an archive entry (read whole), in a plain file as `multiLine` says.
+    private func readsMultiLine(_ format: InputFormat) -> Bool { format != .plain || multiLine }
+
+    /// Reads one CSV document (a whole file, a byte range, a gzip stream or an archive entry).
+    private func read(_ source: ByteSource, multiLine: Bool, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
+        let reader = try reader(source, multiLine: multiLine)
         let forward = self.forward
         var records = 0
         defer { task.metrics.recordsRead += records }
@@ -65,25 +77,28 @@ import Darwin
 
     override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         for chunk in split(task, partition).chunks {
+            let multiLine = readsMultiLine(chunk.format)
             switch chunk.format {
             case .plain where !chunk.isWholeFile:
                 try readRange(chunk, task, sink)
             case .plain:
-                try read(try FileByteSource(path: chunk.path), task, sink)
+                try read(try FileByteSource(path: chunk.path), multiLine: multiLine, task, sink)
             case .gzip:
-                try read(try GzipSource(path: chunk.path, maxExpandedBytes: task.maxExpandedBytes), task, sink)
+                let source = try GzipSource(path: chunk.path, maxExpandedBytes: task.maxExpandedBytes)
+                try read(source, multiLine: multiLine, task, sink)
             case .archive:
                 let archive = try ArchiveReader(path: chunk.path, maxEntryBytes: task.maxExpandedBytes)
                 var entry = try archive.skip(to: Int(clamping: chunk.start))
                 while let current = entry, Int64(current.index) < chunk.end {
-                    try read(archive.entrySource(), task, sink)
+                    try read(archive.entrySource(), multiLine: multiLine, task, sink)
                     entry = try archive.nextEntry()
                 }
             }
         }
     }
 
-    /// A line-aligned byte range of a big file; the header comes from the file's first line.
+    /// A line-aligned byte range of a big file, read one line per record as the whole file
+    /// would be; the header comes from the file's first line.
     private func readRange(_ chunk: InputChunk, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
         let start = chunk.start == 0 ? 0 : try lineStart(atOrAfter: chunk.start, in: chunk.path)
         let end = try lineStart(atOrAfter: chunk.end, in: chunk.path)
@@ -102,7 +117,7 @@ import Darwin
         } else {
             source = body
         }
-        try read(source, task, sink)
+        try read(source, multiLine: false, task, sink)
     }
 
     /// The offset of the first line that starts at or after `offset` (the file size if none).
@@ -123,7 +138,8 @@ import Darwin
         var out: [T] = []
         for (path, _) in try SplitPlanner.expand(paths) {
             var sources: [ByteSource] = []
-            switch InputFormat.of(path: path) {
+            let format = InputFormat.of(path: path)
+            switch format {
             case .plain: sources = [try FileByteSource(path: path)]
             case .gzip: sources = [try GzipSource(path: path)]
             case .archive:
@@ -134,7 +150,7 @@ import Darwin
             }
             for s in sources {
                 // The reference skips bad records (the engine's skip policy) and keeps the rest.
-                try CSVReader(s, delimiter: delimiter, hasHeader: hasHeader, multiLine: multiLine).readAll({ r in
+                try reader(s, multiLine: readsMultiLine(format)).readAll({ r in
                     if let t = try? parse(r) { out.append(t) }
                 }, onBadRecord: { _ in })
             }
