@@ -259,7 +259,7 @@ struct Run: ParsableCommand {
     var taskTimeout: Double = 120
     @Option(name: .customLong("max-expanded"), help: "Largest size one gzip stream or archive entry may expand to.")
     var maxExpanded: String = "64g"
-    @Option(name: .customLong("max-record-size"), help: ArgumentHelp("Longest record (line) a task may hold, e.g. 64m; never more than half of --memory-per-task.",
+    @Option(name: .customLong("max-record-size"), help: ArgumentHelp("Longest record (line) a task may hold, e.g. 64m; at most half of --memory-per-task (or 4m).",
                                                                      discussion: "A longer line is a bad record: the job fails naming the file and byte, or with --bad-records skip it is skipped and counted."))
     var maxRecordSize: String = "64m"
     @Option(help: "Skew handling: on (split skewed join and aggregation partitions, chosen after the map stage) or off.")

@@ -173,7 +173,11 @@ struct ReliabilityTests {
         text.append(Data("\nfour two\n".utf8))
         try text.write(to: URL(fileURLWithPath: dir + "/in.txt"))
         var o = try options()
-        o.memoryPerTask = 2 << 20 // the record limit is capped at half the budget: 1 MiB
+        o.maxRecordBytes = 1 << 20
+        var capped = o
+        capped.maxRecordBytes = 1 << 30
+        capped.memoryPerTask = 64 << 20
+        #expect(capped.effectiveMaxRecordBytes == 32 << 20, "never more than half the task's budget")
         let message = failure { _ = try run("wordcount", inputs: [dir + "/in.txt"], output: dir + "/out", options: o) }
         #expect(message.contains("\(dir)/in.txt:3: line (at byte 14) longer than the record limit of 1.0 MiB"), "\(message)")
         o.skipBadRecords = true

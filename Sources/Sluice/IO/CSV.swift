@@ -488,6 +488,8 @@ public final class CSVReader {
     // exclusivity checks on the per-byte state (they cost ~5 % of a CSV scan).
     @exclusivity(unchecked) private var buffer: UnsafeMutablePointer<UInt8>
     @exclusivity(unchecked) private var capacity: Int
+    /// The buffer never grows past this: one record may not take more memory.
+    private let maxRecordBytes: Int
     /// The next byte to parse; `line` is the line it is on.
     @exclusivity(unchecked) private var start = 0
     /// The end of the bytes read into `buffer`.
@@ -523,10 +525,12 @@ public final class CSVReader {
     /// (throwing if it is bad). `expectedFieldCount` overrides the header's width as the
     /// field count every record must have. With `quoting` false, `"` is an ordinary byte
     /// (for plain TSV, which has no quoting); `quotes` says how a `"` inside an unquoted field
-    /// is read. `chunkSize` is the initial buffer size; the buffer grows when one record is larger.
+    /// is read. `chunkSize` is the initial buffer size; the buffer grows when one record is larger,
+    /// up to `maxRecordBytes`: a longer record is an error naming the byte where it starts.
     public init(_ source: any ByteSource, delimiter: UInt8 = UInt8(ascii: ","), hasHeader: Bool,
                 expectedFieldCount: Int? = nil, quoting: Bool = true, quotes: CSVQuotes = .lenient,
-                multiLine: Bool = true, chunkSize: Int = 1 << 20) throws {
+                multiLine: Bool = true, chunkSize: Int = 1 << 20, maxRecordBytes: Int = .max) throws {
+        self.maxRecordBytes = maxRecordBytes
         self.multiLine = multiLine
         self.quotes = quotes
         precondition(delimiter != CSVReader.quote && delimiter != CSVReader.lf && delimiter != CSVReader.cr,
@@ -866,6 +870,10 @@ public final class CSVReader {
             end = keep
         }
         if end == capacity {
+            guard capacity < maxRecordBytes else {
+                throw InputError(source: source.name, offset: bufferOffset,
+                                 reason: "record longer than the record limit of \(formatBytes(Int64(maxRecordBytes))) (--max-record-size)")
+            }
             let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity * 2)
             grown.update(from: buffer, count: end)
             buffer.deallocate()

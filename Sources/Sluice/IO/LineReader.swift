@@ -15,9 +15,13 @@ final class LineReader {
     /// The longest line handed out.
     let maxLine: Int
 
+    /// The largest buffer: the longest line, its `\r\n`, and no more.
+    private let maxBuffer: Int
+
     init(capacity: Int = LineReader.defaultCapacity, maxLine: Int = .max) {
         self.maxLine = max(1, maxLine)
-        buffer = .allocate(byteCount: min(capacity, self.maxLine + 2), alignment: 16)
+        maxBuffer = self.maxLine > Int.max / 4 ? Int.max / 4 : self.maxLine + 2
+        buffer = .allocate(byteCount: min(capacity, maxBuffer), alignment: 16)
     }
 
     deinit { buffer.deallocate() }
@@ -45,7 +49,7 @@ final class LineReader {
                     scanFrom -= consumed
                     filled = rest
                     consumed = 0
-                } else if buffer.count > maxLine + 1 {
+                } else if buffer.count >= maxBuffer {
                     // A line (and its \r\n) over the limit: report it, then drop what is
                     // buffered and skip to the next newline.
                     let lineStart = base + Int64(consumed)
@@ -58,7 +62,7 @@ final class LineReader {
                     filled = 0
                     skipping = true
                 } else {
-                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: min(buffer.count * 2, maxLine + 2), alignment: 16)
+                    let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: min(buffer.count * 2, maxBuffer), alignment: 16)
                     bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
                     buffer.deallocate()
                     buffer = bigger

@@ -51,8 +51,9 @@ import Darwin
     override var splittable: Bool { !multiLine }
 
     /// A reader of one CSV document; `multiLine` says whether its quoted fields may span lines.
-    private func reader(_ source: ByteSource, multiLine: Bool) throws -> CSVReader {
-        try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, quotes: quotes, multiLine: multiLine)
+    private func reader(_ source: ByteSource, multiLine: Bool, maxRecordBytes: Int = .max) throws -> CSVReader {
+        try CSVReader(source, delimiter: delimiter, hasHeader: hasHeader, quotes: quotes, multiLine: multiLine,
+                      maxRecordBytes: maxRecordBytes)
     }
 
     /// Whether quoted fields in a document of `format` may span lines: always in a gzip
@@ -61,7 +62,7 @@ import Darwin
 
     /// Reads one CSV document (a whole file, a byte range, a gzip stream or an archive entry).
     private func read(_ source: ByteSource, multiLine: Bool, _ task: TaskContext, _ sink: (T) throws -> Void) throws {
-        let reader = try reader(source, multiLine: multiLine)
+        let reader = try reader(source, multiLine: multiLine, maxRecordBytes: task.maxRecordBytes)
         let forward = self.forward
         var records = 0
         defer { task.metrics.recordsRead += records }
@@ -108,7 +109,7 @@ import Darwin
         if hasHeader && start > 0 {
             var header: [UInt8] = []
             do {
-                try LineReader(capacity: 1 << 16).forEachLine(try FileByteSource(path: chunk.path)) { line, _ in
+                try LineReader(capacity: 1 << 16, maxLine: task.maxRecordBytes).forEachLine(try FileByteSource(path: chunk.path)) { line, _ in
                     header = Array(line) + [0x0A]
                     throw StopPipeline()
                 }

@@ -35,7 +35,7 @@ public struct RunOptions: Sendable {
     public var maxExpandedBytes: Int64 = 64 << 30
     /// The longest record (a line of text) a task may hold: a longer one is a bad record
     /// (an error naming file and byte, or skipped with `skipBadRecords`), so one huge line
-    /// cannot take a worker's memory. Never more than half the task's memory budget.
+    /// cannot take a worker's memory. Never more than half the task's memory budget (or 4 MiB).
     public var maxRecordBytes = 64 << 20
     /// Launch speculative copies of straggling tasks (first attempt to commit wins).
     public var speculation = false
@@ -65,8 +65,9 @@ public struct RunOptions: Sendable {
 
     var effectivePartitions: Int { partitions ?? max(2, 2 * workers) }
 
-    /// `maxRecordBytes` within the task's budget (at least 64 KiB).
-    var effectiveMaxRecordBytes: Int { max(64 << 10, min(maxRecordBytes, memoryPerTask / 2)) }
+    /// `maxRecordBytes` within half the task's budget; tiny test budgets (which force spills)
+    /// still allow lines of 4 MiB.
+    var effectiveMaxRecordBytes: Int { max(1, min(maxRecordBytes, max(4 << 20, memoryPerTask / 2))) }
 }
 
 /// How much a coordinator log line matters.
