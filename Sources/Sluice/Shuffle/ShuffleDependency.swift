@@ -7,38 +7,57 @@ import Darwin
 /// A wide dependency: the parent's records are partitioned by key into R reduce partitions
 /// (`PhysicalPlan.partitions(of:)`) and written by each map task as one partitioned file. The
 /// coordinator cuts a stage at every one of these (Spark's ShuffleDependency / ShuffleMapStage).
-public class ShuffleDependency {
+///
+/// The map task (and, for range partitioning, the key sampling) is a closure built by an
+/// `@inlinable` operator, so it runs specialised for the job's key and value types.
+public final class ShuffleDependency {
+    @usableFromInline typealias MapTask = (TaskContext, Int, String) throws -> MapOutputStats
     /// Position in the deterministic traversal; -1 until the graph is sealed.
     @usableFromInline var id = -1
     /// The node whose records are shuffled (the last node of the map stage).
     let parent: AnyNode
     /// An explicit partition count requested by the job (otherwise `--partitions`).
     let requestedPartitions: Int?
+    /// Computes a map task's partition and writes it, partitioned, to a path.
+    @usableFromInline var mapTask: MapTask = { _, _, _ in fatalError("map task not set") }
+    /// Samples the keys of one parent partition (range partitioning only).
+    @usableFromInline var sampleTask: ((TaskContext, Int) throws -> [UInt8])?
+    /// Range bounds from the sample tasks' results, for a number of reduce partitions.
+    @usableFromInline var boundsFromSamples: (([[UInt8]], Int) throws -> [UInt8])?
+    /// How the map side writes, for `explain`.
+    let writeDescription: String
+    /// Whether map tasks combine records by key before writing.
+    let combinesOnMapSide: Bool
+    /// How skewed reduce partitions of this shuffle may be split.
+    @usableFromInline var skewSplitting = SkewSplitting.never
+    /// The operator's own skew setting.
+    @usableFromInline var skewHint = SkewHint.auto
 
-    @usableFromInline init(parent: AnyNode, partitions: Int?) {
+    @usableFromInline init(parent: AnyNode, partitions: Int?, writeDescription: String, combines: Bool) {
         self.parent = parent
         requestedPartitions = partitions
-    }
-
-    /// How the map side writes, for `explain`.
-    var writeDescription: String { "hash-partition" }
-    /// Whether map tasks combine records by key before writing.
-    var combinesOnMapSide: Bool { false }
-
-    /// Runs map task `partition`: computes the parent's partition and writes it, partitioned,
-    /// to `path`.
-    func runMapTask(_ task: TaskContext, partition: Int, path: String) throws -> MapOutputStats {
-        fatalError("abstract")
+        self.writeDescription = writeDescription
+        combinesOnMapSide = combines
     }
 
     /// Range partitioning needs key bounds from a sample before the map stage runs (when it
     /// has more than one partition: `PhysicalPlan.needsSample`).
-    var isRangePartitioned: Bool { false }
+    var isRangePartitioned: Bool { sampleTask != nil }
+
+    /// Runs map task `partition`: computes the parent's partition and writes it, partitioned,
+    /// to `path`.
+    func runMapTask(_ task: TaskContext, partition: Int, path: String) throws -> MapOutputStats {
+        try mapTask(task, partition, path)
+    }
+
     /// Samples the keys of one parent partition (encoded) — the sample stage's task.
-    func sample(_ task: TaskContext, partition: Int) throws -> [UInt8] { [] }
+    func sample(_ task: TaskContext, partition: Int) throws -> [UInt8] { try sampleTask?(task, partition) ?? [] }
+
     /// Turns every sample task's result into the bounds blob for `partitions` reduce
     /// partitions, sent with map tasks (`PhysicalPlan.withBounds`).
-    func bounds(fromSamples samples: [[UInt8]], partitions: Int) throws -> [UInt8] { [] }
+    func bounds(fromSamples samples: [[UInt8]], partitions: Int) throws -> [UInt8] {
+        try boundsFromSamples?(samples, partitions) ?? []
+    }
 
     /// Path of a committed map output.
     static func outputPath(workDir: String, shuffle: Int, map: Int) -> String {
@@ -113,41 +132,6 @@ public class ShuffleDependency {
 /// The partition of a key under hash partitioning (stable across processes).
 @inlinable func hashPartition<K: ShuffleKey>(_ key: K, _ partitions: Int) -> Int {
     Int(StableHasher.hash(key) % UInt64(partitions))
-}
-
-/// A shuffle whose map task (and, for range partitioning, sampling) is a closure built by an
-/// `@inlinable` operator, so it runs specialised for the job's key and value types.
-@usableFromInline final class ClosureShuffle: ShuffleDependency {
-    @usableFromInline typealias MapTask = (TaskContext, Int, String) throws -> MapOutputStats
-    @usableFromInline var mapTask: MapTask = { _, _, _ in fatalError("map task not set") }
-    @usableFromInline var sampleTask: ((TaskContext, Int) throws -> [UInt8])?
-    /// Range bounds from the sample tasks' results, for a number of reduce partitions.
-    @usableFromInline var boundsFromSamples: (([[UInt8]], Int) throws -> [UInt8])?
-    let describeWrite: String
-    let combines: Bool
-
-    /// How skewed reduce partitions of this shuffle may be split.
-    @usableFromInline var skewSplitting = SkewSplitting.never
-    /// The operator's own skew setting.
-    @usableFromInline var skewHint = SkewHint.auto
-
-    @usableFromInline init(parent: AnyNode, partitions: Int?, writeDescription: String, combines: Bool) {
-        describeWrite = writeDescription
-        self.combines = combines
-        super.init(parent: parent, partitions: partitions)
-    }
-
-    override var writeDescription: String { describeWrite }
-    override var combinesOnMapSide: Bool { combines }
-    override var isRangePartitioned: Bool { sampleTask != nil }
-
-    override func runMapTask(_ task: TaskContext, partition: Int, path: String) throws -> MapOutputStats {
-        try mapTask(task, partition, path)
-    }
-    override func sample(_ task: TaskContext, partition: Int) throws -> [UInt8] { try sampleTask?(task, partition) ?? [] }
-    override func bounds(fromSamples samples: [[UInt8]], partitions: Int) throws -> [UInt8] {
-        try boundsFromSamples?(samples, partitions) ?? []
-    }
 }
 
 /// A small deterministic generator (SplitMix64) for sampling and salting: never the system

@@ -69,9 +69,13 @@
         }
     }
 
-    /// The heaviest keys as (label, estimated records), heaviest first.
+    /// The heaviest keys as (label, estimated records), heaviest first. A label is cut at 200
+    /// characters: a huge key must not travel whole to the coordinator and its summary.
     @inlinable func top(_ n: Int = 8) -> [(String, Int)] {
-        counts.sorted { $0.value > $1.value }.prefix(n).map { (String(describing: $0.key), $0.value) }
+        counts.sorted { $0.value > $1.value }.prefix(n).map { entry in
+            let label = String(describing: entry.key)
+            return (label.count > 200 ? String(label.prefix(200)) + "…" : label, entry.value)
+        }
     }
 }
 
@@ -161,18 +165,16 @@ enum SkewPlanner {
     /// two-step aggregation (one aggregation shuffle) or as a join side. A map stage writes
     /// one output per partition, so only a two-step aggregation (whose merge writes it) can
     /// split there; a result stage takes both; a sample stage neither.
-    static func splittable(_ stage: Stage) -> (shuffles: [ClosureShuffle], twoStep: Bool) {
+    static func splittable(_ stage: Stage) -> (shuffles: [ShuffleDependency], twoStep: Bool) {
         let inputs = stage.shuffleInputs
-        let closures = inputs.compactMap { $0 as? ClosureShuffle }
-        guard closures.count == inputs.count else { return ([], false) }
-        let twoStep = closures.count == 1 && closures[0].skewSplitting == .twoStep
+        let twoStep = inputs.count == 1 && inputs[0].skewSplitting == .twoStep
         switch stage.kind {
         case .result: break
         case .shuffleMap: guard twoStep else { return ([], false) }
         case .sample: return ([], false)
         }
-        let shuffles = closures.filter {
-            $0.skewHint != .off && (twoStep || (closures.count == 2 && $0.skewSplitting == .joinSide))
+        let shuffles = inputs.filter {
+            $0.skewHint != .off && (twoStep || (inputs.count == 2 && $0.skewSplitting == .joinSide))
         }
         return (shuffles, twoStep)
     }
@@ -182,7 +184,7 @@ enum SkewPlanner {
         let inputs = stage.shuffleInputs
         let (shuffles, twoStep) = splittable(stage)
         guard !shuffles.isEmpty else {
-            return inputs.contains { ($0 as? ClosureShuffle)?.skewHint == .off } ? "off for this operator (skew: .off)" : nil
+            return inputs.contains { $0.skewHint == .off } ? "off for this operator (skew: .off)" : nil
         }
         let forced = shuffles.compactMap { if case .split(let s) = $0.skewHint { return s } else { return nil } }.first
         let how = twoStep ? "aggregated in two steps (partials by map-output ranges, then a merge)"

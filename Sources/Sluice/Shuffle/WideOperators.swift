@@ -33,7 +33,7 @@
     _ source: Node<(K, V)>, op: String, aggregator agg: Aggregator<V, C>, mapSideCombine: Bool, partitions: Int?,
     skew: SkewHint = .auto
 ) -> Node<(K, C)> {
-    let dep = ClosureShuffle(parent: source, partitions: partitions,
+    let dep = ShuffleDependency(parent: source, partitions: partitions,
                              writeDescription: mapSideCombine ? "map-side combine → hash-partition" : "hash-partition",
                              combines: mapSideCombine)
     dep.skewSplitting = .twoStep
@@ -144,8 +144,8 @@
     _ left: Node<(K, V)>, _ right: Node<(K, W)>, partitions: Int?, op: String = "cogroup",
     splittable: (left: Bool, right: Bool) = (false, false), skew: SkewHint = .auto
 ) -> Node<(K, ([V], [W]))> {
-    let l = ClosureShuffle(parent: left, partitions: partitions, writeDescription: "hash-partition", combines: false)
-    let r = ClosureShuffle(parent: right, partitions: partitions, writeDescription: "hash-partition", combines: false)
+    let l = ShuffleDependency(parent: left, partitions: partitions, writeDescription: "hash-partition", combines: false)
+    let r = ShuffleDependency(parent: right, partitions: partitions, writeDescription: "hash-partition", combines: false)
     l.skewSplitting = splittable.left ? .joinSide : .never
     r.skewSplitting = splittable.right ? .joinSide : .never
     l.skewHint = skew
@@ -315,7 +315,7 @@
 @inlinable func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(
     _ source: Node<(K, V)>, ascending: Bool, partitions: Int?
 ) -> Node<(K, V)> {
-    let dep = ClosureShuffle(parent: source, partitions: partitions,
+    let dep = ShuffleDependency(parent: source, partitions: partitions,
                              writeDescription: "range-partition (bounds from a key sample)", combines: false)
     func before(_ a: K, _ b: K) -> Bool { ascending ? a < b : b < a }
     dep.mapTask = { [unowned dep] task, partition, path in
@@ -413,7 +413,7 @@
 @inlinable func reduceByteKeys<V: BinaryCodable & BitwiseCopyable>(
     _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?
 ) -> Node<(Bytes, V)> {
-    let dep = ClosureShuffle(parent: source, partitions: partitions,
+    let dep = ShuffleDependency(parent: source, partitions: partitions,
                              writeDescription: "map-side combine (byte-key table) → hash-partition", combines: true)
     dep.mapTask = { [unowned dep] task, partition, path in
         let combiner = BytesMapCombiner<V>(task: task, partitions: task.plan.partitions(of: dep), combine: combine)
