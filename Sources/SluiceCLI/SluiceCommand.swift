@@ -63,7 +63,8 @@ struct SluiceCommand: ParsableCommand {
           sluice run wordcount --input DIR --output OUT --workers 2
           sluice gen text --size 100m --output words.txt
 
-        Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line or job parameters.
+        Exit codes: 0 success, 1 the job failed (nothing committed), 64 bad command line or job parameters,
+        128+N stopped by signal N (130 SIGINT, 143 SIGTERM).
         """,
         subcommands: [ListJobs.self, Describe.self, Explain.self, Run.self, Report.self, Generate.self, LogCommand.self,
                       LambdaCommand.self, KappaCommand.self, CompareCommand.self, WorkerMode.self]
@@ -236,7 +237,8 @@ struct Run: ParsableCommand {
         Output is committed atomically: on failure nothing is left in the output folder.
 
         Exit codes: 0 success; 1 the job failed (bad input, a task that kept failing; nothing is committed); \
-        64 bad command line or job parameters (found before any worker starts).
+        64 bad command line or job parameters (found before any worker starts); 128+N stopped by \
+        signal N (130 SIGINT, 143 SIGTERM: workers stopped, nothing committed, temporary folders removed).
         """)
     @Argument(help: "The job (see `sluice jobs`).") var job: String
     @OptionGroup var options: JobOptions
@@ -246,7 +248,7 @@ struct Run: ParsableCommand {
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
     var memoryPerTask: String = "256m"
-    @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: $TMPDIR/sluice-work/JOB-HASH, named by job and arguments).")
+    @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: $TMPDIR/sluice-UID/JOB-HASH, private to you, named by job and arguments; one run at a time).")
     var workDir: String?
     @Flag(name: .customLong("keep-work"), help: "Keep the work folder after the run, failed or not (shuffle files, spills, the live event log).")
     var keepWork = false
