@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CSluiceSys.h"
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -49,11 +50,20 @@ void sluice_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
 static pid_t stall_parent;
 
+void sluice_wait_for_coordinator_to_go(void) {
+    /* Only async-signal-safe calls (it runs in a signal handler too). The coordinator is gone
+       when our parent changes (a local worker) or our stdin is closed (through srun). */
+    pid_t parent = stall_parent ? stall_parent : getppid();
+    struct pollfd in = {0, POLLIN, 0};
+    while (getppid() == parent) {
+        if (poll(&in, 1, 1000) > 0 && (in.revents & (POLLHUP | POLLERR | POLLNVAL))) break;
+    }
+    _exit(1);
+}
+
 static void stall_handler(int sig) {
     (void)sig;
-    /* Only async-signal-safe calls: the interrupted thread may hold any lock. */
-    while (getppid() == stall_parent) sleep(1);
-    _exit(1);
+    sluice_wait_for_coordinator_to_go();
 }
 
 int sluice_stall_thread(pthread_t thread) {

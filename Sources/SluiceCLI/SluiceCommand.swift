@@ -244,8 +244,11 @@ struct Run: ParsableCommand {
     @OptionGroup var options: JobOptions
     @Argument(parsing: .allUnrecognized, help: "The job's own parameters as options: --NAME VALUE (see `sluice describe JOB`).")
     var jobParameters: [String] = []
-    @Option(name: .shortAndLong, help: "Worker processes: the core count by default, at most 4 × the cores (more are reduced to that).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(name: .shortAndLong, help: "Worker processes: the core count by default (under --launcher slurm, the allocation's CPUs), at most 4 × the cores (more are reduced to that).")
+    var workers: Int?
+    @Option(help: ArgumentHelp("How workers start: local (child processes) or slurm (job steps in the Slurm allocation the run is in).",
+                               discussion: "With slurm, run inside sbatch or salloc; the binary, the inputs and --work-dir must be on storage every node sees."))
+    var launcher: LauncherKind = .local
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
     var memoryPerTask: String = "256m"
     @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: $TMPDIR/sluice-UID/JOB-HASH, private to you, named by job and arguments; one run at a time).")
@@ -295,6 +298,7 @@ struct Run: ParsableCommand {
     var logLevel: Logger.Level = .notice
 
     enum BadRecords: String, ExpressibleByArgument { case fail, skip }
+    enum LauncherKind: String, ExpressibleByArgument { case local, slurm }
     enum Toggle: String, ExpressibleByArgument { case on, off }
     enum Compression: String, ExpressibleByArgument { case none, gzip }
 
@@ -302,11 +306,13 @@ struct Run: ParsableCommand {
     static let workersPerCore = 4
 
     mutating func validate() throws {
-        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        if workers > Self.workersPerCore * cores {
-            warn("--workers \(workers) is more than \(Self.workersPerCore) × the \(cores) cores; using \(Self.workersPerCore * cores)")
-            workers = Self.workersPerCore * cores
+        if let w = workers {
+            guard w >= 1 else { throw ValidationError("--workers must be at least 1") }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            if launcher == .local && w > Self.workersPerCore * cores {
+                warn("--workers \(w) is more than \(Self.workersPerCore) × the \(cores) cores; using \(Self.workersPerCore * cores)")
+                workers = Self.workersPerCore * cores
+            }
         }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
         guard taskTimeout > 0, taskTimeout <= 1e9 else {
@@ -350,7 +356,18 @@ struct Run: ParsableCommand {
     func run() throws {
         let job = try JobRegistry.shared.job(named: self.job)
         var run = RunOptions()
-        run.workers = workers
+        switch launcher {
+        case .local:
+            run.workers = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        case .slurm:
+            do {
+                let slurm = try SlurmLauncher()
+                run.launcher = slurm
+                run.workers = workers ?? slurm.slots
+            } catch let error as JobError {
+                throw badCommandLine(error.description, job: job)
+            }
+        }
         run.partitions = options.partitions
         run.memoryPerTask = Int(try parseSize(memoryPerTask, option: "--memory-per-task"))
         run.splitSize = try options.effectiveSplitSize()

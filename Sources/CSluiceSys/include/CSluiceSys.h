@@ -22,6 +22,9 @@ void sluice_ignore_sigpipe(void);
 /// Freezes `thread` where it is (the `stall` fault): a signal handler on that thread sleeps
 /// until the process's parent goes away, then exits; the process and its other threads run on.
 int sluice_stall_thread(pthread_t thread);
+/// Blocks until the coordinator is gone (the parent process changed, or stdin was closed),
+/// then exits: what a stalled or hung worker does, never outliving its coordinator.
+void sluice_wait_for_coordinator_to_go(void);
 /// Renames `from` to `to` unless `to` exists (renameat2 RENAME_NOREPLACE): 0, or -1 with errno
 /// (EEXIST when `to` exists; EINVAL where the filesystem cannot do it).
 int sluice_rename_noreplace(const char *from, const char *to);

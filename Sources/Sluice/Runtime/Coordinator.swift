@@ -312,6 +312,8 @@ final class JobRun {
                 }
             }
             try replace(w)
+        case .refused(let w, let reason):
+            throw JobFailure(description: "\(w.label): \(reason): --work-dir must be on storage every node shares")
         case .stalled(let w, let seconds):
             if let a = w.task {
                 try taskFailed(a, on: w, reason: "no progress for \(seconds) s (--task-timeout \(formatTimeout(options.taskTimeout)))",

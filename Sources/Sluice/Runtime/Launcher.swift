@@ -55,6 +55,24 @@ public struct ProcessLauncher: WorkerLauncher {
     }
 
     public func launch(id: Int) throws -> any WorkerHandle {
+        let argv = commandPrefix + [ProcessLauncher.resolve(executable)] + arguments
+        return try ProcessLauncher.spawn(id: id, argv: argv, environment: environment) { "pid \($0)" }
+    }
+
+    /// `/proc/self/exe` as a real path (in a child started through a prefix command it would
+    /// name that command).
+    static func resolve(_ executable: String) -> String {
+        guard executable == "/proc/self/exe" else { return executable }
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : executable
+    }
+
+    /// Starts `argv` with its stdin, stdout and stderr on new close-on-exec pipes (1 MiB).
+    /// `gentle`: stop it with SIGTERM first (a command such as `srun` that must pass the stop
+    /// on), SIGKILL only if it lingers.
+    static func spawn(id: Int, argv: [String], environment: [String: String], gentle: Bool = false,
+                      location: @escaping (pid_t) -> String) throws -> any WorkerHandle {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         var errChild: [Int32] = [0, 0]
@@ -63,15 +81,6 @@ public struct ProcessLauncher: WorkerLauncher {
         guard sluice_pipe_cloexec(&errChild) == 0 else { throw SystemError("pipe") }
         _ = sluice_set_pipe_size(toChild[1], 1 << 20)
         _ = sluice_set_pipe_size(fromChild[1], 1 << 20)
-
-        // /proc/self/exe must be resolved here: in the child it would name the prefix command.
-        var exe = executable
-        if exe == "/proc/self/exe" {
-            var buf = [CChar](repeating: 0, count: 4096)
-            let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-            if n > 0 { exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        }
-        let argv = commandPrefix + [exe] + arguments
         var env = ProcessEnvironment.current
         env["SWIFT_BACKTRACE"] = "enable=no" // a crashing worker must die, not linger in the backtracer
         for (k, v) in environment { env[k] = v }
@@ -93,37 +102,52 @@ public struct ProcessLauncher: WorkerLauncher {
             close(errChild[0])
             throw SystemError("cannot start worker \(argv.joined(separator: " "))", errno: rc)
         }
-        return LocalWorker(id: id, pid: pid, input: toChild[1], output: fromChild[0], errors: errChild[0])
+        return LocalWorker(id: id, pid: pid, input: toChild[1], output: fromChild[0], errors: errChild[0],
+                           location: location(pid), gentle: gentle)
     }
 }
 
-/// A worker process on this machine, stopped by its process id.
+/// A worker started as a child process of the coordinator (the worker itself, or the command
+/// that runs it elsewhere, such as `srun`), stopped through that process.
 final class LocalWorker: WorkerHandle {
     let id: Int
     let pid: pid_t
     let input: Int32
     let output: Int32
     let errors: Int32
+    let location: String
+    /// Stop with SIGTERM first (the child passes it on to the real worker).
+    let gentle: Bool
     private var ended: String?
 
-    init(id: Int, pid: pid_t, input: Int32, output: Int32, errors: Int32) {
+    init(id: Int, pid: pid_t, input: Int32, output: Int32, errors: Int32, location: String, gentle: Bool) {
         self.id = id
         self.pid = pid
         self.input = input
         self.output = output
         self.errors = errors
+        self.location = location
+        self.gentle = gentle
     }
 
-    var location: String { "pid \(pid)" }
-    var processID: Int32? { pid }
+    var processID: Int32? { gentle ? nil : pid }
 
     func stop(force: Bool) -> String {
         if let ended { return ended }
-        if force { kill(pid, SIGKILL) }
+        if force { kill(pid, gentle ? SIGTERM : SIGKILL) }
         close(input)
         close(output)
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if gentle {
+            // Give srun a few seconds to end its step, then make sure.
+            for _ in 0..<50 where waitpid(pid, &status, WNOHANG) == 0 { usleep(100_000) }
+            if waitpid(pid, &status, WNOHANG) == 0 {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            }
+        } else {
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
         var code: Int32 = 0
         switch sluice_wait_status(status, &code) {
         case 1: ended = "exit code \(code)"

@@ -26,6 +26,9 @@ enum Message {
     case heartbeat(progress: UInt64)
     /// Coordinator → worker: exit.
     case shutdown
+    /// Worker → coordinator, instead of `ready`: it cannot work where it runs (it cannot see
+    /// the work folder, which every worker must share).
+    case refused(String)
 
     static let protocolVersion = 2
     static let maxFrame = 1 << 30
@@ -105,6 +108,7 @@ enum Message {
         case .failed: return 6
         case .heartbeat: return 7
         case .shutdown: return 8
+        case .refused: return 9
         }
     }
 
@@ -167,6 +171,8 @@ enum Message {
             w.write(f.fatal?.rawValue ?? 0)
         case .heartbeat(let progress):
             w.writeFixed(progress)
+        case .refused(let reason):
+            reason.encode(to: &w)
         case .ready, .shutdown:
             break
         }
@@ -219,6 +225,7 @@ enum Message {
                                           lostMap: try Int?.decode(from: &r), fatal: FatalCause(rawValue: try r.readByte())))
         case 7: message = .heartbeat(progress: try r.readFixed())
         case 8: message = .shutdown
+        case 9: message = .refused(try String.decode(from: &r))
         default: throw CorruptDataError("unknown frame type \(type)")
         }
         guard r.isAtEnd else { throw CorruptDataError("frame type \(type) has \(r.remaining) trailing bytes") }

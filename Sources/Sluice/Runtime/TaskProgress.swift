@@ -116,10 +116,10 @@ final class TaskWatch: @unchecked Sendable {
     }
 }
 
-/// Blocks the calling thread until the coordinator that started this process is gone, then
-/// exits: what a stalled or hung task does, without ever outliving its coordinator.
+/// Blocks the calling thread until the coordinator that started this process is gone (its
+/// parent changed, or its stdin closed: through `srun` the parent is Slurm's step daemon),
+/// then exits: what a stalled or hung task does, without ever outliving its coordinator.
 func waitForParentToDie() -> Never {
-    let parent = getppid()
-    while getppid() == parent { sleep(1) }
+    sluice_wait_for_coordinator_to_go()
     exit(1)
 }

@@ -24,6 +24,15 @@ public struct Worker {
             guard case .setup(let setup)? = try readFrame(fd: 0, into: &input) else {
                 throw CorruptDataError("expected a setup frame")
             }
+            // Shuffle files cross between workers through the work folder: it must be the same
+            // folder here (shared storage when workers run on other nodes).
+            guard access(setup.workDir + "/manifest", R_OK) == 0 else {
+                var host = [CChar](repeating: 0, count: 256)
+                gethostname(&host, host.count - 1)
+                let name = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                try out.send(.refused("the work folder \(setup.workDir) is not visible on host \(name)"))
+                return 4
+            }
             guard let job = jobs.first(where: { $0.name == setup.job }) else {
                 throw JobError.invalid("this binary has no job named \(setup.job)")
             }

@@ -59,6 +59,8 @@ enum PoolEvent {
     case lost(PooledWorker, reason: String)
     /// The worker's task made no progress for the timeout; the worker has been stopped.
     case stalled(PooledWorker, seconds: Int)
+    /// The worker cannot work where it runs (it said why).
+    case refused(PooledWorker, reason: String)
 }
 
 /// The workers of a run (Spark's SchedulerBackend): starts them through a `WorkerLauncher`,
@@ -201,6 +203,8 @@ final class WorkerPool {
             case .failed(let failure):
                 w.task = nil
                 events.append(.failed(w, failure))
+            case .refused(let reason):
+                events.append(.refused(w, reason: reason))
             case .setup, .assign, .shutdown:
                 return lose(w, "\(w.label) sent a coordinator-only frame")
             }
