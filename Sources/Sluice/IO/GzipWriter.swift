@@ -57,7 +57,7 @@ final class GzipWriter {
         stream.pointee.next_in = nil
         stream.pointee.avail_in = 0
         try pump(flush: Z_FINISH)
-        try out.finish()
+        try out.finish(durable: true)
         return out.offset
     }
 }

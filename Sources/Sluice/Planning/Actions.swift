@@ -65,7 +65,7 @@
         if let gzip {
             task.metrics.outputBytes += try gzip.finish()
         } else {
-            try plain!.finish()
+            try plain!.finish(durable: true)
             task.metrics.outputBytes += plain!.offset
         }
         return []

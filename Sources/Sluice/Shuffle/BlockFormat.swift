@@ -134,8 +134,12 @@ struct ShuffleDataError: Error, CustomStringConvertible {
         }
     }
 
-    /// Flushes and closes (the descriptor is closed on deinit).
-    func finish() throws { try flush() }
+    /// Flushes; with `durable`, also waits until the data is on disk (`fsync`), as a file
+    /// that is committed by rename and read from other nodes (shared storage) must be.
+    func finish(durable: Bool = false) throws {
+        try flush()
+        if durable && fsync(fd) != 0 { throw SystemError("cannot sync \(path)") }
+    }
 }
 
 /// An error from a system call, with `strerror` appended.
@@ -166,10 +170,20 @@ struct SystemError: Error, CustomStringConvertible {
         self.path = path
         self.shuffle = shuffle
         self.mapTask = mapTask
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        var fd = open(path, O_RDONLY | O_CLOEXEC)
+        // A committed map output that is not there yet may be a network filesystem's cached
+        // lookup (NFS keeps negative entries for a while): look again briefly before calling
+        // it lost.
+        var tries = 0
+        while fd < 0 && errno == ENOENT && shuffle != nil && tries < 10 {
+            usleep(100_000)
+            tries += 1
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+        }
         guard fd >= 0 else {
             throw ShuffleDataError(path: path, reason: "missing (\(String(cString: strerror(errno))))", shuffle: shuffle, mapTask: mapTask)
         }
+        self.fd = fd
         var st = stat()
         fstat(fd, &st)
         size = Int64(st.st_size)

@@ -64,13 +64,13 @@ import Darwin
     @usableFromInline func spill() throws {
         guard buffered > 0 else { return }
         let path = "\(spillPrefix).run\(runs.count)"
-        let offsets = try writePartitioned(to: path)
+        let offsets = try writePartitioned(to: path, durable: false)
         runs.append((path, offsets))
         metrics.spills += 1
         metrics.spillBytes += offsets.last ?? 0
     }
 
-    private func writePartitioned(to path: String) throws -> [Int64] {
+    private func writePartitioned(to path: String, durable: Bool = true) throws -> [Int64] {
         let file = try OutputFile(path: path)
         var offsets: [Int64] = [0]
         for p in 0..<partitions {
@@ -80,7 +80,7 @@ import Darwin
         }
         buffered = 0
         try PartitionedWriter.writeFooter(file, offsets: offsets, partitions: partitions)
-        try file.finish()
+        try file.finish(durable: durable)
         return offsets
     }
 
@@ -138,7 +138,7 @@ import Darwin
             offsets.append(out.offset)
         }
         try PartitionedWriter.writeFooter(out, offsets: offsets, partitions: partitions)
-        try out.finish()
+        try out.finish(durable: true)
         for run in runs { unlink(run.path) }
         runs.removeAll()
         return offsets
