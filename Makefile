@@ -6,7 +6,7 @@ BIN_RELEASE = .build/release/sluice
 WORKERS ?= 2
 OUT ?= out
 
-.PHONY: deps build release run test lint bench bench-peers report-check clean
+.PHONY: deps build release run test lint bench bench-peers report-check slurm-up slurm-down clean
 
 deps:
 	@missing=""; \
@@ -52,6 +52,14 @@ bench-peers: release
 # Renders the HTML report of a run with injected failures in headless Chromium and checks it.
 report-check: release
 	bash scripts/report-screenshot.sh
+
+# A real 3-node Slurm cluster on this machine (root; Debian's packages, installed when missing).
+# Use it with: eval "$$(scripts/slurm-cluster.sh up | tail -1)"  (exports SLURM_CONF).
+slurm-up:
+	bash scripts/slurm-cluster.sh up
+
+slurm-down:
+	bash scripts/slurm-cluster.sh down
 
 clean:
 	rm -rf .build $(OUT)
