@@ -32,9 +32,17 @@ run: release
 	$(BIN_RELEASE) run wordcount --input datasets/texts --output $(OUT)/wordcount --workers $(WORKERS)
 	@echo; echo "Top 10 tokens:"; sort -t '	' -k2,2nr -k1,1 $(OUT)/wordcount/part-* | head -10
 
+# The Slurm tests run on a real 3-node cluster on this machine, brought up for the tests and
+# taken down after (skipped, with a message, only where its packages cannot be installed).
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	@rc=0; out=$$(bash scripts/slurm-cluster.sh up) || rc=$$?; \
+	if [ $$rc = 0 ]; then eval "$$(printf '%s\n' "$$out" | tail -1)"; \
+	elif [ $$rc = 3 ]; then echo "Slurm packages unavailable: the Slurm tests are skipped"; \
+	else echo "the Slurm test cluster did not come up"; bash scripts/slurm-cluster.sh down >/dev/null 2>&1; exit 1; fi; \
+	status=0; $(SWIFT) test || status=$$?; \
+	bash scripts/slurm-cluster.sh down >/dev/null 2>&1 || true; \
+	exit $$status
 
 # No function in Sources/ longer than 150 lines (the runtime stays in readable parts).
 lint:

@@ -10,11 +10,12 @@ import Testing
 @Suite("Slurm: workers as job steps", .serialized,
        .enabled(if: SlurmCluster.available, "no Slurm test cluster (make test brings one up with scripts/slurm-cluster.sh)"))
 struct SlurmTests {
-    /// Runs `sluice ARGS` inside `salloc -N3 --no-kill`; returns exit status and stderr.
+    /// Runs `sluice ARGS` inside `salloc -N3 -c2 --no-kill` (two CPUs, so two worker steps,
+    /// per node); returns exit status and stderr.
     static func salloc(_ args: [String], tag: String = UUID().uuidString, nodes: Int = 3) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["salloc", "-N\(nodes)", "--no-kill", "--quiet", Harness.sluiceBinary] + args
+        p.arguments = ["salloc", "-N\(nodes)", "-c2", "--no-kill", "--quiet", Harness.sluiceBinary] + args
         p.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_TEST_TAG": tag]) { $1 }
         let errors = Pipe()
         p.standardError = errors

@@ -7,7 +7,7 @@ import Foundation
 
 /// Starts workers as Slurm job steps inside the allocation the coordinator runs in (`sbatch`
 /// or `salloc`), the way Spark runs on YARN: no cluster manager of our own. Worker `i` runs on
-/// the allocation's nodes in turn, as `srun -u --exact -N1 -n1 -w NODE -- sluice worker`; the
+/// the allocation's nodes in turn, as `srun -u --exact -N1 -n1 -c1 -w NODE -- sluice worker`; the
 /// frame protocol runs unchanged over the step's stdin and stdout (`-u`: unbuffered, or srun
 /// holds frames back and the run hangs). Bulk data never crosses srun's stdio: map outputs go
 /// to the work folder, which every node must see (shared storage).
@@ -41,7 +41,8 @@ public struct SlurmLauncher: WorkerLauncher {
 
     public func launch(id: Int) throws -> any WorkerHandle {
         let node = nodes[id % nodes.count]
-        let argv = ["srun", "-u", "--exact", "-N1", "-n1", "-w", node, "--job-name", "sluice-worker-\(id)", "--",
+        // -c1: one CPU per worker step, whatever --cpus-per-task the allocation was made with.
+        let argv = ["srun", "-u", "--exact", "-N1", "-n1", "-c1", "-w", node, "--job-name", "sluice-worker-\(id)", "--",
                     executable, "worker"]
         return try ProcessLauncher.spawn(id: id, argv: argv, environment: environment, gentle: true) { pid in
             "node \(node) (srun pid \(pid))"
