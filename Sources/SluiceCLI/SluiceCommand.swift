@@ -249,6 +249,9 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("How workers start: local (child processes) or slurm (job steps in the Slurm allocation the run is in).",
                                discussion: "With slurm, run inside sbatch or salloc; the binary, the inputs and --work-dir must be on storage every node sees."))
     var launcher: LauncherKind = .local
+    @Option(name: .customLong("local-dir"), help: ArgumentHelp("Node-local folder for spills and sort runs that never leave a task.",
+                                                               discussion: "Default: the work folder (local launcher); each worker's $TMPDIR on its node (slurm launcher)."))
+    var localDir: String?
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
     var memoryPerTask: String = "256m"
     @Option(name: .customLong("work-dir"), help: "Folder for shuffle and spill files (default: $TMPDIR/sluice-UID/JOB-HASH, private to you, named by job and arguments; one run at a time).")
@@ -364,6 +367,7 @@ struct Run: ParsableCommand {
                 let slurm = try SlurmLauncher()
                 run.launcher = slurm
                 run.workers = workers ?? slurm.slots
+                run.localDir = "$TMPDIR"
             } catch let error as JobError {
                 throw badCommandLine(error.description, job: job)
             }
@@ -379,6 +383,7 @@ struct Run: ParsableCommand {
         run.taskTimeout = taskTimeout
         run.maxExpandedBytes = try parseSize(maxExpanded, option: "--max-expanded")
         run.maxRecordBytes = Int(try parseSize(maxRecordSize, option: "--max-record-size"))
+        if let localDir { run.localDir = localDir }
         run.skipBadRecords = badRecords == .skip
         run.speculation = speculation
         run.resume = resume

@@ -217,6 +217,37 @@ struct ReliabilityTests {
         #expect(RecoveryTests.workers(tagged: tag).isEmpty, "no worker outlives the coordinator")
     }
 
+    @Test("--local-dir takes the spills that never leave a task; the work folder keeps only shuffle data")
+    func localScratch() throws {
+        let dir = Harness.tempDir("scratch")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TextGenerator(bytes: 4 << 20, seed: 8, vocabulary: 200_000).write(to: dir + "/in.txt")
+        try FileManager.default.createDirectory(atPath: dir + "/local", withIntermediateDirectories: true)
+        var o = try options(workDir: dir + "/work")
+        o.memoryPerTask = 256 << 10
+        o.localDir = dir + "/local"
+        o.keepWork = true
+        // Watch the local folder while the job runs: spill files must show up there.
+        let seen = Thread.detached { () -> Int in
+            var most = 0
+            for _ in 0..<2000 {
+                let fm = FileManager.default
+                let scratch = (try? fm.contentsOfDirectory(atPath: dir + "/local")) ?? []
+                let files = scratch.reduce(0) { $0 + ((try? fm.contentsOfDirectory(atPath: dir + "/local/" + $1))?.count ?? 0) }
+                most = max(most, files)
+                if fm.fileExists(atPath: dir + "/done") { break }
+                usleep(2_000)
+            }
+            return most
+        }
+        let result = try Harness.checkAgainstReference("wordcount", inputs: [dir + "/in.txt"], options: o)
+        FileManager.default.createFile(atPath: dir + "/done", contents: nil)
+        #expect(seen.join() > 0, "spill files appeared in --local-dir")
+        #expect(result.stages.reduce(0) { $0 + $1.spills } > 0, "the tiny budget forces spills")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/work/tmp").isEmpty, "no spill in the work folder")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/local").isEmpty, "scratch removed when the workers end")
+    }
+
     @Test("staging folders of runs that died are removed by the next run to the same output; a live run's are kept")
     func abandonedStaging() throws {
         let dir = Harness.tempDir("stage")

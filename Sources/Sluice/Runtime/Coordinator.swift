@@ -107,6 +107,7 @@ final class JobRun {
                                   job: job.name, arguments: arguments, options: plan.options, splits: splits,
                                   workDir: work.path, memoryBudget: options.memoryPerTask,
                                   maxExpandedBytes: options.maxExpandedBytes, maxRecordBytes: options.effectiveMaxRecordBytes,
+                                  localDir: options.localDir ?? "",
                                   skipBadRecords: options.skipBadRecords,
                                   compressOutput: options.compressOutput)
         pool = WorkerPool(launcher: options.launcher, liveness: liveness, setup: { id in

@@ -51,6 +51,9 @@ enum Message {
         var maxExpandedBytes: Int64
         /// The longest record (a line) a task may hold; longer ones are bad records.
         var maxRecordBytes: Int
+        /// Node-local scratch for spills: empty for the work folder's `tmp`, `$TMPDIR` for the
+        /// worker's own temporary folder, else a path.
+        var localDir: String = ""
         var skipBadRecords: Bool
         var compressOutput: Bool
     }
@@ -134,6 +137,7 @@ enum Message {
             w.writeVarint(UInt64(s.memoryBudget))
             w.writeFixed(s.maxExpandedBytes)
             w.writeVarint(UInt64(s.maxRecordBytes))
+            s.localDir.encode(to: &w)
             s.skipBadRecords.encode(to: &w)
             s.compressOutput.encode(to: &w)
         case .assign(let t):
@@ -199,7 +203,7 @@ enum Message {
             }
             message = .setup(Setup(workerID: workerID, inject: inject, heartbeatMicros: heartbeat, job: job, arguments: args, options: options, splits: splits,
                                    workDir: try String.decode(from: &r), memoryBudget: try int(),
-                                   maxExpandedBytes: try r.readFixed(), maxRecordBytes: try int(), skipBadRecords: try Bool.decode(from: &r),
+                                   maxExpandedBytes: try r.readFixed(), maxRecordBytes: try int(), localDir: try String.decode(from: &r), skipBadRecords: try Bool.decode(from: &r),
                                    compressOutput: try Bool.decode(from: &r)))
         case 3: message = .ready
         case 4:

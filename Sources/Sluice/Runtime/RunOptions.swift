@@ -17,6 +17,9 @@ public struct RunOptions: Sendable {
     public var splitSize: Int64?
     /// Where shuffle and spill files go (default: a fresh folder under $TMPDIR or /tmp).
     public var workDir: String?
+    /// Node-local scratch for spills and sort runs that never leave a task: nil for the work
+    /// folder's `tmp`, `$TMPDIR` for each worker's own temporary folder (on its node).
+    public var localDir: String?
     /// Keep the work directory after the run, failed or not (it is removed otherwise).
     public var keepWork = false
     /// Replace an existing output folder.

@@ -88,7 +88,7 @@ public final class TaskContext {
     @usableFromInline let plan: PhysicalPlan
 
     init(stage: Int, partition: Int, attempt: Int, workDir: String, memoryBudget: Int, maxExpandedBytes: Int64,
-         maxRecordBytes: Int = 64 << 20,
+         maxRecordBytes: Int = 64 << 20, scratchDir: String? = nil,
          skipBadRecords: Bool = false, compressOutput: Bool = false, plan: PhysicalPlan) {
         self.plan = plan
         self.skipBadRecords = skipBadRecords
@@ -100,6 +100,7 @@ public final class TaskContext {
         self.memoryBudget = memoryBudget
         self.maxExpandedBytes = maxExpandedBytes
         self.maxRecordBytes = maxRecordBytes
+        self.scratchDir = scratchDir ?? workDir + "/tmp"
     }
 
     /// Tells the engine the task is making progress (see `JobContext.progress()`).
@@ -113,5 +114,9 @@ public final class TaskContext {
     }
 
     /// A prefix for this attempt's temporary files, unique per stage, partition and attempt.
-    @usableFromInline var tempPrefix: String { "\(workDir)/tmp/s\(stage)-p\(partition)-a\(attempt)" }
+    /// Spills and sort runs that never leave the task go there: node-local scratch
+    /// (`--local-dir`), or the work folder's `tmp`.
+    @usableFromInline var tempPrefix: String { "\(scratchDir)/s\(stage)-p\(partition)-a\(attempt)" }
+    /// Where the task's own temporary files go.
+    let scratchDir: String
 }

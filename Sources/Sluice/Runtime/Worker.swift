@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// A worker process: the same binary re-executed in worker mode. It reads frames from
 /// stdin, builds the job's graph from the setup message (so closures never cross the pipe),
@@ -38,6 +39,8 @@ public struct Worker {
             }
             let plan = try PhysicalPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
             let injection = setup.inject.isEmpty ? nil : try FaultInjection(setup.inject)
+            let scratch = try Worker.scratchFolder(setup)
+            defer { if scratch != nil { try? FileManager.default.removeItem(atPath: scratch!) } }
             let watch = TaskWatch(out: out, intervalMicros: setup.heartbeatMicros)
             watch.start()
             try out.send(.ready)
@@ -45,7 +48,7 @@ public struct Worker {
                 switch message {
                 case .assign(let task):
                     let fault = injection?.fault(stage: task.stage, partition: task.partition, attempt: task.attempt)
-                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup))
+                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup, scratch: scratch))
                     try out.send(.ready)
                 case .shutdown:
                     return 0
@@ -59,6 +62,16 @@ public struct Worker {
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             return 1
         }
+    }
+
+    /// This worker's node-local scratch folder (`--local-dir`, created `0700`, removed when the
+    /// worker ends), or nil for the work folder's `tmp`.
+    static func scratchFolder(_ setup: Message.Setup) throws -> String? {
+        guard !setup.localDir.isEmpty else { return nil }
+        let base = setup.localDir == "$TMPDIR" ? (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") : setup.localDir
+        let path = base + "/sluice-scratch-\(getpid())"
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw SystemError("cannot create the scratch folder \(path)") }
+        return path
     }
 
     /// Carries out an injected fault on the task's own thread: at assignment, or when the task's
@@ -83,10 +96,10 @@ public struct Worker {
 
     /// Runs one task attempt, with its injected fault if any, and returns the report to send.
     private func run(_ task: Message.TaskDescriptor, fault: FaultInjection.Armed?, watch: TaskWatch, plan: PhysicalPlan,
-                     setup: Message.Setup) -> Message {
+                     setup: Message.Setup, scratch: String?) -> Message {
         let ctx = TaskContext(stage: task.stage, partition: task.partition, attempt: task.attempt, workDir: setup.workDir,
                               memoryBudget: setup.memoryBudget, maxExpandedBytes: setup.maxExpandedBytes,
-                              maxRecordBytes: setup.maxRecordBytes,
+                              maxRecordBytes: setup.maxRecordBytes, scratchDir: scratch,
                               skipBadRecords: setup.skipBadRecords, compressOutput: setup.compressOutput,
                               plan: plan.withBounds(task.blob, forStage: task.stage))
         var reply: Message

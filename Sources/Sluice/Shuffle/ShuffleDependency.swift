@@ -78,7 +78,7 @@ public final class ShuffleDependency {
                                        spillPrefix: task.tempPrefix + ".partial", metrics: task.metrics)
         try body(writer)
         let final = ShuffleDependency.partialPath(workDir: task.workDir, shuffle: id, partition: partition, index: index)
-        let temp = task.tempPrefix + ".partial-\(index).out"
+        let temp = final + ".attempt\(task.attempt).tmp" // beside it: the rename stays on one filesystem
         _ = try writer.commit(to: temp)
         guard rename(temp, final) == 0 else { throw SystemError("cannot commit \(final)") }
     }
