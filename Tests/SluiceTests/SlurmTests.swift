@@ -56,6 +56,22 @@ struct SlurmTests {
         #expect(try Self.nodes(in: dir + "/out/_events.jsonl") == ["n1", "n2", "n3"])
     }
 
+    @Test("eventsum (CSV, byte-key aggregation) across the cluster: the same output as a local run")
+    func eventsum() throws {
+        let dir = Harness.tempDir("slurmev")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try EventGenerator(rows: 200_000, seed: 4).write(to: dir + "/ev.csv")
+        let (status, text) = try Self.salloc(["run", "eventsum", "--launcher", "slurm", "-w", "3", "-i", dir + "/ev.csv",
+                                              "-o", dir + "/out", "--work-dir", dir + "/work", "--split-size", "1m", "-q"])
+        #expect(status == 0, "\(text)")
+        var local = Harness.options(workers: 2)
+        local.splitSize = 1 << 20
+        _ = try Coordinator(job: Harness.job("eventsum"), arguments: JobArguments(inputs: [dir + "/ev.csv"], output: dir + "/local"),
+                            options: local).run()
+        #expect(try Harness.readOutput(dir + "/out").sorted() == Harness.readOutput(dir + "/local").sorted())
+        #expect(try Self.nodes(in: dir + "/out/_events.jsonl") == ["n1", "n2", "n3"])
+    }
+
     @Test("a worker step killed mid-task: its task runs again elsewhere, exact output")
     func killedStep() throws {
         let dir = Harness.tempDir("slurmkill")
