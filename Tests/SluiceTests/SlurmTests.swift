@@ -98,6 +98,45 @@ struct SlurmTests {
         #expect(log.contains("\"event\":\"worker_lost\""), "a worker step was killed")
     }
 
+    @Test("the coordinator killed with -9: no worker step outlives it for long, hung and stalled ones included")
+    func coordinatorKilled() throws {
+        let dir = Harness.tempDir("slurmcoord")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tag = UUID().uuidString
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["salloc", "-N3", "-c2", "--no-kill", "--quiet", Harness.sluiceBinary, "run", "wordcount", "--launcher", "slurm",
+                       "-i", "datasets/texts", "-o", dir + "/out", "--work-dir", dir + "/work", "--inject", "hang@1.*.*,stall@1.1.0", "-q"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_TEST_TAG": tag]) { $1 }
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var coordinator: Int32?
+        for _ in 0..<200 where coordinator == nil {
+            usleep(50_000)
+            let log = (try? String(contentsOfFile: dir + "/work/_events.jsonl", encoding: .utf8)) ?? ""
+            guard log.contains("\"stage\":1") && log.contains("\"event\":\"task_start\"") else { continue }
+            coordinator = RecoveryTests.workers(tagged: tag).first { pid in
+                let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+                let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                return args.count > 2 && args[0] == Harness.sluiceBinary && args[1] == "run" // not salloc
+            }
+        }
+        guard let coordinator else {
+            Issue.record("the run did not reach its reduce stage")
+            return
+        }
+        #expect(!RecoveryTests.workers(tagged: tag).filter(Self.isWorker).isEmpty)
+        kill(coordinator, SIGKILL)
+        var left: [Int32] = []
+        for _ in 0..<100 {
+            usleep(100_000)
+            left = RecoveryTests.workers(tagged: tag).filter(Self.isWorker)
+            if left.isEmpty { break }
+        }
+        #expect(left.isEmpty, "workers still alive 10 s after their coordinator died: \(left)")
+        p.waitUntilExit()
+    }
+
     /// A `sluice worker` process (not srun, not the coordinator).
     static func isWorker(_ pid: Int32) -> Bool {
         guard let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
