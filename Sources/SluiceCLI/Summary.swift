@@ -66,6 +66,17 @@ enum Summary {
         }
         for o in r.outputs { out += "output: \(o)\n" }
         out += "event log: \(r.eventLog)\n"
+        // On a cluster: how the tasks spread over the nodes.
+        var perNode: [String: Int] = [:]
+        for s in r.stages {
+            for (worker, n) in s.tasksPerWorker {
+                guard let place = r.workerLocations[worker], place.hasPrefix("node ") else { continue }
+                perNode[String(place.dropFirst(5).prefix { $0 != " " }), default: 0] += n
+            }
+        }
+        if !perNode.isEmpty {
+            out += "tasks per node: " + perNode.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        }
         out += "finished in \(seconds(r.wallMicros)) with \(r.workersStarted) worker process(es)"
         out += "; retries \(r.retries), workers replaced \(r.workersReplaced), map tasks re-run \(r.mapTasksRerun)"
         out += ", speculative attempts \(r.speculativeAttempts)"

@@ -50,10 +50,12 @@ struct SlurmTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = try input(dir)
         let (status, text) = try Self.salloc(["run", "wordcount", "--launcher", "slurm", "-w", "\(workers)", "-i", input,
-                                              "-o", dir + "/out", "--work-dir", dir + "/work", "--split-size", "1m", "-q"])
+                                              "-o", dir + "/out", "--work-dir", dir + "/work", "--split-size", "1m",
+                                              "--progress", "off"])
         #expect(status == 0, "\(text)")
         #expect(try Harness.readOutput(dir + "/out").sorted() == expected("wordcount", input))
         #expect(try Self.nodes(in: dir + "/out/_events.jsonl") == ["n1", "n2", "n3"])
+        #expect(text.contains("tasks per node: n1 "), "the summary shows the spread over nodes: \(text)")
     }
 
     @Test("eventsum (CSV, byte-key aggregation) across the cluster: the same output as a local run")

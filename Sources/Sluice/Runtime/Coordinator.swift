@@ -472,6 +472,7 @@ final class JobRun {
         }
         return JobResult(rendered: rendered, stages: recorder.summaries(plan, scheduler, tracker, hotKeyShare: options.skew.hotKeyShare),
                          outputs: outputs, wallMicros: monotonicMicros() - started, workersStarted: pool.workers.count,
+                         workerLocations: Dictionary(uniqueKeysWithValues: pool.workers.map { ($0.id, $0.handle.location) }),
                          retries: retries, workersReplaced: recorder.workersReplaced, mapTasksRerun: recorder.mapTasksRerun,
                          skippedByInput: all.skippedByInput, speculativeAttempts: recorder.speculativeAttempts,
                          reusedMapTasks: recorder.reusedMapTasks, eventLog: eventLog ?? "", results: actionResults)

@@ -62,6 +62,8 @@ public struct JobResult: Sendable {
     public var wallMicros: Int64
     /// Workers started, replacements included.
     public var workersStarted: Int
+    /// Where each worker ran, as its launcher says (`pid 1234`, `node n2 (srun pid 99)`).
+    public var workerLocations: [Int: String] = [:]
     /// Task attempts that failed and were retried (all stages).
     public var retries: Int
     /// Workers that died or hung and were replaced.
