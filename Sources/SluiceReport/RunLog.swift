@@ -53,6 +53,8 @@ struct RunLog {
     struct Worker {
         var id: Int
         var pid: Int?
+        /// The cluster node it ran on (`location` "node n2 …"), if not this machine.
+        var node: String?
         var start: Int64
         var lost: Int64?
         var lostReason: String?
@@ -143,7 +145,7 @@ struct RunLog {
             case "worker_start":
                 let id = Self.int(f["worker"]) ?? workers.count
                 workers.removeAll { $0.id == id }
-                workers.append(Worker(id: id, pid: Self.int(f["pid"]), start: time))
+                workers.append(Worker(id: id, pid: Self.int(f["pid"]), node: Self.node(f["location"]), start: time))
             case "worker_lost":
                 let id = Self.int(f["worker"]) ?? -1
                 let i = worker(id, seen: time)
@@ -155,6 +157,7 @@ struct RunLog {
                                 input: f["input"] as? String)
                 let i = worker(a.worker, seen: time)
                 if workers[i].pid == nil { workers[i].pid = Self.int(f["pid"]) }
+                if workers[i].node == nil { workers[i].node = Self.node(f["location"]) }
                 if stages.first(where: { $0.id == a.stage })?.kind == "map", succeeded.contains([a.stage, a.partition]) {
                     rerunMaps += 1
                 }
@@ -219,6 +222,12 @@ struct RunLog {
                      inputs: (s["inputs"] as? [String] ?? []).filter { !$0.isEmpty }, writesShuffle: int(s["writes_shuffle"]),
                      partitions: int(s["partitions"]), write: s["write"] as? String, action: s["action"] as? String,
                      samplesShuffle: int(s["samples_shuffle"]))
+    }
+
+    /// `n2` from a location `node n2 (srun pid 9)`; nil for a local process.
+    static func node(_ value: Any?) -> String? {
+        guard let text = value as? String, text.hasPrefix("node ") else { return nil }
+        return String(text.dropFirst(5).prefix { $0 != " " })
     }
 
     static func int(_ v: Any?) -> Int? { (v as? NSNumber).map { Int(truncatingIfNeeded: $0.int64Value) } }

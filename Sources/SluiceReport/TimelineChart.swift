@@ -31,11 +31,12 @@ extension RunReport {
             for (i, w) in run.workers.enumerated() {
                 let y = laneY(i)
                 svg += "<rect class=\"lane\(i % 2)\" x=\"0\" y=\"\(px(y))\" width=\"\(px(labelWidth + plotWidth))\" height=\"\(px(laneHeight))\"/>\n"
-                let alive = "worker \(w.id)" + (w.pid.map { " (pid \($0))" } ?? "") + " alive "
+                let alive = "worker \(w.id)" + (w.node.map { " on node \($0)" } ?? "") + (w.pid.map { " (pid \($0))" } ?? "") + " alive "
                     + formatSeconds(Double(w.start - run.start)) + " – " + formatSeconds(Double((w.lost ?? run.end) - run.start))
                 svg += "<rect class=\"alive\" x=\"\(px(x(w.start)))\" y=\"\(px(y + barTop - 4))\" width=\"\(px(max(1, x(w.lost ?? run.end) - x(w.start))))\" height=\"\(px(barHeight + 8))\"><title>\(esc(alive))</title></rect>\n"
                 svg += "<text class=\"lane-label\" x=\"10\" y=\"\(px(y + barTop + 11))\">worker \(w.id)</text>"
-                let sub = [w.pid.map { "pid \($0)" }, w.lost.map { _ in "lost" }].compactMap { $0 }.joined(separator: " · ")
+                let sub = [w.node.map { "node \($0)" }, w.pid.map { "pid \($0)" }, w.lost.map { _ in "lost" }].compactMap { $0 }
+                    .joined(separator: " · ")
                 svg += "<text class=\"lane-sub\(w.lost != nil ? " bad" : "")\" x=\"10\" y=\"\(px(y + barTop + 25))\">\(esc(sub))</text>\n"
             }
 

@@ -117,6 +117,15 @@ struct ReportTests {
         #expect(throws: JobError.self) { try RunReport.html(eventLog: "not json\n{\"no_event\":1}\n") }
     }
 
+    @Test("workers on cluster nodes are labelled with their node")
+    func nodes() throws {
+        let lines = Self.log.split(separator: "\n").map(String.init).map { line in
+            line.replacingOccurrences(of: "\"worker\":1,\"pid\":101}", with: "\"worker\":1,\"location\":\"node n2 (srun pid 101)\"}")
+        }
+        let html = try RunReport.html(eventLog: lines.joined(separator: "\n"))
+        #expect(html.contains("node n2"), "the lane of worker 1 names its node")
+    }
+
     @Test("sluice report renders a real run with an injected failure, given its output folder",
           arguments: ["throw@0.0.0", "stall@0.0.0:after=1"])
     func realRun(spec: String) throws {
