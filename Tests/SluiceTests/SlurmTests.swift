@@ -74,6 +74,20 @@ struct SlurmTests {
         #expect(try Self.nodes(in: dir + "/out/_events.jsonl") == ["n1", "n2", "n3"])
     }
 
+    @Test("joins (shuffled, inner, left and cogroup) across the cluster match the reference executor")
+    func joins() throws {
+        let dir = Harness.tempDir("slurmjoin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, text) = try Self.salloc(["run", "test-join", "--launcher", "slurm", "-w", "3", "--n", "20000",
+                                              "--broadcast-threshold", "0", "-o", dir + "/out", "--work-dir", dir + "/work", "-q"])
+        #expect(status == 0, "\(text)")
+        let expected = try ReferenceExecutor.run(Harness.job("test-join"),
+                                                 JobArguments(output: dir + "/out", parameters: ["n": "20000"]))
+        for action in expected {
+            #expect(try Harness.readOutput(action.outputPath!).sorted() == action.lines.sorted(), "\(action.outputPath!)")
+        }
+    }
+
     @Test("a worker step killed mid-task: its task runs again elsewhere, exact output")
     func killedStep() throws {
         let dir = Harness.tempDir("slurmkill")
