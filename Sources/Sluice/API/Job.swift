@@ -196,7 +196,7 @@ public final class JobContext {
 /// A job's logical graph: its sources and actions, sealed with deterministic ids.
 public final class JobGraph {
     private(set) var actions: [Action] = []
-    private(set) var fileSources: [AnyNode] = []
+    private(set) var fileSources: [FileSourceLike] = []
     /// Every node in traversal order (parents before children).
     private(set) var nodes: [AnyNode] = []
     /// Every shuffle in traversal order.
@@ -242,7 +242,7 @@ public final class JobGraph {
             }
         }
         for a in actions { visit(a.node) }
-        fileSources = nodes.filter { $0 is FileSourceLike }
+        fileSources = nodes.compactMap { $0 as? FileSourceLike }
     }
 }
 

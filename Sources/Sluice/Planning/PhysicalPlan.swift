@@ -235,12 +235,9 @@ protocol BroadcastCandidate: AnyNode {
     /// Computes every file source's splits (coordinator side), once no output folder is found
     /// to overlap an input (`JobError.badParameter`).
     static func planSplits(_ graph: JobGraph, splitSize: Int64?, workers: Int) throws -> [[InputSplit]] {
-        let inputs = graph.fileSources.flatMap { ($0 as! FileSourceLike).paths }
+        let inputs = graph.fileSources.flatMap(\.paths)
         for output in graph.actions.compactMap(\.outputPath) { try SplitPlanner.checkOutput(output, against: inputs) }
         let planner = SplitPlanner(splitSize: splitSize, workers: workers)
-        return try graph.fileSources.map {
-            let source = $0 as! FileSourceLike
-            return try planner.plan(source.paths, splittable: source.splittable)
-        }
+        return try graph.fileSources.map { try planner.plan($0.paths, splittable: $0.splittable) }
     }
 }

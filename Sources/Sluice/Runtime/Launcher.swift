@@ -138,16 +138,14 @@ final class LocalWorker: WorkerHandle {
         close(input)
         close(output)
         var status: Int32 = 0
-        if gentle {
-            // Give srun a few seconds to end its step, then make sure.
-            for _ in 0..<50 where waitpid(pid, &status, WNOHANG) == 0 { usleep(100_000) }
-            if waitpid(pid, &status, WNOHANG) == 0 {
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            }
-        } else {
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // Give srun up to 5 s to end its step, then make sure.
+        var waited = 0
+        while gentle && waitpid(pid, &status, WNOHANG) == 0 {
+            waited += 1
+            if waited > 50 { kill(pid, SIGKILL) }
+            usleep(100_000)
         }
+        if !gentle { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         var code: Int32 = 0
         switch sluice_wait_status(status, &code) {
         case 1: ended = "exit code \(code)"

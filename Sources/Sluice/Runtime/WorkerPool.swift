@@ -118,20 +118,20 @@ final class WorkerPool {
         }
     }
 
-    /// Stops a worker that lost a race or is no longer wanted (not a failure).
-    func retire(_ w: PooledWorker) {
-        guard w.alive else { return }
+    /// Stops a worker that lost a race or is no longer wanted (not a failure); returns how it
+    /// ended, or nil when it was already stopped.
+    @discardableResult
+    func retire(_ w: PooledWorker) -> String? {
+        guard w.alive else { return nil }
         w.alive = false
-        _ = w.handle.stop(force: true)
+        let ended = w.handle.stop(force: true)
         drainErrors(w)
+        return ended
     }
 
     /// Stops a failed worker and queues a `lost` event naming how it ended.
     private func lose(_ w: PooledWorker, _ reason: String) {
-        guard w.alive else { return }
-        w.alive = false
-        let ended = w.handle.stop(force: true)
-        drainErrors(w)
+        guard let ended = retire(w) else { return }
         pending.append(.lost(w, reason: "\(reason) (\(ended))"))
     }
 
@@ -157,9 +157,7 @@ final class WorkerPool {
             case .alive: break
             case .silent: lose(w, "\(w.label) sent nothing for \(Int(liveness.timeoutMicros / 1_000_000)) s (hung)")
             case .noProgress:
-                w.alive = false
-                _ = w.handle.stop(force: true)
-                drainErrors(w)
+                retire(w)
                 events.append(.stalled(w, seconds: Int((now - w.lastProgress) / 1_000_000)))
             }
         }

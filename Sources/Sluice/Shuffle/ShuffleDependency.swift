@@ -19,7 +19,7 @@ public final class ShuffleDependency {
     /// An explicit partition count requested by the job (otherwise `--partitions`).
     let requestedPartitions: Int?
     /// Computes a map task's partition and writes it, partitioned, to a path.
-    @usableFromInline var mapTask: MapTask = { _, _, _ in fatalError("map task not set") }
+    @usableFromInline var mapTask: MapTask?
     /// Samples the keys of one parent partition (range partitioning only).
     @usableFromInline var sampleTask: ((TaskContext, Int) throws -> [UInt8])?
     /// Range bounds from the sample tasks' results, for a number of reduce partitions.
@@ -47,7 +47,8 @@ public final class ShuffleDependency {
     /// Runs map task `partition`: computes the parent's partition and writes it, partitioned,
     /// to `path`.
     func runMapTask(_ task: TaskContext, partition: Int, path: String) throws -> MapOutputStats {
-        try mapTask(task, partition, path)
+        guard let mapTask else { throw JobError.invalid("shuffle \(id) has no map task (an operator bug)") }
+        return try mapTask(task, partition, path)
     }
 
     /// Samples the keys of one parent partition (encoded) — the sample stage's task.

@@ -417,6 +417,17 @@ final class SegmentReader {
         }
         return true
     }
+
+    /// Steps `at` over the whole record it points to (checking its offset); false when no
+    /// whole record is there (the end, a torn tail or corruption: `isEnd` tells which).
+    func advance(_ at: inout IndexEntry) throws -> Bool {
+        guard case .record(let o, let t, _, let size) = try record(at: at.position) else { return false }
+        guard o == at.offset else { throw LogFormat.offsetMismatch(path, at: at.position, found: o, expected: at.offset) }
+        at.before.add(t)
+        at.position += size
+        at.offset += 1
+        return true
+    }
 }
 
 /// What `sluice log info` shows.
@@ -528,15 +539,7 @@ public final class EventLog {
         var at = start
         reader.invalidate()
         while at.offset < limit {
-            switch try reader.record(at: at.position) {
-            case .record(let o, let t, _, let size):
-                guard o == at.offset else { throw LogFormat.offsetMismatch(reader.path, at: at.position, found: o, expected: at.offset) }
-                at.before.add(t)
-                at.position += size
-                at.offset += 1
-            default:
-                if try reader.isEnd(at: at.position, offset: at.offset, last: last) { return at }
-            }
+            if try !reader.advance(&at), try reader.isEnd(at: at.position, offset: at.offset, last: last) { return at }
         }
         return at
     }

@@ -45,17 +45,10 @@ extension EventLog {
                 e += 1
                 continue
             }
-            switch try reader.record(at: at.position) {
-            case .record(let o, let t, _, let size):
-                guard o == at.offset else { throw LogFormat.offsetMismatch(reader.path, at: at.position, found: o, expected: at.offset) }
-                at.before.add(t)
-                at.position += size
-                at.offset += 1
-            default:
-                guard try reader.isEnd(at: at.position, offset: at.offset, last: last) else { continue }
-                if e < entries.count { throw indexError(reader.path, entry: e, says: entries[e], is: at) }
-                return at
-            }
+            if try reader.advance(&at) { continue }
+            guard try reader.isEnd(at: at.position, offset: at.offset, last: last) else { continue }
+            if e < entries.count { throw indexError(reader.path, entry: e, says: entries[e], is: at) }
+            return at
         }
     }
 
