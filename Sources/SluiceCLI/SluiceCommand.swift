@@ -32,7 +32,7 @@ public enum SluiceMain {
     /// `streamJobs` are served by `sluice log|lambda|kappa|compare`; their batch layers'
     /// engine jobs are registered with `jobs`.
     public static func main(jobs: [Job], streamJobs: [StreamJob] = []) -> Never {
-        JobRegistry.shared.jobs = jobs + streamJobs.map(\.batchJob)
+        JobRegistry.shared.jobs = jobs + streamJobs.map(\.engineJob)
         StreamJobRegistry.shared.jobs = streamJobs
         // `sluice run JOB --help` also shows the job's own parameters.
         let args = Array(CommandLine.arguments.dropFirst())

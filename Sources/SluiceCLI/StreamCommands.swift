@@ -379,17 +379,27 @@ struct LambdaCommand: ParsableCommand {
 struct KappaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kappa", abstract: "Replay the whole log with one stream processor and write its view to a new folder.",
-        discussion: "Writes OUTPUT/view.tsv, OUTPUT/late.tsv (the side output of late events), OUTPUT/_VIEW and _SUCCESS; an existing OUTPUT is refused.")
+        discussion: """
+        The replay is a job on the batch engine: the log's offsets are cut into tasks run by --workers worker \
+        processes, each folding its events into (key, window) aggregates that are shuffled by key and merged. \
+        Each task's watermark starts from the largest event time before its first offset (kept in the log's \
+        index), so the late events are exactly those of a sequential replay.
+
+        Writes OUTPUT/view.tsv (sorted by key and window), OUTPUT/late.tsv (the side output of late events, \
+        in offset order), OUTPUT/_VIEW and _SUCCESS; an existing OUTPUT is refused.
+        """)
     @Argument(help: "The stream job.") var job: String
     @Option(help: "The event log folder.") var log: String
     @Option(name: .shortAndLong, help: "A new folder for the view.") var output: String
     @Option(name: .customLong("allowed-lateness"), help: "Allowed lateness, e.g. 30s (default: the job's).") var allowedLateness: String?
+    @OptionGroup var engine: EngineOptions
 
     func run() throws {
         let job = try StreamJobRegistry.shared.job(named: self.job)
         let lateness = try lateness(allowedLateness)
+        let options = try engine.runOptions()
         try failing(with: 1) {
-            let r = try Kappa.run(job: job, log: log, output: output, allowedLateness: lateness)
+            let r = try Kappa.run(job: job, log: log, output: output, allowedLateness: lateness, options: options)
             print("kappa view of \(job.name): offsets [0, \(r.end)), \(r.entries) entries, \(r.lateEvents.count) late event(s), in \(r.output)"
                   + String(format: " (%.2f s)", r.seconds))
         }

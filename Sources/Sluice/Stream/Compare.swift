@@ -291,27 +291,27 @@ public enum Compare {
                                                   detail: "batch \(b) was delivered more than once"))
         }
 
-        // Kappa, and the reference (exact, and with the monoid itself when it is approximate).
-        let replay = try Kappa.replay(program: program, log: log, allowedLateness: lateness, end: upTo)
+        // Kappa, and the reference (every event, no watermark: exact, and with the monoid itself
+        // when it is approximate), each run as the stream job's engine job.
+        func engineView(_ name: String, lateness: Int64?, exact: Bool) throws -> (table: AggregateTable, late: [LateEvent]) {
+            let late = lateness == nil ? nil : "\(work)/\(name)-late"
+            if let late { try Durable.makeFolder(late) }
+            try Kappa.replay(job: job, log: path, to: upTo, lateness: lateness, into: "\(work)/\(name)", late: late,
+                             format: .batch, exact: exact, options: options.run)
+            let table = try BatchLayer.loadViewData("\(work)/\(name)", program: program)
+            return (table, try late.map { try Kappa.gatherLate($0, into: "\(work)/\(name)-late.tsv") } ?? [])
+        }
+        let kappa = try engineView("kappa", lateness: lateness, exact: false)
         var kappaExplanations: [Explanation] = []
-        if !replay.late.isEmpty {
-            kappaExplanations.append(try explain(.late, offsets: replay.late.map(\.offset), program: program, log: log,
+        if !kappa.late.isEmpty {
+            kappaExplanations.append(try explain(.late, offsets: kappa.late.map(\.offset), program: program, log: log,
                                                  detail: "dropped by kappa's watermark"))
         }
-        func reference(exact: Bool) throws -> AggregateTable {
-            let arguments = JobArguments(output: work + "/reference", parameters: [
-                "log": path, "from": "0", "to": String(upTo), "partitions": "1", "exact": exact ? "1" : "0"])
-            let table = program.makeTable()
-            for line in try ReferenceExecutor.run(job.batchJob, arguments)[0].lines {
-                try program.addViewLine(ArraySlice(line.utf8), to: table)
-            }
-            return table
-        }
-        let exactReference = try reference(exact: true)
-        let sameReference = program.relativeError == nil ? exactReference : try reference(exact: false)
+        let exactReference = try engineView("reference", lateness: nil, exact: true).table
+        let sameReference = program.relativeError == nil ? exactReference : try engineView("reference-same", lateness: nil, exact: false).table
 
         let comparisons = program.compare(ComparisonInput(
-            lambda: merged.table, kappa: replay.table, reference: exactReference, referenceSame: sameReference,
+            lambda: merged.table, kappa: kappa.table, reference: exactReference, referenceSame: sameReference,
             lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
         let differences = comparisons.filter { !$0.isEqual }
         func summarize(_ causes: [Cause]) -> [String: CauseSummary] {
@@ -330,7 +330,7 @@ public enum Compare {
             job: job.name, log: path, mode: options.served == nil ? "fresh" : "served",
             aggregation: "\(program.monoidName) per key, \(program.window)", end: upTo, cut: cut,
             speedRange: merged.speed.map { [$0.start, $0.next] } ?? [cut, cut], batchSize: size, allowedLateness: lateness,
-            lambdaLateEvents: lambdaLate.count, kappaLateEvents: replay.late.count,
+            lambdaLateEvents: lambdaLate.count, kappaLateEvents: kappa.late.count,
             missingRanges: missing.map { [$0.lowerBound, $0.upperBound] }, duplicateBatches: duplicates,
             keysCompared: comparisons.count, keysEqual: comparisons.count - differences.count, keysDifferent: differences.count,
             lambdaCauses: summarize(differences.compactMap(\.lambdaCause)), kappaCauses: summarize(differences.compactMap(\.kappaCause)),

@@ -24,7 +24,12 @@ final class EventLogNode: Node<LogEvent> {
     override func partitionCount(in plan: PhysicalPlan) -> Int { partitions }
 
     /// The offsets of one task.
-    func range(_ partition: Int) -> Range<Int64> {
+    func range(_ partition: Int) -> Range<Int64> { Self.range(partition, of: offsets, partitions: partitions) }
+
+    /// The offsets of task `partition` when `offsets` is cut into `partitions` tasks (clamped
+    /// as the node clamps them).
+    static func range(_ partition: Int, of offsets: Range<Int64>, partitions requested: Int) -> Range<Int64> {
+        let partitions = max(1, min(requested, max(1, offsets.count)))
         let n = Int64(offsets.count)
         let lo = offsets.lowerBound + n * Int64(partition) / Int64(partitions)
         let hi = offsets.lowerBound + n * Int64(partition + 1) / Int64(partitions)
