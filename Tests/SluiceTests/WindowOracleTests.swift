@@ -39,6 +39,10 @@ import Testing
 ///
 /// This is the only call of `Kappa.run` in this file: when kappa becomes a parallel engine job,
 /// adapt this helper (2 workers, tasks cutting the offset range) and every test below checks it.
+/// Every job it is given is a built-in one (`eventcounts`, `test-sliding`, `test-sessions`)
+/// except `OracleJobs.slidingOdd` and `OracleJobs.hopping`, which are defined in this file and
+/// so unknown to `sluice` worker processes: register them as hidden fixtures in
+/// `StreamJobs.all`, or keep an in-process path for jobs the workers do not know.
 func runKappa(_ job: StreamJob, log: String, lateness: Int64) throws -> (view: [String], late: [String]) {
     let dir = Harness.tempDir("oracle-kappa")
     defer { try? FileManager.default.removeItem(atPath: dir) }
