@@ -37,17 +37,16 @@ import Testing
 /// Runs kappa for `job` over the log at `log` with `lateness` and returns the lines of its
 /// `view.tsv` and `late.tsv` (headers included).
 ///
-/// This is the only call of `Kappa.run` in this file: when kappa becomes a parallel engine job,
-/// adapt this helper (2 workers, tasks cutting the offset range) and every test below checks it.
-/// Every job it is given is a built-in one (`eventcounts`, `test-sliding`, `test-sessions`)
-/// except `OracleJobs.slidingOdd` and `OracleJobs.hopping`, which are defined in this file and
-/// so unknown to `sluice` worker processes: register them as hidden fixtures in
-/// `StreamJobs.all`, or keep an in-process path for jobs the workers do not know.
+/// This is the only call of `Kappa.run` in this file. Kappa is a parallel engine job: 2 worker
+/// processes, and 16 KiB splits, so that a log of a few thousand events is cut into many
+/// tasks, each starting mid-log with the watermark of everything before it. Every job it is
+/// given is one of the `sluice` binary's (the workers must know it).
 func runKappa(_ job: StreamJob, log: String, lateness: Int64) throws -> (view: [String], late: [String]) {
     let dir = Harness.tempDir("oracle-kappa")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let output = dir + "/view"
-    _ = try Kappa.run(job: job, log: log, output: output, allowedLateness: lateness)
+    _ = try Kappa.run(job: job, log: log, output: output, allowedLateness: lateness,
+                      options: Harness.options(workers: 2, partitions: 3, splitSize: 16 << 10))
     return (try OracleFiles.lines(output + "/view.tsv"), try OracleFiles.lines(output + "/late.tsv"))
 }
 
@@ -297,21 +296,12 @@ enum WindowReference {
 // MARK: - Test-only jobs
 
 enum OracleJobs {
-    /// Sliding windows whose size (50 s) is not a multiple of the slide (20 s): count and sum.
-    static let slidingOdd = StreamJob("test-oracle-sliding-50s-20s", summary: "count and sum, 50 s windows every 20 s",
-                                      hidden: true) { schema in
-        let key = try schema.column("key"), value = try schema.column("value")
-        return Aggregation(key: { $0.bytes(key) }, value: { Pair(1, try $0.int(value)) }, monoid: Both(Count(), Sum<Int>()),
-                           window: .sliding(size: 50_000, slide: 20_000))
-    }
+    /// Sliding windows whose size (50 s) is not a multiple of the slide (20 s): count and sum
+    /// (a hidden job of the `sluice` binary, so that its worker processes know it).
+    static let slidingOdd = StreamJobs.all.first { $0.name == "test-oracle-sliding-50s-20s" }!
 
     /// Hopping windows with gaps (10 s windows every 30 s): count and sum.
-    static let hopping = StreamJob("test-oracle-hopping-10s-30s", summary: "count and sum, 10 s windows every 30 s",
-                                   hidden: true) { schema in
-        let key = try schema.column("key"), value = try schema.column("value")
-        return Aggregation(key: { $0.bytes(key) }, value: { Pair(1, try $0.int(value)) }, monoid: Both(Count(), Sum<Int>()),
-                           window: .sliding(size: 10_000, slide: 30_000))
-    }
+    static let hopping = StreamJobs.all.first { $0.name == "test-oracle-hopping-10s-30s" }!
 }
 
 // MARK: - Random out-of-order data
