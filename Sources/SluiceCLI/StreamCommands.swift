@@ -409,9 +409,11 @@ struct KappaCommand: ParsableCommand {
 /// `sluice compare JOB --log DIR`
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "compare", abstract: "Run lambda, kappa and the in-process reference on a log and compare them key by key.",
+        commandName: "compare", abstract: "Run lambda, kappa and the reference on a log and compare them key by key.",
         discussion: "Lambda is a batch view (on the batch engine) up to a cut plus the speed layer after it — run afresh, "
-            + "or with --served the job's lambda state as `lambda query` serves it. Every difference is attributed where "
+            + "or with --served the job's lambda state as `lambda query` serves it. Kappa and the reference (every event, "
+            + "no watermark) run as the stream job's engine job; a fresh comparison goes through the views one reduce "
+            + "partition at a time, so its memory stays bounded. Every difference is attributed where "
             + "the cause is known: late events dropped by the watermark, duplicate delivery, a missing batch range, or an "
             + "approximate monoid within its error bound.\n\nExit status: 0 they agree, 1 they differ, 2 the comparison could not run.")
     @Argument(help: "The stream job.") var job: String

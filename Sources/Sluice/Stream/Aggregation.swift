@@ -231,7 +231,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline init() {}
     var count: Int { 0 }
     /// The table as a `TypedTable` (a byte-key table converts itself; per key, not per event).
-    func typedForm() -> AggregateTable { self }
+    @usableFromInline func typedForm() -> AggregateTable { self }
+    /// Writes the table in `TypedTable`'s encoding straight from its own entries, when it
+    /// keeps them in another form (a byte-key table: a checkpoint then needs no conversion).
+    func encodeDirectly(to writer: inout ByteWriter) -> Bool { false }
 }
 
 /// The aggregates keyed by (key, window start).
@@ -257,6 +260,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// Adds one event's contribution and counts it per (key, window) in `counts`.
     func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws
     func merge(_ source: AggregateTable, into target: AggregateTable)
+    /// Merges the entries of `source` whose key the engine job's shuffle sends to reduce
+    /// partition `partition` of `partitions`.
+    func merge(_ source: AggregateTable, into target: AggregateTable, partition: Int, of partitions: Int)
     func encode(_ table: AggregateTable, to writer: inout ByteWriter)
     func decodeTable(from reader: inout ByteReader) throws -> AggregateTable
     /// Adds one batch-view line (hex of key, window start and value) to `table`.
@@ -268,8 +274,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// The speed layer's per-event loop: reads up to `limit` events before `end` into the
     /// batches' tables; the number read.
     func speedRead(_ cursor: LogCursor, limit: Int, end: Int64, _ state: SpeedRead) throws -> Int
-    /// Compares the tables key by key and names the cause of each difference.
-    func compare(_ input: ComparisonInput) -> [KeyComparison]
+    /// Compares the tables key by key and names the cause of each difference: the number of
+    /// (key, window) pairs compared, and the differences.
+    func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison])
 }
 
 /// Compiles an aggregation. Inlined into the job's module, so that the closures it builds —
@@ -296,7 +303,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
     key: @escaping (LogEvent) throws -> K?, value: @escaping (LogEvent) throws -> M.Value, monoid: M,
     window: Window, assign: Window, rows: @escaping (String, M.Value) -> [ViewRow],
     fastReplay: ((JobContext, ReplayRequest) throws -> Void)? = nil,
-    fastSpeedRead: ((LogCursor, Int, Int64, SpeedRead) throws -> Int)? = nil
+    fastSpeedRead: ((LogCursor, Int, Int64, SpeedRead) throws -> Int)? = nil,
+    fastPartitionOf: ((K, Int) -> Int)? = nil
 ) -> any StreamProgram {
     typealias VK = Pair<K, Int64>
     let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void = { e, emit in
@@ -326,7 +334,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
                 if task.isLate(e.time) { return task.noteLate(e, key: try key(e).map(keyText)) }
                 try explode(e) { vk, v in try emit((WindowKey(vk.first, vk.second), v)) }
             }, finish: { task, _ in try task.finish() })
-        let reduced = folded.reduceByKey { m.combine($0, $1) }
+        // Not split when skewed: a reduce partition must hold whole keys (`partitionOf`).
+        let reduced = folded.reduceByKey(skew: .off) { m.combine($0, $1) }
         switch request.format {
         case .batch:
             reduced.write(to: request.output) { kv, w in
@@ -355,7 +364,63 @@ public struct ViewRow: Sendable, Equatable, Codable {
                       fold: { e, t in _ = try accumulate(e, t) }, keyText: { try key($0).map(keyText) })
     }
     return TypedProgram(monoid: monoid, window: window, key: key, explode: explode,
-                        replay: fastReplay ?? replay, speedRead: fastSpeedRead ?? speedRead, rows: rows)
+                        replay: fastReplay ?? replay, speedRead: fastSpeedRead ?? speedRead,
+                        ops: TableOps(monoid: monoid, partitionOf: fastPartitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) }),
+                        rows: rows)
+}
+
+/// The per-key work on whole tables — reading a batch view's lines, merging a table's share of
+/// one reduce partition, finding the (key, window) pairs that differ — as closures made where
+/// the job is defined, so that their dictionary work is specialised for its key and value.
+@usableFromInline struct TableOps<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
+    @usableFromInline typealias VK = Pair<K, Int64>
+    @usableFromInline typealias Table = TypedTable<VK, M.Value>
+    @usableFromInline var addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
+    @usableFromInline var mergePart: (AggregateTable, AggregateTable, Int, Int) -> Void
+    @usableFromInline var scan: (TypedProgram<K, M>, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
+
+    @inlinable init(monoid: M, partitionOf: @escaping (K, Int) -> Int) {
+        var bytes: [UInt8] = []
+        addLine = { line, table in
+            guard Hex.decode(line, into: &bytes) else { throw CorruptDataError("a batch view line is not hex") }
+            let t = table.typedForm() as! Table
+            try bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let k = try VK.decode(from: &r)
+                let v = try M.Value.decode(from: &r)
+                guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
+                // Stored as read (not combined with the identity): the exact reference's values
+                // must keep the exact variant's form.
+                if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
+            }
+        }
+        mergePart = { source, target, partition, partitions in
+            let t = target.typedForm() as! Table
+            for (k, v) in (source.typedForm() as! Table).entries where partitions == 1 || partitionOf(k.first, partitions) == partition {
+                monoid.combine(into: &t.entries[k, default: monoid.identity], v)
+            }
+        }
+        scan = { program, input in
+            let lambda = input.lambda.typedForm() as! Table, kappa = input.kappa.typedForm() as! Table
+            let reference = input.reference.typedForm() as! Table, same = input.referenceSame.typedForm() as! Table
+            let identity = monoid.identity
+            var compared = 0
+            var differences: [KeyComparison] = []
+            func visit(_ k: VK) {
+                compared += 1
+                let r = reference.entries[k] ?? identity
+                if (lambda.entries[k] ?? identity) == r && (kappa.entries[k] ?? identity) == r { return }
+                differences.append(program.compareKey(k, input))
+            }
+            for k in reference.entries.keys { visit(k) }
+            for k in lambda.entries.keys where reference.entries[k] == nil { visit(k) }
+            for k in kappa.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil { visit(k) }
+            for k in same.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil && kappa.entries[k] == nil {
+                visit(k)
+            }
+            return (compared, differences)
+        }
+    }
 }
 
 /// The compiled aggregation for key type `K` and monoid `M`; tables map (key, window start)
@@ -370,12 +435,17 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void
     let replay: (JobContext, ReplayRequest) throws -> Void
     let speedReader: (LogCursor, Int, Int64, SpeedRead) throws -> Int
+    /// Per-key work on whole tables, specialised where the job was defined (see `TableOps`).
+    let addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
+    let mergePart: (AggregateTable, AggregateTable, Int, Int) -> Void
+    let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
 
     @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
                            explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
                            replay: @escaping (JobContext, ReplayRequest) throws -> Void,
                            speedRead: @escaping (LogCursor, Int, Int64, SpeedRead) throws -> Int,
+                           ops: TableOps<K, M>,
                            rows: @escaping (String, M.Value) -> [ViewRow]) {
         self.monoid = monoid
         self.window = window
@@ -383,6 +453,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
         self.explode = explode
         self.replay = replay
         speedReader = speedRead
+        addLine = ops.addLine
+        mergePart = ops.mergePart
+        scan = ops.scan
         rowsOf = rows
     }
 
@@ -416,7 +489,12 @@ public struct ViewRow: Sendable, Equatable, Codable {
         for (k, v) in Self.typed(source).entries { monoid.combine(into: &t.entries[k, default: monoid.identity], v) }
     }
 
+    @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable, partition: Int, of partitions: Int) {
+        mergePart(source, target, partition, partitions)
+    }
+
     @usableFromInline func encode(_ table: AggregateTable, to writer: inout ByteWriter) {
+        if table.encodeDirectly(to: &writer) { return }
         let t = Self.typed(table)
         writer.writeVarint(UInt64(t.entries.count))
         for (k, v) in t.entries {
@@ -437,19 +515,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         return t
     }
 
-    @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws {
-        guard let bytes = Hex.decode(line) else { throw CorruptDataError("a batch view line is not hex") }
-        let t = Self.typed(table)
-        try bytes.withUnsafeBytes { raw in
-            var r = ByteReader(raw)
-            let k = try VK.decode(from: &r)
-            let v = try M.Value.decode(from: &r)
-            guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
-            // Stored as read (not combined with the identity): the exact reference's values
-            // must keep the exact variant's form.
-            if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
-        }
-    }
+    @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws { try addLine(line, table) }
 
     /// The rows of one entry.
     func rows(_ k: VK, _ v: M.Value) -> [ViewRow] {
@@ -473,13 +539,13 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// `table` as this program's `TypedTable`.
     static func typed(_ table: AggregateTable) -> Table { table.typedForm() as! Table }
 
-    @usableFromInline func compare(_ input: ComparisonInput) -> [KeyComparison] {
+    @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
+
+    /// Judges one (key, window) that differs somewhere and describes it for people (not per
+    /// key: `scan`, specialised for the job, finds the few that differ).
+    @usableFromInline func compareKey(_ k: VK, _ input: ComparisonInput) -> KeyComparison {
         let lambda = Self.typed(input.lambda), kappa = Self.typed(input.kappa)
         let reference = Self.typed(input.reference), referenceSame = Self.typed(input.referenceSame)
-        var keys = Set(reference.entries.keys)
-        keys.formUnion(lambda.entries.keys)
-        keys.formUnion(kappa.entries.keys)
-        keys.formUnion(referenceSame.entries.keys)
         let identity = monoid.identity
         let exact = monoid.exact
 
@@ -528,16 +594,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
             return Cause(kind: .unknown, events: 0, withinBound: nil, detail: "not explained by the late events, missing ranges or duplicates known")
         }
 
-        var out: [KeyComparison] = []
-        for k in keys.sorted(by: <) {
-            let l = lambda.entries[k], kv = kappa.entries[k], r = reference.entries[k]
-            let lc = judge(l, k, input.lambdaExplanations)
-            let kc = judge(kv, k, input.kappaExplanations)
-            let windowText = window.text(start: k.second)
-            out.append(KeyComparison(key: Self.text(k.first), window: windowText, windowStart: window.end(start: k.second) == nil ? nil : k.second,
-                                     reference: describe(k, r), lambda: describe(k, l), kappa: describe(k, kv),
-                                     lambdaCause: lc, kappaCause: kc))
-        }
-        return out
+        let l = lambda.entries[k], kv = kappa.entries[k], r = reference.entries[k]
+        return KeyComparison(key: Self.text(k.first), window: window.text(start: k.second),
+                             windowStart: window.end(start: k.second) == nil ? nil : k.second,
+                             reference: describe(k, r), lambda: describe(k, l), kappa: describe(k, kv),
+                             lambdaCause: judge(l, k, input.lambdaExplanations), kappaCause: judge(kv, k, input.kappaExplanations))
     }
 }

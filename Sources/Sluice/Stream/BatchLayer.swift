@@ -191,10 +191,13 @@ public enum BatchLayer {
         return landed
     }
 
-    /// Reads a batch view's part files into a table.
-    static func loadViewData(_ folder: String, program: any StreamProgram) throws -> AggregateTable {
+    /// Reads a batch view's part files into a table: all of them, or part `part` of a view
+    /// whose parts hold whole keys (`sluice compare` goes through its views part by part).
+    static func loadViewData(_ folder: String, program: any StreamProgram, part only: Int? = nil) throws -> AggregateTable {
         let table = program.makeTable()
-        for part in Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted() {
+        let names = only.map { ["part-" + String(String($0 + 100_000).dropFirst())] }
+            ?? Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted()
+        for part in names {
             guard let bytes = try Durable.read("\(folder)/\(part)") else {
                 throw LambdaError("batch view part \(folder)/\(part) disappeared")
             }

@@ -15,13 +15,23 @@ import Darwin
 
     override var count: Int { table.count }
 
-    override func typedForm() -> AggregateTable {
+    @usableFromInline override func typedForm() -> AggregateTable {
         let typed = TypedTable<Pair<Bytes, Int64>, V>()
         typed.entries.reserveCapacity(table.count)
         table.forEach { key, _, value in
             typed.entries[Pair(Bytes(UnsafeRawBufferPointer(rebasing: key.dropLast(8))), WindowKeyBuffer.start(key))] = value
         }
         return typed
+    }
+
+    override func encodeDirectly(to writer: inout ByteWriter) -> Bool {
+        writer.writeVarint(UInt64(table.count))
+        table.forEach { key, _, value in
+            writer.writeLengthPrefixed(UnsafeRawBufferPointer(rebasing: key.dropLast(8)))
+            writer.writeFixed(WindowKeyBuffer.start(key))
+            value.encode(to: &writer)
+        }
+        return true
     }
 
     /// `batch`'s table as a byte-key table: a table restored from a checkpoint (typed) is
@@ -119,7 +129,9 @@ import Darwin
     }
     return makeTypedProgram(key: a.key, value: value, monoid: monoid, window: window, assign: window, rows: { key, v in
         [ViewRow(key: key, window: "", value: monoid.render(v))]
-    }, fastReplay: replay, fastSpeedRead: speedRead)
+    }, fastReplay: replay, fastSpeedRead: speedRead, fastPartitionOf: { k, n in
+        k.storage.withUnsafeBytes { bytesPartition(StableHasher.hash(bytes: $0), n) }
+    })
 }
 
 /// One reduce partition's rows sorted by key, then window, handed on as borrowed `WindowRow`s.
