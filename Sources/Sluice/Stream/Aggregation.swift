@@ -260,9 +260,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// Adds one event's contribution and counts it per (key, window) in `counts`.
     func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws
     func merge(_ source: AggregateTable, into target: AggregateTable)
-    /// Merges the entries of `source` whose key the engine job's shuffle sends to reduce
-    /// partition `partition` of `partitions`.
-    func merge(_ source: AggregateTable, into target: AggregateTable, partition: Int, of partitions: Int)
+    /// The entries of `tables`, merged and split by the reduce partition the engine job's
+    /// shuffle sends each key to: one table per partition.
+    func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable]
     func encode(_ table: AggregateTable, to writer: inout ByteWriter)
     func decodeTable(from reader: inout ByteReader) throws -> AggregateTable
     /// Adds one batch-view line (hex of key, window start and value) to `table`.
@@ -372,11 +372,12 @@ public struct ViewRow: Sendable, Equatable, Codable {
 /// The per-key work on whole tables — reading a batch view's lines, merging a table's share of
 /// one reduce partition, finding the (key, window) pairs that differ — as closures made where
 /// the job is defined, so that their dictionary work is specialised for its key and value.
+/// (`splitInto` adds a table's entries to the table of their reduce partition.)
 @usableFromInline struct TableOps<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
     @usableFromInline typealias VK = Pair<K, Int64>
     @usableFromInline typealias Table = TypedTable<VK, M.Value>
     @usableFromInline var addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
-    @usableFromInline var mergePart: (AggregateTable, AggregateTable, Int, Int) -> Void
+    @usableFromInline var splitInto: (AggregateTable, [AggregateTable]) -> Void
     @usableFromInline var scan: (TypedProgram<K, M>, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
 
     @inlinable init(monoid: M, partitionOf: @escaping (K, Int) -> Int) {
@@ -394,9 +395,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
                 if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
             }
         }
-        mergePart = { source, target, partition, partitions in
-            let t = target.typedForm() as! Table
-            for (k, v) in (source.typedForm() as! Table).entries where partitions == 1 || partitionOf(k.first, partitions) == partition {
+        splitInto = { source, parts in
+            let targets = parts.map { $0 as! Table }
+            for (k, v) in (source.typedForm() as! Table).entries {
+                let t = targets[targets.count == 1 ? 0 : partitionOf(k.first, targets.count)]
                 monoid.combine(into: &t.entries[k, default: monoid.identity], v)
             }
         }
@@ -437,7 +439,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let speedReader: (LogCursor, Int, Int64, SpeedRead) throws -> Int
     /// Per-key work on whole tables, specialised where the job was defined (see `TableOps`).
     let addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
-    let mergePart: (AggregateTable, AggregateTable, Int, Int) -> Void
+    let splitInto: (AggregateTable, [AggregateTable]) -> Void
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
 
@@ -454,7 +456,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         self.replay = replay
         speedReader = speedRead
         addLine = ops.addLine
-        mergePart = ops.mergePart
+        splitInto = ops.splitInto
         scan = ops.scan
         rowsOf = rows
     }
@@ -489,8 +491,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
         for (k, v) in Self.typed(source).entries { monoid.combine(into: &t.entries[k, default: monoid.identity], v) }
     }
 
-    @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable, partition: Int, of partitions: Int) {
-        mergePart(source, target, partition, partitions)
+    @usableFromInline func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable] {
+        let parts = (0..<partitions).map { _ in Table() }
+        for t in tables { splitInto(t, parts) }
+        return parts
     }
 
     @usableFromInline func encode(_ table: AggregateTable, to writer: inout ByteWriter) {

@@ -259,7 +259,7 @@ public enum Compare {
             speedOptions.until = end
             try SpeedLayer(job: job, log: path, store: store).run(speedOptions)
         }
-        let merged = try Serving.merge(job: job, store: store, program: program, whole: false)
+        var merged = try Serving.merge(job: job, store: store, program: program, whole: false)
         let config = try store.requireConfig(job.name)
         let size = config.batchSize
         let upTo = end >= 0 ? end : merged.coverageEnd
@@ -319,11 +319,14 @@ public enum Compare {
 
         var compared = 0
         var differences: [KeyComparison] = []
+        var speedParts = program.split(merged.speedTables, partitions: parts)
+        merged.speedTables = []
         for part in 0..<parts {
             let only = parts == 1 ? nil : part
             let lambda = try merged.batchView.map { try BatchLayer.loadViewData($0.path + "/data", program: program, part: only) }
                 ?? program.makeTable()
-            for t in merged.speedTables { program.merge(t, into: lambda, partition: part, of: parts) }
+            program.merge(speedParts[part], into: lambda)
+            speedParts[part] = program.makeTable()
             let exact = try BatchLayer.loadViewData(work + "/reference", program: program, part: only)
             let result = program.compare(ComparisonInput(
                 lambda: lambda, kappa: try BatchLayer.loadViewData(work + "/kappa", program: program, part: only),
