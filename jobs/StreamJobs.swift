@@ -1,4 +1,5 @@
 import Sluice
+import SluiceStream
 
 /// The stream jobs compiled into the `sluice` binary: aggregations over an event log, run by
 /// `sluice lambda`, `sluice kappa` and `sluice compare`.

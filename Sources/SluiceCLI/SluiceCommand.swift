@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Sluice
+import SluiceStream
 
 /// The jobs this binary knows. Set once by `SluiceMain.main(jobs:)` before parsing.
 final class JobRegistry: @unchecked Sendable {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sluice
+import SluiceStream
 
 /// The stream jobs this binary knows. Set once by `SluiceMain.main(jobs:streamJobs:)` before parsing.
 final class StreamJobRegistry: @unchecked Sendable {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Sluice
+@testable import SluiceStream
 import Testing
 
 /// A torn tail (an append cut off by a crash) is the log's end; corruption — a bad checksum,

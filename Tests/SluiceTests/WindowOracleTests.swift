@@ -1,5 +1,6 @@
 import Foundation
 import Sluice
+@testable import SluiceStream
 import SluiceJobs
 import Testing
 

@@ -404,7 +404,7 @@
 
 /// The partition of a byte key: the high bits of its stable hash (the low bits index the
 /// reduce-side `BytesTable`, so the two must not correlate).
-@inlinable func bytesPartition(_ hash: UInt64, _ partitions: Int) -> Int {
+@inlinable package func bytesPartition(_ hash: UInt64, _ partitions: Int) -> Int {
     Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(partitions)).high)
 }
 
@@ -420,7 +420,7 @@
 /// `reduceByteKeys` handing the keys on borrowed (valid during the call), for a consumer that
 /// copies only what it keeps. `partitionSuffix` bytes at the end of each key are left out of
 /// its partition's hash, so keys that differ only there meet in one reduce partition.
-@inlinable func reduceByteKeyViews<V: BinaryCodable & BitwiseCopyable>(
+@inlinable package func reduceByteKeyViews<V: BinaryCodable & BitwiseCopyable>(
     _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?, partitionSuffix: Int = 0
 ) -> Node<(ByteView, V)> {
     byteKeyReduce(source, combine: combine, partitions: partitions, partitionSuffix: partitionSuffix, key: { ByteView($0) },

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 /// A known reason why a view differs from the reference for a key.
 public enum CauseKind: String, Codable, Sendable {

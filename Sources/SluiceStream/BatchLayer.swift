@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// Why a lambda or kappa step refused to go on: inconsistent settings, a missing batch range,
 /// an output that already exists. One line for people.

@@ -1,3 +1,4 @@
+import Sluice
 /// The serving layer's answer: the newest batch view merged, through the monoid, with the
 /// speed layer's state for the batches after its cut.
 public struct LambdaView: Sendable {

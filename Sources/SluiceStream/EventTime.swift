@@ -1,3 +1,4 @@
+import Sluice
 /// Event times are milliseconds since the Unix epoch (UTC). These are the units, the parsers
 /// for times in input records and for durations on the command line, and the ISO 8601 text
 /// that views print.

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 // The event log: an append-only, segmented log on disk, Kafka-style.
 //

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 /// The watermark: the largest event time seen minus the allowed lateness. An event older than
 /// the watermark is late: it goes to the side output instead of the aggregates.

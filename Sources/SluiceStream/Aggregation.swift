@@ -1,3 +1,4 @@
+import Sluice
 /// Event-time windows an aggregation groups events into (times in milliseconds).
 public enum Window: Sendable, Equatable, CustomStringConvertible {
     /// No windows: one aggregate per key.

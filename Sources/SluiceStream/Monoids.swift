@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// A monoid: an associative `combine` with an `identity` (`combine(identity, a) == a`). This
 /// is what lets the same aggregation run in any grouping — per task before a shuffle, per

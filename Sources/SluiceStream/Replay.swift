@@ -1,3 +1,4 @@
+import Sluice
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -42,7 +43,7 @@ import Darwin
     /// The task of `partition`: its watermark starts from the largest event time before its
     /// first offset.
     @usableFromInline init(_ request: ReplayRequest, partition: Int) throws {
-        let first = EventLogNode.range(partition, of: request.offsets, partitions: request.partitions).lowerBound
+        let first = EventLogSource.range(partition, of: request.offsets, partitions: request.partitions).lowerBound
         guard let lateness = request.lateness else {
             watermark = Watermark(allowedLateness: 0)
             filters = false
@@ -53,7 +54,7 @@ import Darwin
         do {
             before = try EventLog(path: request.log).timeRange(before: first)
         } catch let e as EventLogError {
-            // Bad input, not a transient failure: the job fails at once (as `EventLogNode` does).
+            // Bad input, not a transient failure: the job fails at once (as `EventLogSource` does).
             throw InputError(source: e.segment ?? request.log, offset: e.byte,
                              reason: e.segment == nil ? e.reason : "corrupt event log: \(e.reason)")
         }

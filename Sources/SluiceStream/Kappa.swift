@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 /// An event later than the watermark, sent to a side output instead of the aggregates.
 public struct LateEvent: Sendable, Codable, Equatable {
