@@ -173,6 +173,12 @@ public struct StreamJob: Sendable {
         return p
     }
 
+    /// What the job computes on a log with `schema`: monoid, windows and output columns.
+    public func aggregationDescription(schema: LogSchema) throws -> String {
+        let p = try make(schema)
+        return "\(p.monoidName) per key, \(p.window); view columns: key, window, \(p.columns.joined(separator: ", "))"
+    }
+
     /// The name of the stream job's engine job.
     public var engineJobName: String { "stream:" + name }
 

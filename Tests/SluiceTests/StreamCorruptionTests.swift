@@ -219,3 +219,36 @@ struct StreamCorruptionTests {
         #expect(try LambdaStore(log: log, job: job.name).views().isEmpty)
     }
 }
+
+@Suite("Stream jobs in the CLI")
+struct StreamJobCLITests {
+    func sluice(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.sluiceBinary)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("stream jobs are listed by `sluice jobs` and explained by `sluice describe`, with the aggregation on a given log")
+    func listedAndDescribed() throws {
+        let jobs = try sluice(["jobs"])
+        #expect(jobs.status == 0 && jobs.output.contains("Stream jobs") && jobs.output.contains("flightdelays"), "\(jobs.output)")
+        #expect(!jobs.output.contains("test-sliding"), "hidden test jobs are listed only with --all")
+        let flights = try sluice(["describe", "flightdelays"])
+        #expect(flights.status == 0 && flights.output.contains("flightdelays (stream job)") && flights.output.contains("--feed flightdelays"),
+                "\(flights.output)")
+        let dir = Harness.tempDir("describe-stream")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "ts,user,key,value\n1000,u1,k1,5\n".write(toFile: dir + "/e.csv", atomically: true, encoding: .utf8)
+        #expect(try sluice(["log", "append", "--log", dir + "/log", dir + "/e.csv"]).status == 0)
+        let counts = try sluice(["describe", "eventcounts", "--log", dir + "/log"])
+        #expect(counts.status == 0 && counts.output.contains("count+sum per key, tumbling 1m windows"), "\(counts.output)")
+        #expect(try sluice(["describe", "no-such-job"]).status == 64)
+    }
+}
