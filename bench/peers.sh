@@ -230,12 +230,16 @@ if [ -n "${TASK[eventcounts]:-}" ]; then
   fi
   if want flink; then
     NOHEADER=$(headerless_file "$SEVENTS")
+    # The script's own timeline (instrumented run): seconds until the JVM and the table
+    # environment are up, until the job was submitted, until it finished.
+    FLINK_METRICS=("--metric=jvm_up_s=([0-9.]+) s +JVM" "--metric=submitted_s=([0-9.]+) s +job submitted"
+                   "--metric=finished_s=([0-9.]+) s +(?:job finished|empty job done)")
     peer eventcounts flink-startup flink "PyFlink: JVM + local mini-cluster start and an empty job (the fixed cost inside the flink time)" \
-      "$SEVENTS" "$OUT/ec-flink-startup" "" --runs "$FLINK_RUNS" --count-instrumented \
+      "$SEVENTS" "$OUT/ec-flink-startup" "" --runs "$FLINK_RUNS" --count-instrumented "${FLINK_METRICS[@]}" \
       -- "$FPY" bench/peers/flink_eventcounts.py --startup
     peer eventcounts flink flink "PyFlink SQL streaming: event time, WATERMARK rowtime - 1 min, TUMBLE 1 min, COUNT/SUM, parallelism $THREADS, filesystem csv sink (sorted for the check)" \
       "$SEVENTS" "$OUT/ec-flink" "$(view_check "$OUT/ec-flink" --sort)" \
-      --records "$STREAM_ROWS" --records-label ev --runs "$FLINK_RUNS" --count-instrumented \
+      --records "$STREAM_ROWS" --records-label ev --runs "$FLINK_RUNS" --count-instrumented "${FLINK_METRICS[@]}" \
       -- "$FPY" bench/peers/flink_eventcounts.py "$NOHEADER" "$OUT/ec-flink"
   fi
 fi

@@ -369,7 +369,7 @@ def fmt_rate(x):
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= size:
             return f"{x / size:.2f}{unit}"
-    return f"{x:.0f}"
+    return f"{x:.0f}" if x >= 100 else f"{x:.2f}"
 
 
 def print_table(headers, rows, right=None):
