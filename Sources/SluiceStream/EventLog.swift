@@ -816,6 +816,9 @@ public final class EventLogWriter {
         guard payload.count + LogFormat.bodyPrefix <= LogFormat.maxBody else {
             throw EventLogError("event of \(payload.count) bytes is larger than the limit of \(LogFormat.maxBody)")
         }
+        guard EventTime.supported.contains(time) else {
+            throw EventLogError("event time \(time) is outside the years 0000 to 9999 (milliseconds \(EventTime.supported))")
+        }
         if segmentSize > 0 && segmentSize + size > metadata.segmentBytes { try roll() }
         if lastEntryPosition.map({ segmentSize - $0 >= LogFormat.indexInterval }) ?? true {
             IndexEntry(offset: nextOffset, position: segmentSize, before: before).encode(to: &pendingIndex)

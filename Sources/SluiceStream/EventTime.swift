@@ -21,8 +21,17 @@ public enum EventTime {
         case iso8601
     }
 
-    /// Parses an event time written in `format`; nil when the text is not one.
+    /// The event times a log holds: years 0000 to 9999. Windows and watermarks are computed
+    /// on them without overflow; a time outside is refused when it is appended.
+    public static let supported: ClosedRange<Int64> = -62_167_219_200_000...253_402_300_799_999
+
+    /// Parses an event time written in `format`; nil when the text is not one, or is outside
+    /// `supported`.
     public static func parse(_ p: UnsafeBufferPointer<UInt8>, format: Format) -> Int64? {
+        parseAny(p, format: format).flatMap { supported.contains($0) ? $0 : nil }
+    }
+
+    private static func parseAny(_ p: UnsafeBufferPointer<UInt8>, format: Format) -> Int64? {
         switch format {
         case .epochMillis:
             return CSVScalars.parseInt(p).map(Int64.init)

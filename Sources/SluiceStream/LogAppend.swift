@@ -85,7 +85,7 @@ public struct LogAppender {
             let time = try record.withField(timeColumn) { p -> Int64 in
                 guard let t = EventTime.parse(p, format: format) else {
                     throw InputError(source: record.sourceName, line: record.line,
-                                     reason: "event time \(CSVScalars.quoted(p)) in column \"\(field)\" is not a \(format.rawValue) time")
+                                     reason: "event time \(CSVScalars.quoted(p)) in column \"\(field)\" is not a \(format.rawValue) time between the years 0000 and 9999")
                 }
                 return t
             }
@@ -133,7 +133,7 @@ public struct LogAppender {
             let time = try timeText.withUnsafeBufferPointer { p -> Int64 in
                 guard let t = EventTime.parse(p, format: settings!.format) else {
                     throw InputError(source: name, line: lineNumber,
-                                     reason: "event time \(CSVScalars.quoted(p)) in \"\(settings!.field)\" is not a \(settings!.format.rawValue) time")
+                                     reason: "event time \(CSVScalars.quoted(p)) in \"\(settings!.field)\" is not a \(settings!.format.rawValue) time between the years 0000 and 9999")
                 }
                 return t
             }

@@ -251,4 +251,19 @@ struct StreamJobCLITests {
         #expect(counts.status == 0 && counts.output.contains("count+sum per key, tumbling 1m windows"), "\(counts.output)")
         #expect(try sluice(["describe", "no-such-job"]).status == 64)
     }
+
+    @Test("an event time outside the years 0000–9999 is refused at append, naming the line (windows never overflow)")
+    func extremeTimesRefused() throws {
+        let dir = Harness.tempDir("extreme-times")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for t in ["-9223372036854775808", "9223372036854775807", "253402300800000"] {
+            try "ts,user,key,value\n1000,u1,k1,5\n\(t),u1,k1,5\n".write(toFile: dir + "/e.csv", atomically: true, encoding: .utf8)
+            let run = try sluice(["log", "append", "--log", dir + "/log-\(t)", dir + "/e.csv"])
+            #expect(run.status != 0 && run.output.contains("e.csv:3") && run.output.contains("between the years 0000 and 9999"), "\(run.output)")
+        }
+        try "ts,user,key,value\n-62167219200000,u1,k1,5\n253402300799999,u1,k1,7\n".write(toFile: dir + "/e.csv", atomically: true, encoding: .utf8)
+        #expect(try sluice(["log", "append", "--log", dir + "/log", dir + "/e.csv"]).status == 0)
+        let kappa = try sluice(["kappa", "test-sliding", "--log", dir + "/log", "--output", dir + "/view", "-w", "2", "-q"])
+        #expect(kappa.status == 0, "\(kappa.output)")
+    }
 }
