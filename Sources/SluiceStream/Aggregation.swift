@@ -272,8 +272,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
     func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable]
     func encode(_ table: AggregateTable, to writer: inout ByteWriter)
     func decodeTable(from reader: inout ByteReader) throws -> AggregateTable
-    /// Adds one batch-view line (hex of key, window start and value) to `table`.
-    func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws
+    /// Adds a batch-view file's lines (hex of key, window start and value) to `table`.
+    func addViewLines(_ file: [UInt8], to table: AggregateTable) throws
     /// The rows of a table for people, sorted by key and window.
     func rows(_ table: AggregateTable) -> [ViewRow]
     /// Builds the engine job's graph (kappa or the batch layer).
@@ -383,23 +383,25 @@ public struct ViewRow: Sendable, Equatable, Codable {
 @usableFromInline struct TableOps<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
     @usableFromInline typealias VK = Pair<K, Int64>
     @usableFromInline typealias Table = TypedTable<VK, M.Value>
-    @usableFromInline var addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
+    @usableFromInline var addLines: ([UInt8], AggregateTable) throws -> Void
     @usableFromInline var splitInto: (AggregateTable, [AggregateTable]) -> Void
     @usableFromInline var scan: (TypedProgram<K, M>, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
 
     @inlinable init(monoid: M, partitionOf: @escaping (K, Int) -> Int) {
-        var bytes: [UInt8] = []
-        addLine = { line, table in
-            guard Hex.decode(line, into: &bytes) else { throw CorruptDataError("a batch view line is not hex") }
+        addLines = { file, table in
+            var bytes: [UInt8] = []
             let t = table.typedForm() as! Table
-            try bytes.withUnsafeBytes { raw in
-                var r = ByteReader(raw)
-                let k = try VK.decode(from: &r)
-                let v = try M.Value.decode(from: &r)
-                guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
-                // Stored as read (not combined with the identity): the exact reference's values
-                // must keep the exact variant's form.
-                if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
+            for line in file.split(separator: 0x0A) where !line.isEmpty {
+                guard Hex.decode(line, into: &bytes) else { throw CorruptDataError("a batch view line is not hex") }
+                try bytes.withUnsafeBytes { raw in
+                    var r = ByteReader(raw)
+                    let k = try VK.decode(from: &r)
+                    let v = try M.Value.decode(from: &r)
+                    guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
+                    // Stored as read (not combined with the identity): the exact reference's
+                    // values must keep the exact variant's form.
+                    if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
+                }
             }
         }
         splitInto = { source, parts in
@@ -445,7 +447,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let replay: (JobContext, ReplayRequest) throws -> Void
     let speedReader: (LogCursor, Int, Int64, SpeedRead) throws -> Int
     /// Per-key work on whole tables, specialised where the job was defined (see `TableOps`).
-    let addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
+    let addLines: ([UInt8], AggregateTable) throws -> Void
     let splitInto: (AggregateTable, [AggregateTable]) -> Void
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
@@ -462,7 +464,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         self.explode = explode
         self.replay = replay
         speedReader = speedRead
-        addLine = ops.addLine
+        addLines = ops.addLines
         splitInto = ops.splitInto
         scan = ops.scan
         rowsOf = rows
@@ -526,7 +528,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         return t
     }
 
-    @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws { try addLine(line, table) }
+    @usableFromInline func addViewLines(_ file: [UInt8], to table: AggregateTable) throws { try addLines(file, table) }
 
     /// The rows of one entry.
     func rows(_ k: VK, _ v: M.Value) -> [ViewRow] {

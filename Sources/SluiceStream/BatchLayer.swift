@@ -202,9 +202,7 @@ public enum BatchLayer {
             guard let bytes = try Durable.read("\(folder)/\(part)") else {
                 throw LambdaError("batch view part \(folder)/\(part) disappeared")
             }
-            for line in bytes.split(separator: 0x0A) where !line.isEmpty {
-                try program.addViewLine(line, to: table)
-            }
+            try program.addViewLines(bytes, to: table)
         }
         return table
     }

@@ -320,20 +320,11 @@ public enum Compare {
 
         var compared = 0
         var differences: [KeyComparison] = []
-        var speedParts = program.split(merged.speedTables, partitions: parts)
+        let speedParts = program.split(merged.speedTables, partitions: parts)
         merged.speedTables = []
-        for part in 0..<parts {
-            let only = parts == 1 ? nil : part
-            let lambda = try merged.batchView.map { try BatchLayer.loadViewData($0.path + "/data", program: program, part: only) }
-                ?? program.makeTable()
-            program.merge(speedParts[part], into: lambda)
-            speedParts[part] = program.makeTable()
-            let exact = try BatchLayer.loadViewData(work + "/reference", program: program, part: only)
-            let result = program.compare(ComparisonInput(
-                lambda: lambda, kappa: try BatchLayer.loadViewData(work + "/kappa", program: program, part: only),
-                reference: exact,
-                referenceSame: program.relativeError == nil ? exact : try BatchLayer.loadViewData(work + "/reference-same", program: program, part: only),
-                lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
+        let views = PartViews(program: program, batchView: merged.batchView.map { $0.path + "/data" }, work: work, parts: parts,
+                              speed: speedParts, lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations)
+        for result in try views.compareAll(threads: options.run.workers) {
             compared += result.compared
             differences += result.differences.filter { !$0.isEqual }
         }
@@ -386,5 +377,75 @@ public enum Compare {
         let values = program.makeTable(), counts = program.makeCountTable()
         try log.read(from: range.lowerBound, to: range.upperBound) { e in try program.foldCounting(e, into: values, counts: counts) }
         return Explanation(kind: kind, values: values, counts: counts, detail: detail)
+    }
+}
+
+/// The views of a fresh comparison, part by part: each part holds whole keys of every view,
+/// so parts are compared on their own — `threads` at a time, each loading only its part.
+final class PartViews: @unchecked Sendable {
+    let program: any StreamProgram
+    let batchView: String?
+    let work: String
+    let parts: Int
+    /// The speed layer's tables, split by part; a part's table is dropped once compared.
+    private var speed: [AggregateTable?]
+    let lambdaExplanations: [Explanation]
+    let kappaExplanations: [Explanation]
+    private let lock = NSLock()
+    private var next = 0
+    private var results: [(compared: Int, differences: [KeyComparison])?] = []
+    private var failure: Error?
+
+    init(program: any StreamProgram, batchView: String?, work: String, parts: Int, speed: [AggregateTable],
+         lambdaExplanations: [Explanation], kappaExplanations: [Explanation]) {
+        self.program = program
+        self.batchView = batchView
+        self.work = work
+        self.parts = parts
+        self.speed = speed
+        self.lambdaExplanations = lambdaExplanations
+        self.kappaExplanations = kappaExplanations
+    }
+
+    /// Every part's comparison, in part order.
+    func compareAll(threads: Int) throws -> [(compared: Int, differences: [KeyComparison])] {
+        results = Array(repeating: nil, count: parts)
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, parts))) { _ in
+            while let part = take() {
+                do {
+                    let r = try compare(part)
+                    lock.withLock { results[part] = r }
+                } catch {
+                    lock.withLock { if failure == nil { failure = error } }
+                    return
+                }
+            }
+        }
+        if let failure = lock.withLock({ failure }) { throw failure }
+        return lock.withLock { results.map { $0! } }
+    }
+
+    private func take() -> Int? {
+        lock.withLock {
+            guard next < parts else { return nil }
+            defer { next += 1 }
+            return next
+        }
+    }
+
+    private func compare(_ part: Int) throws -> (compared: Int, differences: [KeyComparison]) {
+        let only = parts == 1 ? nil : part
+        let lambda = try batchView.map { try BatchLayer.loadViewData($0, program: program, part: only) } ?? program.makeTable()
+        let speedPart = lock.withLock { () -> AggregateTable? in
+            defer { speed[part] = nil }
+            return speed[part]
+        }
+        if let speedPart { program.merge(speedPart, into: lambda) }
+        let exact = try BatchLayer.loadViewData(work + "/reference", program: program, part: only)
+        let same = program.relativeError == nil ? exact : try BatchLayer.loadViewData(work + "/reference-same", program: program, part: only)
+        return program.compare(ComparisonInput(
+            lambda: lambda, kappa: try BatchLayer.loadViewData(work + "/kappa", program: program, part: only),
+            reference: exact, referenceSame: same,
+            lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
     }
 }
