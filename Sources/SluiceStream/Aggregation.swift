@@ -372,7 +372,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
     }
     return TypedProgram(monoid: monoid, window: window, key: key, explode: explode,
                         replay: fastReplay ?? replay, speedRead: fastSpeedRead ?? speedRead,
-                        ops: TableOps(monoid: monoid, partitionOf: fastPartitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) }),
+                        ops: TableOps(monoid: monoid, window: window, partitionOf: fastPartitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) },
+                                      rowsOf: rows),
                         rows: rows)
 }
 
@@ -386,8 +387,43 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline var addLines: ([UInt8], AggregateTable) throws -> Void
     @usableFromInline var splitInto: (AggregateTable, [AggregateTable]) -> Void
     @usableFromInline var scan: (TypedProgram<K, M>, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
+    @usableFromInline var sortedRows: (AggregateTable) -> [ViewRow]
+    @usableFromInline var encode: (AggregateTable, inout ByteWriter) -> Void
+    @usableFromInline var decode: (inout ByteReader) throws -> AggregateTable
 
-    @inlinable init(monoid: M, partitionOf: @escaping (K, Int) -> Int) {
+    @inlinable init(monoid: M, window: Window, partitionOf: @escaping (K, Int) -> Int, rowsOf: @escaping (String, M.Value) -> [ViewRow]) {
+        encode = { table, writer in
+            let t = table.typedForm() as! Table
+            writer.writeVarint(UInt64(t.entries.count))
+            for (k, v) in t.entries {
+                k.encode(to: &writer)
+                v.encode(to: &writer)
+            }
+        }
+        decode = { reader in
+            let t = Table()
+            let n = try reader.readVarint()
+            guard n <= UInt64(reader.remaining) else { throw CorruptDataError("table of \(n) entries exceeds the data") }
+            t.entries.reserveCapacity(Int(n))
+            for _ in 0..<n {
+                let k = try VK.decode(from: &reader)
+                t.entries[k] = try M.Value.decode(from: &reader)
+            }
+            return t
+        }
+        sortedRows = { table in
+            var entries = (table.typedForm() as! Table).entries.map { ($0.key, $0.value) }
+            entries.sort { $0.0 < $1.0 }
+            var rows: [ViewRow] = []
+            rows.reserveCapacity(entries.count)
+            for (k, v) in entries {
+                for var row in rowsOf(TypedProgram<K, M>.text(k.first), v) {
+                    if row.window.isEmpty { row.window = window.text(start: k.second) }
+                    rows.append(row)
+                }
+            }
+            return rows
+        }
         addLines = { file, table in
             var bytes: [UInt8] = []
             let t = table.typedForm() as! Table
@@ -449,6 +485,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// Per-key work on whole tables, specialised where the job was defined (see `TableOps`).
     let addLines: ([UInt8], AggregateTable) throws -> Void
     let splitInto: (AggregateTable, [AggregateTable]) -> Void
+    let sortedRows: (AggregateTable) -> [ViewRow]
+    let encodeTyped: (AggregateTable, inout ByteWriter) -> Void
+    let decode: (inout ByteReader) throws -> AggregateTable
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
 
@@ -466,6 +505,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
         speedReader = speedRead
         addLines = ops.addLines
         splitInto = ops.splitInto
+        sortedRows = ops.sortedRows
+        encodeTyped = ops.encode
+        decode = ops.decode
         scan = ops.scan
         rowsOf = rows
     }
@@ -495,10 +537,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         return String(decoding: w.bytes, as: UTF8.self)
     }
 
-    @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable) {
-        let t = Self.typed(target)
-        for (k, v) in Self.typed(source).entries { monoid.combine(into: &t.entries[k, default: monoid.identity], v) }
-    }
+    @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable) { splitInto(source, [target]) }
 
     @usableFromInline func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable] {
         let parts = (0..<partitions).map { _ in Table() }
@@ -508,25 +547,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
     @usableFromInline func encode(_ table: AggregateTable, to writer: inout ByteWriter) {
         if table.encodeDirectly(to: &writer) { return }
-        let t = Self.typed(table)
-        writer.writeVarint(UInt64(t.entries.count))
-        for (k, v) in t.entries {
-            k.encode(to: &writer)
-            v.encode(to: &writer)
-        }
+        encodeTyped(table, &writer)
     }
 
-    @usableFromInline func decodeTable(from reader: inout ByteReader) throws -> AggregateTable {
-        let t = Table()
-        let n = try reader.readVarint()
-        guard n <= UInt64(reader.remaining) else { throw CorruptDataError("table of \(n) entries exceeds the data") }
-        t.entries.reserveCapacity(Int(n))
-        for _ in 0..<n {
-            let k = try VK.decode(from: &reader)
-            t.entries[k] = try M.Value.decode(from: &reader)
-        }
-        return t
-    }
+    @usableFromInline func decodeTable(from reader: inout ByteReader) throws -> AggregateTable { try decode(&reader) }
 
     @usableFromInline func addViewLines(_ file: [UInt8], to table: AggregateTable) throws { try addLines(file, table) }
 
@@ -539,9 +563,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         }
     }
 
-    @usableFromInline func rows(_ table: AggregateTable) -> [ViewRow] {
-        Self.typed(table).entries.sorted { $0.key < $1.key }.flatMap { rows($0.key, $0.value) }
-    }
+    @usableFromInline func rows(_ table: AggregateTable) -> [ViewRow] { sortedRows(table) }
 
     @usableFromInline func buildReplay(_ ctx: JobContext, _ request: ReplayRequest) throws { try replay(ctx, request) }
 
