@@ -336,51 +336,9 @@
         }
     }
     dep.sampleTask = { [unowned dep] task, partition in
-        let size = max(64, 20 * task.plan.partitions(of: dep))
-        var reservoir: [K] = []
-        var seen = 0
-        var rng = SplitMix64(seed: UInt64(partition) &+ 0x5AFE)
-        try source.compute(task, partition: partition) { kv in
-            seen += 1
-            if reservoir.count < size {
-                reservoir.append(kv.0)
-            } else {
-                let j = Int(rng.next() % UInt64(seen))
-                if j < size { reservoir[j] = kv.0 }
-            }
-        }
-        var w = ByteWriter()
-        w.writeVarint(UInt64(seen))
-        reservoir.encode(to: &w)
-        return w.bytes
+        try sampleKeys(source, task, partition: partition, size: max(64, 20 * task.plan.partitions(of: dep))) { $0.0 }
     }
-    dep.boundsFromSamples = { samples, partitions in
-        var weighted: [(K, Double)] = []
-        for blob in samples {
-            try blob.withUnsafeBytes { raw in
-                var r = ByteReader(raw)
-                let seen = Double(try r.readVarint())
-                let keys = try [K].decode(from: &r)
-                for k in keys { weighted.append((k, seen / Double(max(keys.count, 1)))) }
-            }
-        }
-        weighted.sort { before($0.0, $1.0) }
-        let total = weighted.reduce(0) { $0 + $1.1 }
-        let step = total / Double(partitions)
-        var result: [K] = []
-        var acc = 0.0
-        var target = step
-        for (k, w) in weighted where result.count < partitions - 1 {
-            acc += w
-            if acc >= target {
-                if result.last.map({ $0 != k }) ?? true { result.append(k) }
-                target += step
-            }
-        }
-        var w = ByteWriter()
-        result.encode(to: &w)
-        return w.bytes
-    }
+    dep.boundsFromSamples = { samples, partitions in try rangeBounds(samples, partitions: partitions, before: before) }
     let node = ClosureNode<(K, V)>(op: "sortByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
         let sorter = ExternalSorter<K, V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".sort",
                                           metrics: task.metrics, ascending: ascending)
