@@ -4,7 +4,7 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, sort, actions, json, slowRecords] }
+    public static var all: [Job] { [narrow, aggregate, joins, sort, byteSort, actions, json, slowRecords] }
 
     /// One JSON Lines record of `test-json`.
     struct KeyValue: Decodable {
@@ -112,6 +112,26 @@ public enum ConformanceJobs {
             .reduceByKey(+)
             .sortByKey(ascending: false)
             .write(to: out + "/numbers")
+    }
+
+    /// The byte sort path (`sortByKey` over `Bytes` and `ByteView` keys) as users write it: lines
+    /// as keys; the first token as the key with the line riding along (equal keys keep their
+    /// input order), descending; borrowed line views with their lengths, descending.
+    static let byteSort = Job("test-bytesort", summary: "sortByKey over Bytes and ByteView keys, both directions",
+                              hidden: true) { ctx in
+        let out = try ctx.output
+        let lines = ctx.textFiles(ctx.inputs)
+        lines.map { ($0, Unit()) }.sortByKey().write(to: out + "/lines") { kv, w in kv.0.writeText(to: &w) }
+        lines.map { line in (line.tokens().first ?? Bytes([]), line) }
+            .sortByKey(ascending: false)
+            .write(to: out + "/first-token-desc")
+        ctx.textLineViews(ctx.inputs).map { ($0, $0.count) }
+            .sortByKey(ascending: false, partitions: 3)
+            .write(to: out + "/views-desc") { kv, w in
+                w.write(raw: kv.0.raw)
+                w.write(0x09)
+                kv.1.writeText(to: &w)
+            }
     }
 
     static let actions = Job("test-actions", summary: "collect, take, count and top", parameters: common, hidden: true) { ctx in

@@ -96,7 +96,7 @@ import CSluiceSys
     private static let hugePage = 2 << 20
 
     private init(budget: Int, spillPrefix: String, metrics: TaskMetrics, ascending: Bool) {
-        self.budget = max(budget, 1 << 20)
+        self.budget = max(budget, 1 << 16)
         self.spillPrefix = spillPrefix
         self.metrics = metrics
         self.ascending = ascending
@@ -120,7 +120,7 @@ import CSluiceSys
     /// buffers already faulted in), or a new one.
     @usableFromInline static func make(budget: Int, spillPrefix: String, metrics: TaskMetrics,
                                        ascending: Bool) -> ByteRecordSorter {
-        guard let kept = BytesTableShelf.takeObject(ByteRecordSorter.self), kept.budget == max(budget, 1 << 20) else {
+        guard let kept = BytesTableShelf.takeObject(ByteRecordSorter.self), kept.budget == max(budget, 1 << 16) else {
             return ByteRecordSorter(budget: budget, spillPrefix: spillPrefix, metrics: metrics, ascending: ascending)
         }
         kept.spillPrefix = spillPrefix
