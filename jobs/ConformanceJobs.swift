@@ -4,7 +4,7 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, sort, byteSort, actions, json, slowRecords] }
+    public static var all: [Job] { [narrow, aggregate, joins, sort, byteSort, lineSort, actions, json, slowRecords] }
 
     /// One JSON Lines record of `test-json`.
     struct KeyValue: Decodable {
@@ -132,6 +132,12 @@ public enum ConformanceJobs {
                 w.write(0x09)
                 kv.1.writeText(to: &w)
             }
+    }
+
+    /// A user's sort as the issue writes it (the `linesort` benchmark): the line as the key.
+    static let lineSort = Job("test-linesort", summary: "a user's sort: textFiles → map { ($0, Unit()) } → sortByKey → write",
+                              hidden: true) { ctx in
+        ctx.textFiles(ctx.inputs).map { ($0, Unit()) }.sortByKey().write(to: try ctx.output) { kv, w in kv.0.writeText(to: &w) }
     }
 
     static let actions = Job("test-actions", summary: "collect, take, count and top", parameters: common, hidden: true) { ctx in
