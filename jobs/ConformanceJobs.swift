@@ -97,6 +97,14 @@ public enum ConformanceJobs {
         left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
         left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
         left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
+        // The same over byte keys (the byte join: a sort-merge join on the byte sort path);
+        // keys with zero bytes and a shared 8-byte prefix, values of both kinds.
+        let byteKey = { (k: Int) in Bytes(Array("key-\(k % 3)-\(k)".utf8) + (k % 5 == 0 ? [0] : [])) }
+        let byteLeft = left.map { (byteKey($0.0), $0.1) }
+        let byteRight = right.map { (byteKey($0.0), Bytes($0.1)) }
+        byteLeft.join(byteRight).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/bytes-join")
+        byteLeft.leftOuterJoin(byteRight).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/bytes-left")
+        byteLeft.cogroup(byteRight).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/bytes-cogroup")
     }
 
     static let sort = Job("test-sort", summary: "sortByKey ascending over text tokens and descending over integers",

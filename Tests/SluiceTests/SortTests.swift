@@ -152,7 +152,7 @@ struct SortTests {
             let sorter = ByteRecordSorter.make(budget: budget, spillPrefix: dir + "/s", metrics: metrics, ascending: ascending)
             #expect(try sorter.add(reader, from: offsets[0], to: offsets[1]) == keys.count)
             var got: [([UInt8], Int)] = []
-            try sorter.finish { k, v in
+            try sorter.finish { k, v, _ in
                 var r = ByteReader(v)
                 got.append((Array(k), try Int.decode(from: &r)))
             }

@@ -12,7 +12,11 @@ import CSluiceSys
 @usableFromInline struct SortEntry {
     @usableFromInline var prefix: UInt64
     @usableFromInline var offset: UInt32
+    /// The key's length, and in the top bit the record's side (0 or 1; a join's two inputs).
     @usableFromInline var length: UInt32
+
+    @inlinable var keyLength: Int { Int(length & 0x7FFF_FFFF) }
+    @inlinable var side: Int { Int(length >> 31) }
 
     @inlinable init(prefix: UInt64, offset: UInt32, length: UInt32) {
         self.prefix = prefix
@@ -38,6 +42,11 @@ import CSluiceSys
                                                      value encode: (inout ByteWriter) -> Void) {
         w.writeVarint(UInt64(key.count))
         w.write(raw: key)
+        writeValue(to: &w, encode)
+    }
+
+    /// Appends a value encoded by `encode`, preceded by its length.
+    @inlinable @inline(__always) static func writeValue(to w: inout ByteWriter, _ encode: (inout ByteWriter) -> Void) {
         let mark = w.count
         w.write(0)
         encode(&w)
@@ -154,7 +163,7 @@ import CSluiceSys
     /// Reads the blocks of `[start, end)` of a shuffle file (records in `SortRecord` format)
     /// straight into the arena — each read also fetches the next block's header — checks
     /// their checksums and indexes their records; returns how many it added.
-    @usableFromInline func add(_ reader: BlockFileReader, from start: Int64, to end: Int64) throws -> Int {
+    @usableFromInline func add(_ reader: BlockFileReader, from start: Int64, to end: Int64, side: Int = 0) throws -> Int {
         guard start < end else { return 0 }
         let h = BlockFormat.headerSize
         var header = [UInt8](repeating: 0, count: h)
@@ -188,7 +197,7 @@ import CSluiceSys
             }
             if more > 0 { header.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[length...])) } }
             do {
-                try indexBlock(length: length, count: count)
+                try indexBlock(length: length, count: count, side: UInt32(side) << 31)
             } catch let e as CorruptDataError {
                 throw reader.fail("undecodable record: \(e)")
             }
@@ -199,21 +208,23 @@ import CSluiceSys
     }
 
     /// Indexes the `count` records of the block just read to the arena's end.
-    private func indexBlock(length: Int, count: Int) throws {
+    private func indexBlock(length: Int, count: Int, side: UInt32) throws {
         let start = arenaUsed
         let p = UnsafePointer((arena + start).assumingMemoryBound(to: UInt8.self))
         var i = 0
         var n = 0
         let flip: UInt64 = ascending ? 0 : ~0
         while i < length {
-            guard let klen = SortRecord.varint(p, &i, length), klen <= length - i else { throw CorruptDataError("bad key length") }
+            guard let klen = SortRecord.varint(p, &i, length), klen <= length - i, klen < 1 << 31 else {
+                throw CorruptDataError("bad key length")
+            }
             let key = i
             i += klen
             guard let vlen = SortRecord.varint(p, &i, length), vlen <= length - i else { throw CorruptDataError("bad value length") }
             i += vlen
             guard n < count else { throw CorruptDataError("block holds more records than its header says (\(count))") }
             entries[entryCount + n] = SortEntry(prefix: SortEntry.prefix(p + key, klen) ^ flip,
-                                                offset: UInt32(start + key), length: UInt32(klen))
+                                                offset: UInt32(start + key), length: UInt32(klen) | side)
             n += 1
         }
         guard n == count else { throw CorruptDataError("block holds \(n) records, its header says \(count)") }
@@ -248,7 +259,7 @@ import CSluiceSys
     /// the length, then arrival order (stability).
     @inline(__always) private func tieLess(_ a: SortEntry, _ b: SortEntry) -> Bool {
         if a.prefix != b.prefix { return a.prefix < b.prefix }
-        let la = Int(a.length), lb = Int(b.length)
+        let la = a.keyLength, lb = b.keyLength
         let m = min(la, lb)
         let s = min(16, m)
         if m > s {
@@ -306,7 +317,7 @@ import CSluiceSys
                 let flip: UInt64 = ascending ? 0 : ~0
                 for k in i..<j {
                     let e = entries[k]
-                    let rest = Int(e.length) - 8
+                    let rest = e.keyLength - 8
                     entries[k].prefix = rest > 0 ? SortEntry.prefix(arena + Int(e.offset) + 8, rest) ^ flip : flip
                 }
                 var run = UnsafeMutableBufferPointer(start: entries + i, count: j - i)
@@ -316,18 +327,20 @@ import CSluiceSys
         }
     }
 
-    /// Calls `body` with every record's key and value (the value's bytes without their
-    /// length) in sorted order.
-    private func forEachSorted(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+    /// A sorted record: key, value (its bytes, without their length) and side.
+    @usableFromInline typealias Emit = (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Int) throws -> Void
+
+    /// Calls `body` with every record in sorted order.
+    private func forEachSorted(_ body: Emit) rethrows {
         let p = UnsafePointer(arena.assumingMemoryBound(to: UInt8.self))
         let ahead = 16
         for k in 0..<entryCount {
             if k + ahead < entryCount { sluice_prefetch(p + Int(entries[k + ahead].offset)) }
             let e = entries[k]
-            var i = Int(e.offset) + Int(e.length)
+            var i = Int(e.offset) + e.keyLength
             let vlen = SortRecord.varint(p, &i, arenaUsed)!
-            try body(UnsafeRawBufferPointer(start: p + Int(e.offset), count: Int(e.length)),
-                     UnsafeRawBufferPointer(start: p + i, count: vlen))
+            try body(UnsafeRawBufferPointer(start: p + Int(e.offset), count: e.keyLength),
+                     UnsafeRawBufferPointer(start: p + i, count: vlen), e.side)
         }
     }
 
@@ -336,9 +349,9 @@ import CSluiceSys
         sortEntries()
         let path = "\(spillPrefix).sort\(runs.count)"
         let out = try BlockStreamWriter(path: path)
-        try forEachSorted { key, value in
+        try forEachSorted { key, value, side in
             try out.add { w in
-                w.writeVarint(UInt64(key.count))
+                w.writeVarint(UInt64(key.count) << 1 | UInt64(side)) // the side rides in the key length
                 w.write(raw: key)
                 w.writeVarint(UInt64(value.count))
                 w.write(raw: value)
@@ -353,7 +366,7 @@ import CSluiceSys
     }
 
     /// Hands out every record in key order, then frees the buffer.
-    @usableFromInline func finish(_ emit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    @usableFromInline func finish(_ emit: Emit) throws {
         if runs.isEmpty {
             sortEntries()
             try forEachSorted(emit)
@@ -368,7 +381,7 @@ import CSluiceSys
 
     /// A k-way merge of the runs with a binary heap of cursors ordered by (key, run index):
     /// equal keys come out in run order, which is arrival order.
-    private func mergeRuns(_ emit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    private func mergeRuns(_ emit: Emit) throws {
         let cursors = try runs.map { try SortRunCursor(path: $0, ascending: ascending) }
         var heap = cursors.indices.filter { cursors[$0].valid }
         func less(_ a: Int, _ b: Int) -> Bool {
@@ -397,7 +410,7 @@ import CSluiceSys
         for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
         while let top = heap.first {
             let c = cursors[top]
-            try emit(c.key, c.value)
+            try emit(c.key, c.value, c.side)
             try c.advance()
             if !c.valid {
                 heap[0] = heap[heap.count - 1]
@@ -444,6 +457,7 @@ final class SortRunCursor {
     private(set) var valid = true
     private(set) var key = UnsafeRawBufferPointer(start: nil, count: 0)
     private(set) var value = UnsafeRawBufferPointer(start: nil, count: 0)
+    private(set) var side = 0
     /// The current key's normalised prefix (complemented when descending).
     private(set) var prefix: UInt64 = 0
 
@@ -478,9 +492,11 @@ final class SortRunCursor {
             position = 0
         }
         let p = UnsafePointer(block.baseAddress!.assumingMemoryBound(to: UInt8.self))
-        guard let klen = SortRecord.varint(p, &position, blockLength), klen <= blockLength - position else {
+        guard let tagged = SortRecord.varint(p, &position, blockLength), tagged >> 1 <= blockLength - position else {
             throw reader.fail("undecodable record in a sorted run")
         }
+        let klen = tagged >> 1
+        side = tagged & 1
         key = UnsafeRawBufferPointer(start: p + position, count: klen)
         position += klen
         guard let vlen = SortRecord.varint(p, &position, blockLength), vlen <= blockLength - position else {

@@ -138,7 +138,7 @@ extension ByteView: SortableBytes {
         try dep.readPartitionSegments(task, partition: partition) { reader, start, end in
             task.metrics.recordsRead += try sorter.add(reader, from: start, to: end)
         }
-        try sorter.finish { key, value in
+        try sorter.finish { key, value, _ in
             var r = ByteReader(value)
             try sink((K.fromSorted(key), try V.decode(from: &r)))
         }
