@@ -43,7 +43,9 @@
     dep.mapTask = { [unowned dep] task, partition, path in
         let r = task.plan.partitions(of: dep)
         guard mapSideCombine else {
-            return try writePartitioned(source, task, partition, path, partitions: r) { hashPartition($0, r) }
+            // Byte keys: values carry their length, so reducers can group the records as bytes.
+            return try writePartitioned(source, task, partition, path, partitions: r,
+                                        lengthPrefixedValues: K.self == Bytes.self) { hashPartition($0, r) }
         }
         // An in-memory table, flushed into the (spilling) writer whenever it outgrows its share
         // of the budget; duplicate keys across flushes are merged by the reducers.
@@ -87,6 +89,16 @@
         let table = ExternalAggregator<K, C>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
                                              metrics: task.metrics, mergeCombiners: agg.mergeCombiners)
         let spec = task.spec?.shuffle == dep.id ? task.spec : nil
+        if !mapSideCombine && K.self == Bytes.self && spec?.partial == nil && spec?.merges == nil {
+            try byteGroupPartition(dep, V.self, task, partition) { key, values in
+                var c: C?
+                for v in values {
+                    if c == nil { c = try agg.create(v) } else { try agg.mergeValue(&c!, v) }
+                }
+                try sink((unsafeBitCast(Bytes(key), to: K.self), c!))
+            }
+            return
+        }
         if let count = spec?.merges {
             // Second step of a split partition: merge its partial combiners (the salt goes).
             try dep.readPartials(task, partition: partition, count: count) { r in
@@ -103,8 +115,10 @@
                 try table.merge(k, c, growth: agg.growsBy == nil ? 0 : c.estimatedMemory)
             }
         } else {
+            let byteKeyed = K.self == Bytes.self // values preceded by their length (see the map task)
             try dep.readPartition(task, partition: partition) { r in
                 let k = try K.decode(from: &r)
+                if byteKeyed { _ = try r.readVarint() }
                 let v = try V.decode(from: &r)
                 task.metrics.recordsRead += 1
                 try table.upsert(k, growth: agg.growsBy?(v) ?? 0, create: { try agg.create(v) },
@@ -137,6 +151,37 @@
         }
         return order.map { ($0, table[$0]!) }
     })
+}
+
+/// The groups of reduce partition `partition` of a shuffle of `Bytes`-keyed records written
+/// with their values' lengths: the records are sorted as bytes (`ByteRecordSorter`, spilling
+/// when large), so each key's values arrive together; `emit` gets the key (borrowed) and its
+/// values in arrival order. No hash table of lists, no allocation per record beyond the values.
+@inlinable func byteGroupPartition<V: BinaryCodable>(
+    _ dep: ShuffleDependency, _: V.Type, _ task: TaskContext, _ partition: Int,
+    _ emit: (UnsafeRawBufferPointer, [V]) throws -> Void
+) throws {
+    let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".group",
+                                       metrics: task.metrics, ascending: true)
+    defer { ByteRecordSorter.keep(sorter) }
+    try dep.readPartitionSegments(task, partition: partition) { reader, start, end in
+        task.metrics.recordsRead += try sorter.add(reader, from: start, to: end)
+    }
+    var key: [UInt8] = []
+    var values: [V] = []
+    try sorter.finish { k, value, _ in
+        if !values.isEmpty && key.withUnsafeBytes({ compareBytes($0, k) != 0 }) {
+            try key.withUnsafeBytes { try emit($0, values) }
+            values.removeAll(keepingCapacity: true)
+        }
+        if values.isEmpty {
+            key.removeAll(keepingCapacity: true)
+            key.append(contentsOf: k)
+        }
+        var rd = ByteReader(value)
+        values.append(try V.decode(from: &rd))
+    }
+    if !values.isEmpty { try key.withUnsafeBytes { try emit($0, values) } }
 }
 
 /// cogroup: for every key on either side, all its values from each side. Both sides are
