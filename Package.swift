@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Sluice", targets: ["Sluice"]),
+        .library(name: "SluiceStream", targets: ["SluiceStream"]),
         .library(name: "SluiceReport", targets: ["SluiceReport"]),
         .library(name: "SluiceGenerators", targets: ["SluiceGenerators"]),
         .library(name: "SluiceCLI", targets: ["SluiceCLI"]),
@@ -23,24 +24,27 @@ let package = Package(
                        providers: [.apt(["libarchive-dev"])]),
         // POSIX calls Glibc's module hides (pipe2, F_SETPIPE_SZ, posix_spawn helpers, wait macros).
         .target(name: "CSluiceSys", path: "Sources/CSluiceSys"),
-        // The engine: public API, planning, runtime, shuffle, IO and the stream layer, one folder
-        // per concern. Its generic hot paths are `@inlinable`, so they specialise in the modules
-        // that use them (the jobs).
+        // The engine: public API, planning, runtime, shuffle and IO, one folder per concern. Its
+        // generic hot paths are `@inlinable`, so they specialise in the modules that use them.
         .target(name: "Sluice", dependencies: ["CZlib", "CArchive", "CSluiceSys"], path: "Sources/Sluice"),
+        // The stream layer (event log, lambda, kappa, compare) on top of the engine: its jobs
+        // run as engine jobs. What it uses beyond the public API is `package`, so the
+        // dependence stays visible and out of users' reach.
+        .target(name: "SluiceStream", dependencies: ["Sluice"], path: "Sources/SluiceStream"),
         // `sluice report`: a run's event log as an HTML page.
         .target(name: "SluiceReport", dependencies: ["Sluice"], path: "Sources/SluiceReport"),
         // Deterministic test and benchmark data (`sluice gen`); needs nothing from the engine.
         .target(name: "SluiceGenerators", path: "Sources/SluiceGenerators"),
         // The example jobs, compiled into the CLI.
-        .target(name: "SluiceJobs", dependencies: ["Sluice"], path: "jobs"),
+        .target(name: "SluiceJobs", dependencies: ["Sluice", "SluiceStream"], path: "jobs"),
         // The command line (a library, so users can build their own executable with their jobs).
         .target(name: "SluiceCLI", dependencies: [
-            "Sluice", "SluiceReport", "SluiceGenerators",
+            "Sluice", "SluiceStream", "SluiceReport", "SluiceGenerators",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/SluiceCLI"),
         .executableTarget(name: "sluice", dependencies: ["SluiceCLI", "SluiceJobs"], path: "Sources/sluice"),
-        .testTarget(name: "SluiceTests", dependencies: ["Sluice", "SluiceReport", "SluiceGenerators", "SluiceJobs", "SluiceCLI", "sluice"], path: "Tests/SluiceTests"),
+        .testTarget(name: "SluiceTests", dependencies: ["Sluice", "SluiceStream", "SluiceReport", "SluiceGenerators", "SluiceJobs", "SluiceCLI", "sluice"], path: "Tests/SluiceTests"),
     ],
     swiftLanguageModes: [.v6]
 )

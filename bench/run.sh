@@ -8,7 +8,9 @@
 # Environment: SLUICE (binary, default .build/release/sluice), BENCH_DIR (data folder, kept and
 # reused; default a temporary folder removed at exit), BENCH_RUNS (timed runs, default 3),
 # BENCH_TINY_RUNS (runs of the 1 KiB job, default 20), BENCH_WORKERS (default 2),
-# BENCH_SAMPLE_MS (RSS sampling period, default 50).
+# BENCH_SAMPLE_MS (RSS sampling period, default 50), BENCH_STREAM_ROWS (events of the stream
+# benchmarks, default 5000000, quick 200000), BENCH_STREAM_RUNS (runs of each stream benchmark,
+# the instrumented run included; default BENCH_RUNS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib/common.sh
@@ -27,11 +29,14 @@ if [ "$BENCH_QUICK" = 1 ]; then
   SMALL=4m; BIG=16m; EVENT_ROWS=200000; EVENT_LABEL=200k; SORT_SIZE=2m; FLIGHT_COPIES=0
   SPILL_BUDGET=4m; SPLIT=(--split-size 4m); TINY_RUNS=${BENCH_TINY_RUNS:-10}
   SORT_SIZES=(8m 16m); SORT_SPILL=2m; JOIN_ROWS=200000; JOIN_LABEL=200k
+  STREAM_ROWS=${BENCH_STREAM_ROWS:-200000}
 else
   SMALL=100m; BIG=1g; EVENT_ROWS=10000000; EVENT_LABEL=10M; SORT_SIZE=100m; FLIGHT_COPIES=10
   SPILL_BUDGET=16m; SPLIT=()
   SORT_SIZES=(500m 1g); SORT_SPILL=64m; JOIN_ROWS=5000000; JOIN_LABEL=5M
+  STREAM_ROWS=${BENCH_STREAM_ROWS:-5000000}
 fi
+STREAM_RUNS=${BENCH_STREAM_RUNS:-$BENCH_RUNS}
 
 RESULTS=bench/results
 mkdir -p "$RESULTS/logs"
@@ -83,6 +88,25 @@ c_bench() {
 # ---------------------------------------------------------------------------------------------
 # Data (deterministic; reused from BENCH_DIR when present)
 
+# Stream benchmarks' names; BENCH_ONLY patterns that match only these (kappa, eventcounts,
+# compare, lambda...) skip the batch benchmarks' data (1 GiB text and more) and runs.
+STREAM_LABEL=$(awk -v n="$STREAM_ROWS" 'BEGIN { if (n % 1000000 == 0) print n / 1000000 "M"; else if (n % 1000 == 0) print n / 1000 "k"; else print n }')
+STREAM_NAMES=("kappa-eventcounts-$STREAM_LABEL" "lambda-batch-eventcounts-$STREAM_LABEL-${WORKERS}w"
+              "lambda-speed-eventcounts-$STREAM_LABEL" "compare-eventcounts-$STREAM_LABEL-${WORKERS}w")
+STREAM_SELECTED=0
+for _n in "${STREAM_NAMES[@]}"; do selected "$_n" && STREAM_SELECTED=1; done
+BATCH_SELECTED=1
+if [ -n "$ONLY" ]; then
+  BATCH_SELECTED=0
+  IFS=, read -ra _pats <<< "$ONLY"
+  for _p in "${_pats[@]}"; do
+    for _b in c-wc wordcount eventsum planedelays skewjoin skewgroup test-sort tiny; do
+      [[ "$_b" == *"$_p"* || "$_p" == "$_b"* ]] && BATCH_SELECTED=1
+    done
+  done
+fi
+
+if [ "$BATCH_SELECTED" = 1 ]; then
 say "preparing data (quick=$BENCH_QUICK)"
 T_SMALL=$(text_file "$SMALL")
 T_BIG=$(text_file "$BIG")
@@ -117,9 +141,20 @@ make_once "$EVENTS.sum" _events_ref "$EVENTS" >&2
 EVENTS_REF="$EVENTS.sum"
 
 same() { printf '%s same-counts @OUT@ %q\n' "$HARNESS" "$1"; }
+fi  # BATCH_SELECTED (data)
+
+# Stream layer: generated events appended once to a log (not timed), and the reference
+# (distinct (key, minute) pairs, rows) computed by awk. Only when a stream benchmark is selected.
+if [ "$STREAM_SELECTED" = 1 ]; then
+  STREAM_EVENTS=$(events_file "$STREAM_ROWS")
+  STREAM_LOG=$(events_log "$STREAM_EVENTS")
+  STREAM_REF=$(pairs_reference "$STREAM_EVENTS")
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Benchmarks
+
+if [ "$BATCH_SELECTED" = 1 ]; then
 
 c_bench "c-wc-$SMALL-t1" "$T_SMALL" 1 "$TOK_SMALL"
 c_bench "c-wc-$SMALL-t2" "$T_SMALL" 2 "$TOK_SMALL"
@@ -210,6 +245,60 @@ sluice_bench "groupbykey-$EVENT_LABEL-2w" "keyusers (groupByKey: events and dist
 
 sluice_bench "tiny-1k-${WORKERS}w" "wordcount on 1 KiB end to end (process start, planning, workers, commit)" \
   wordcount "$T_TINY" "$WORKERS" "$(same "$REF_TINY")" --runs "$TINY_RUNS"
+fi  # BATCH_SELECTED
+
+# ---------------------------------------------------------------------------------------------
+# Stream layer (eventcounts over the event log). Each benchmark runs BENCH_STREAM_RUNS times in
+# all, the instrumented run counted (today's kappa and compare take minutes at 5 M events).
+
+# stream_bench NAME DESCRIPTION WORKERS CHECK [harness options] -- COMMAND...; @OUT@ = $OUT/NAME
+stream_bench() {
+  local name=$1 desc=$2 workers=$3 check=$4; shift 4
+  selected "$name" || return 0
+  local out="$OUT/$name" checkopt=()
+  [ -n "$check" ] && checkopt=(--check "${check//@OUT@/$out}")
+  local opts=()
+  while [ "$1" != -- ]; do opts+=("${1//@OUT@/$out}"); shift; done
+  shift
+  local cmd=()
+  for a in "$@"; do cmd+=("${a//@OUT@/$out}"); done
+  bench "$name" "$desc" --group stream --tool sluice --workers "$workers" \
+    --input-bytes "$(du -sb "$STREAM_LOG" | cut -f1)" --records "$STREAM_ROWS" --records-label ev \
+    --runs "$STREAM_RUNS" --count-instrumented --prepare "rm -rf $out" --cleanup "rm -rf $out" \
+    "${checkopt[@]}" "${opts[@]}" -- "${cmd[@]}"
+}
+
+if [ "$STREAM_SELECTED" = 1 ]; then
+  # The rewritten kappa runs on the engine and takes --workers; today's is one process.
+  KAPPA_W=()
+  KAPPA_DESC="one replay in one process (this binary's kappa has no --workers)"
+  KAPPA_WORKERS=1
+  if "$SLUICE" kappa --help 2>&1 | grep -q -- --workers; then
+    KAPPA_W=(--workers "$WORKERS"); KAPPA_DESC="--workers $WORKERS"; KAPPA_WORKERS=$WORKERS
+  fi
+  stream_bench "kappa-eventcounts-$STREAM_LABEL" \
+    "sluice kappa eventcounts over a log of $STREAM_ROWS generated events, $KAPPA_DESC" \
+    "$KAPPA_WORKERS" "$HARNESS stream-view @OUT@ $STREAM_REF" \
+    -- "$SLUICE" kappa eventcounts --log "$STREAM_LOG" --output @OUT@ "${KAPPA_W[@]}"
+  stream_bench "lambda-batch-eventcounts-$STREAM_LABEL-${WORKERS}w" \
+    "sluice lambda batch eventcounts -w $WORKERS, fresh --lambda-dir (batch view of the whole log)" \
+    "$WORKERS" "$HARNESS lambda-view @OUT@ $STREAM_REF" --timed-extra=-q \
+    -- "$SLUICE" lambda batch eventcounts --log "$STREAM_LOG" --lambda-dir @OUT@ -w "$WORKERS"
+  # A fresh --lambda-dir has no batch view: the speed layer folds the whole log, checkpoints
+  # included; its summary must count every event. records/s is end to end; events_per_s is the layer's own summary (busy time).
+  SPEED_LOG="$RESULTS/logs/lambda-speed-eventcounts-$STREAM_LABEL.log"
+  stream_bench "lambda-speed-eventcounts-$STREAM_LABEL" \
+    "sluice lambda speed eventcounts (one process), whole log from a fresh --lambda-dir" \
+    1 "grep -q '[^0-9]$STREAM_ROWS events' $SPEED_LOG && grep -o '[0-9.,]* events/s' $SPEED_LOG" \
+    --metric 'events_per_s=([0-9][0-9.,]*) events/s' --timed-extra=-q \
+    -- "$SLUICE" lambda speed eventcounts --log "$STREAM_LOG" --lambda-dir @OUT@
+  # Exit status 0 = lambda, kappa and the reference agree (anything else fails the benchmark).
+  COMPARE_LOG="$RESULTS/logs/compare-eventcounts-$STREAM_LABEL-${WORKERS}w.log"
+  stream_bench "compare-eventcounts-$STREAM_LABEL-${WORKERS}w" \
+    "sluice compare eventcounts -w $WORKERS (fresh lambda + kappa + reference; exit 0 = agree)" \
+    "$WORKERS" "grep -E '^(keys compared|verdict)' $COMPARE_LOG" --timed-extra=-q \
+    -- "$SLUICE" compare eventcounts --log "$STREAM_LOG" -w "$WORKERS"
+fi
 
 # ---------------------------------------------------------------------------------------------
 status=0

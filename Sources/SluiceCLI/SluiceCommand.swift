@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Sluice
+import SluiceStream
 
 /// The jobs this binary knows. Set once by `SluiceMain.main(jobs:)` before parsing.
 final class JobRegistry: @unchecked Sendable {
@@ -32,7 +33,7 @@ public enum SluiceMain {
     /// `streamJobs` are served by `sluice log|lambda|kappa|compare`; their batch layers'
     /// engine jobs are registered with `jobs`.
     public static func main(jobs: [Job], streamJobs: [StreamJob] = []) -> Never {
-        JobRegistry.shared.jobs = jobs + streamJobs.map(\.batchJob)
+        JobRegistry.shared.jobs = jobs + streamJobs.map(\.engineJob)
         StreamJobRegistry.shared.jobs = streamJobs
         // `sluice run JOB --help` also shows the job's own parameters.
         let args = Array(CommandLine.arguments.dropFirst())
@@ -86,15 +87,28 @@ struct ListJobs: ParsableCommand {
                 print(String(repeating: " ", count: width) + "--param \(p.name)=…  \(p.help)\(d)")
             }
         }
+        let streamJobs = StreamJobRegistry.shared.jobs.filter { all || !$0.hidden }
+        guard !streamJobs.isEmpty else { return }
+        print("\nStream jobs, over an event log (sluice kappa|lambda|compare JOB --log LOG; see sluice describe JOB):")
+        let streamWidth = (streamJobs.map(\.name.count).max() ?? 0) + 2
+        for job in streamJobs {
+            print(job.name.padding(toLength: streamWidth, withPad: " ", startingAt: 0) + job.summary)
+        }
     }
 }
 
 /// `sluice describe JOB`
 struct Describe: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show a job's summary, parameters and default inputs.")
-    @Argument(help: "The job.") var job: String
+    static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show a job's summary, parameters and default inputs.",
+                                                    discussion: "For a stream job: its allowed lateness, its feed, how to run it and, with --log, what it computes on that log.")
+    @Argument(help: "The job (a batch job or a stream job).") var job: String
+    @Option(help: "A stream job's event log: also show the aggregation it runs on this log's columns.") var log: String?
 
     func run() throws {
+        if !JobRegistry.shared.jobs.contains(where: { $0.name == self.job }),
+           let stream = StreamJobRegistry.shared.jobs.first(where: { $0.name == self.job }) {
+            return try describe(stream)
+        }
         let job = try JobRegistry.shared.job(named: self.job)
         print("\(job.name): \(job.summary)")
         if !job.defaultInputs.isEmpty { print("default inputs: \(job.defaultInputs.joined(separator: " "))") }
@@ -102,6 +116,26 @@ struct Describe: ParsableCommand {
         for p in job.parameters {
             print("  --param \(p.name)=VALUE   \(p.help)" + (p.defaultValue.map { " (default \($0))" } ?? ""))
         }
+    }
+
+    private func describe(_ job: StreamJob) throws {
+        print("\(job.name) (stream job): \(job.summary)")
+        print("allowed lateness: \(EventTime.describeDuration(job.allowedLateness)) (change with --allowed-lateness)")
+        if let feed = job.feed {
+            print("feed: \(feed.summary)")
+            print("  sluice log append --log LOG --feed \(job.name)" + (feed.defaultInputs.isEmpty ? " FILES" : "   (default inputs: \(feed.defaultInputs.joined(separator: " ")))"))
+        }
+        if let log {
+            do {
+                print("on \(log): " + (try job.aggregationDescription(schema: try EventLog(path: log).schema)))
+            } catch {
+                throw ValidationError("stream job \(job.name) cannot run on \(log): \(error)")
+            }
+        }
+        print("run it with:")
+        print("  sluice kappa \(job.name) --log LOG --output OUT     one parallel replay of the whole log")
+        print("  sluice lambda batch|speed|query \(job.name) --log LOG")
+        print("  sluice compare \(job.name) --log LOG")
     }
 }
 

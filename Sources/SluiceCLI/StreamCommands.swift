@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sluice
+import SluiceStream
 
 /// The stream jobs this binary knows. Set once by `SluiceMain.main(jobs:streamJobs:)` before parsing.
 final class StreamJobRegistry: @unchecked Sendable {
@@ -379,17 +380,27 @@ struct LambdaCommand: ParsableCommand {
 struct KappaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kappa", abstract: "Replay the whole log with one stream processor and write its view to a new folder.",
-        discussion: "Writes OUTPUT/view.tsv, OUTPUT/late.tsv (the side output of late events), OUTPUT/_VIEW and _SUCCESS; an existing OUTPUT is refused.")
+        discussion: """
+        The replay is a job on the batch engine: the log's offsets are cut into tasks run by --workers worker \
+        processes, each folding its events into (key, window) aggregates that are shuffled by key and merged. \
+        Each task's watermark starts from the largest event time before its first offset (kept in the log's \
+        index), so the late events are exactly those of a sequential replay.
+
+        Writes OUTPUT/view.tsv (sorted by key and window), OUTPUT/late.tsv (the side output of late events, \
+        in offset order), OUTPUT/_VIEW and _SUCCESS; an existing OUTPUT is refused.
+        """)
     @Argument(help: "The stream job.") var job: String
     @Option(help: "The event log folder.") var log: String
     @Option(name: .shortAndLong, help: "A new folder for the view.") var output: String
     @Option(name: .customLong("allowed-lateness"), help: "Allowed lateness, e.g. 30s (default: the job's).") var allowedLateness: String?
+    @OptionGroup var engine: EngineOptions
 
     func run() throws {
         let job = try StreamJobRegistry.shared.job(named: self.job)
         let lateness = try lateness(allowedLateness)
+        let options = try engine.runOptions()
         try failing(with: 1) {
-            let r = try Kappa.run(job: job, log: log, output: output, allowedLateness: lateness)
+            let r = try Kappa.run(job: job, log: log, output: output, allowedLateness: lateness, options: options)
             print("kappa view of \(job.name): offsets [0, \(r.end)), \(r.entries) entries, \(r.lateEvents.count) late event(s), in \(r.output)"
                   + String(format: " (%.2f s)", r.seconds))
         }
@@ -399,9 +410,11 @@ struct KappaCommand: ParsableCommand {
 /// `sluice compare JOB --log DIR`
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "compare", abstract: "Run lambda, kappa and the in-process reference on a log and compare them key by key.",
+        commandName: "compare", abstract: "Run lambda, kappa and the reference on a log and compare them key by key.",
         discussion: "Lambda is a batch view (on the batch engine) up to a cut plus the speed layer after it — run afresh, "
-            + "or with --served the job's lambda state as `lambda query` serves it. Every difference is attributed where "
+            + "or with --served the job's lambda state as `lambda query` serves it. Kappa and the reference (every event, "
+            + "no watermark) run as the stream job's engine job; a fresh comparison goes through the views one reduce "
+            + "partition at a time, so its memory stays bounded. Every difference is attributed where "
             + "the cause is known: late events dropped by the watermark, duplicate delivery, a missing batch range, or an "
             + "approximate monoid within its error bound.\n\nExit status: 0 they agree, 1 they differ, 2 the comparison could not run.")
     @Argument(help: "The stream job.") var job: String

@@ -1,5 +1,6 @@
 import Foundation
 import Sluice
+@testable import SluiceStream
 import Testing
 
 /// Property tests of the monoid laws: identity on both sides, associativity, commutativity

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Sluice
+@testable import SluiceStream
 import SluiceGenerators
 import SluiceJobs
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Sluice
+@testable import SluiceStream
 @testable import SluiceCLI
 import SluiceGenerators
 import SluiceJobs

@@ -157,4 +157,31 @@ key_names_file() { # KEYS -> prints the path
   local f="$BENCH_DIR/keys-$1.csv"
   make_once "$f" _gen_key_names "$1" >&2
   printf '%s\n' "$f"
+
+# An event log holding an events CSV (`sluice log append`, default segment size), beside it:
+# events-r5000000-s1-k100000.csv -> events-r5000000-s1-k100000.log (a folder; appended once,
+# reused). A crash leaves only FILE.partial, which is removed before the next try.
+_log_append() { rm -rf "$2"; "$SLUICE" log append --log "$2" "$1" >&2; }
+events_log() { # EVENTS_CSV -> prints the log folder
+  local log="${1%.csv}.log"
+  make_once "$log" _log_append "$1" >&2
+  printf '%s\n' "$log"
+}
+
+# `pairs rows` of an events CSV: distinct (key, event-time minute) pairs and rows, by awk
+# (the reference of the eventcounts views; cached next to the file).
+_pairs_ref() {
+  awk -F, 'NR > 1 { rows++; p = $3 SUBSEP int($1 / 60000); if (!(p in seen)) { seen[p] = 1; n++ } }
+           END { printf "%d %d\n", n, rows }' "$1" > "$2"
+}
+pairs_reference() { # EVENTS_CSV -> prints the reference file
+  make_once "$1.pairs" _pairs_ref "$1" >&2
+  printf '%s\n' "$1.pairs"
+}
+
+# A copy of a CSV without its header line (for readers that cannot skip one: Flink's csv format).
+_no_header() { tail -n +2 "$1" > "$2"; }
+headerless_file() { # CSV -> prints CSV.noheader
+  make_once "$1.noheader" _no_header "$1" >&2
+  printf '%s\n' "$1.noheader"
 }

@@ -21,9 +21,19 @@
       bytes: a sort's output against GNU sort's.
   harness.py same-lines A B
       A and B hold the same lines in any order (duplicates count): joins and groupings.
+  harness.py stream-view DIR REF
+      DIR/view.tsv (a `sluice kappa eventcounts` view) has the header, is sorted by key then
+      window, has as many (key, window) lines as REF says (`pairs rows`, computed by awk from
+      the events) and its counts plus DIR/late.tsv's lines add up to the rows.
+  harness.py lambda-view DIR REF
+      The newest batch view under DIR/views (`sluice lambda batch`) holds REF's pairs.
+  harness.py same-view A B [--sort]
+      A (a file, or a folder of part files; a `key<TAB>window...` header is skipped) has
+      exactly the lines of B (Sluice's view.tsv), in B's order (--sort: in any order).
 """
 import argparse
 import datetime
+import glob
 import hashlib
 import json
 import os
@@ -190,6 +200,25 @@ def parse_stage_summary(text):
     return stages
 
 
+def parse_metrics(log_path, specs):
+    """NAME=REGEX pairs: the first group of REGEX's first match in the run's log, as a number
+    (commas dropped); a metric that does not match is left out."""
+    out = {}
+    if not specs:
+        return out
+    with open(log_path, errors="replace") as f:
+        text = f.read()
+    for spec in specs:
+        name, _, rx = spec.partition("=")
+        m = re.search(rx, text)
+        if m:
+            try:
+                out[name] = float(m.group(1).replace(",", ""))
+            except ValueError:
+                pass
+    return out
+
+
 def cpu_times():
     """(busy seconds, steal seconds) of the whole machine since boot, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -248,6 +277,10 @@ def cmd_measure(a):
             stages = parse_stage_summary(f.read())
         if stages is not None:
             rec["stages"] = stages
+        metrics = parse_metrics(log_path, a.metric)
+        if metrics:
+            rec["metrics"] = metrics
+            print("    " + ", ".join(f"{k} {fmt_rate(v)}" for k, v in metrics.items()), flush=True)
         print(f"    instrumented run: {rss['wall_s']:.2f} s, peak RSS tree {fmt_kib(rss['total_max_kib'])}, "
               f"coordinator {fmt_kib(rss['coordinator_kib'])}, worker max {fmt_kib(rss['worker_max_kib'])}",
               flush=True)
@@ -342,7 +375,7 @@ def fmt_rate(x):
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= size:
             return f"{x / size:.2f}{unit}"
-    return f"{x:.0f}"
+    return f"{x:.0f}" if x >= 100 else f"{x:.2f}"
 
 
 def print_table(headers, rows, right=None):
@@ -420,6 +453,8 @@ def cmd_report(a):
             rows = []
             ref = next((r for r in recs if r["group"] == g and r["tool"] == "sluice" and r.get("median_s")), None)
             for r in (x for x in recs if x["group"] == g):
+                if r.get("metrics"):
+                    r["description"] += "".join(f"; {k} {fmt_rate(v)}" for k, v in r["metrics"].items())
                 ratio = "-"
                 if ref and r.get("median_s"):
                     ratio = f"{r['median_s'] / ref['median_s']:.2f}"
@@ -467,7 +502,8 @@ def cmd_report(a):
         for r in recs:
             if r["description"]:
                 vs = f" [vs {r['compare_to']}]" if r.get("compare_to") else ""
-                print(f"  {r['name']}: {r['description']}{vs}")
+                ms = "".join(f"; {k} {fmt_rate(v)}" for k, v in (r.get("metrics") or {}).items())
+                print(f"  {r['name']}: {r['description']}{vs}{ms}")
     for r in failed:
         why = r.get("error") or r.get("check_output") or ""
         print(f"\nFAILED {r['name']}: {why.strip()[:1500]}", file=sys.stderr)
@@ -644,6 +680,130 @@ def cmd_same_lines(a):
         print(f"outputs differ: {a.a} has {na} lines, {a.b} {nb} lines" + ("" if na != nb else " (different contents)"))
         return 1
     print(f"same {na} lines")
+
+VIEW_HEADER = b"key\twindow\tcount\tsum"
+
+
+def cmd_stream_view(a):
+    with open(a.ref) as f:
+        ref_pairs, ref_rows = (int(x) for x in f.read().split()[:2])
+    view = os.path.join(a.dir, "view.tsv")
+    late_path = os.path.join(a.dir, "late.tsv")
+    n, total, prev = 0, 0, None
+    with open(view, "rb") as f:
+        header = f.readline().rstrip(b"\n")
+        if header != VIEW_HEADER:
+            print(f"{view}: header {header[:80]!r}, expected {VIEW_HEADER!r}")
+            return 1
+        for line in f:
+            cells = line.rstrip(b"\n").split(b"\t")
+            if len(cells) != 4:
+                print(f"{view}: line {n + 2} has {len(cells)} cells: {line[:80]!r}")
+                return 1
+            k = (cells[0], cells[1])
+            if prev is not None and not prev < k:
+                print(f"{view}: line {n + 2} {k!r} follows {prev!r} (not sorted by key, window)")
+                return 1
+            prev = k
+            total += int(cells[2])
+            n += 1
+    late = 0
+    if os.path.exists(late_path):
+        with open(late_path, "rb") as f:
+            late = max(0, sum(1 for _ in f) - 1)
+    if total + late != ref_rows:
+        print(f"{view}: counts add up to {total}, plus {late} late events = {total + late}; the log has {ref_rows}")
+        return 1
+    # A (key, window) whose events were all late is missing from the view: only then fewer.
+    if n != ref_pairs and not (late and n < ref_pairs):
+        print(f"{view}: {n} (key, window) lines, the events hold {ref_pairs} ({late} late events)")
+        return 1
+    print(f"{n} (key, window) lines, sorted; counts {total} + {late} late = {ref_rows} events")
+    return 0
+
+
+def cmd_lambda_view(a):
+    with open(a.ref) as f:
+        ref_pairs = int(f.read().split()[0])
+    views = sorted(glob.glob(os.path.join(a.dir, "views", "*", "_VIEW")))
+    if not views:
+        print(f"{a.dir}: no views/*/_VIEW")
+        return 1
+    with open(views[-1]) as f:
+        v = json.load(f)
+    if v.get("entries") != ref_pairs:
+        print(f"{views[-1]}: {v.get('entries')} entries, the events hold {ref_pairs} (key, window) pairs")
+        return 1
+    print(f"batch view {v.get('batchId')}: cut {v.get('cut')}, {v['entries']} entries = (key, window) pairs of the events")
+    return 0
+
+
+def _view_lines(path, sort):
+    """Lines of a view-like output (bytes, without the newline), header skipped, sorted
+    by (key, window) when sort; the files are read in name order otherwise."""
+    files = sorted(os.path.join(path, n) for n in os.listdir(path)
+                   if not n.startswith((".", "_"))) if os.path.isdir(path) else [path]
+    if not files:
+        raise SystemExit(f"{path}: no output files")
+    if sort:
+        with tempfile.NamedTemporaryFile(prefix="bench-sorted-", delete=False) as tf:
+            tmp = tf.name
+        env = dict(os.environ, LC_ALL="C")
+        subprocess.run(["sort", "-t", "\t", "-k1,1", "-k2,2", "-S", "25%", "-o", tmp] + files,
+                       check=True, env=env)
+        files = [tmp]
+    try:
+        for fn in files:
+            with open(fn, "rb") as f:
+                for line in f:
+                    line = line.rstrip(b"\r\n")
+                    if line and not line.startswith(b"key\twindow"):
+                        yield line
+    finally:
+        if sort:
+            os.unlink(tmp)
+
+
+def cmd_same_view(a):
+    """Merges A and B by (key, window): lines only in one, and lines with other values."""
+    def keyed(path, sort):
+        prev = None
+        for line in _view_lines(path, sort):
+            cells = line.split(b"\t")
+            k = (cells[0], cells[1])
+            if prev is not None and not prev < k:
+                raise SystemExit(f"{path}: {k!r} follows {prev!r} (not sorted by key, window, or a duplicate)")
+            prev = k
+            yield k, cells[2:]
+    ia, ib = keyed(a.a, a.sort), keyed(a.b, False)
+    only_a, only_b, diff, same = [], [], [], 0
+    na, nb = 0, 0
+    x, y = next(ia, None), next(ib, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            only_a.append(x); na += 1; x = next(ia, None)
+        elif x is None or y[0] < x[0]:
+            only_b.append(y); nb += 1; y = next(ib, None)
+        else:
+            if x[1] == y[1]:
+                same += 1
+            else:
+                diff.append((x, y))
+            na += 1; nb += 1
+            x, y = next(ia, None), next(ib, None)
+    if only_a or only_b or diff:
+        def show(kv):
+            return b"\t".join(list(kv[0]) + kv[1]).decode("utf-8", "replace")
+        print(f"outputs differ: {na} lines in {a.a}, {nb} in {a.b}, {same} equal")
+        if only_a:
+            print(f"  {len(only_a)} (key, window) only in {a.a}, e.g. " + "; ".join(show(v) for v in only_a[:5]))
+        if only_b:
+            print(f"  {len(only_b)} (key, window) only in {a.b}, e.g. " + "; ".join(show(v) for v in only_b[:5]))
+        if diff:
+            print(f"  {len(diff)} with other count/sum, e.g. " +
+                  "; ".join(show(p) + " vs " + b"\t".join(q[1]).decode() for p, q in diff[:5]))
+        return 1
+    print(f"same {same} (key, window) lines")
     return 0
 
 
@@ -669,6 +829,8 @@ def main():
                    help="argument appended for the timed runs only (e.g. -q)")
     m.add_argument("--count-instrumented", action="store_true",
                    help="the instrumented run counts as one of --runs (for very slow commands)")
+    m.add_argument("--metric", action="append", default=[],
+                   help="NAME=REGEX: a number read from the instrumented run's output (group 1)")
     m.add_argument("--log-dir", default="bench/results/logs")
     m.add_argument("--sample-ms", type=int, default=int(os.environ.get("BENCH_SAMPLE_MS", "50")))
     m.add_argument("command", nargs=argparse.REMAINDER)
@@ -693,9 +855,20 @@ def main():
     sl = sub.add_parser("same-lines")
     sl.add_argument("a")
     sl.add_argument("b")
+    v = sub.add_parser("stream-view")
+    v.add_argument("dir")
+    v.add_argument("ref")
+    lv = sub.add_parser("lambda-view")
+    lv.add_argument("dir")
+    lv.add_argument("ref")
+    sv = sub.add_parser("same-view")
+    sv.add_argument("a")
+    sv.add_argument("b")
+    sv.add_argument("--sort", action="store_true", help="A is in any order (sorted here first)")
     a = p.parse_args()
     handler = {"measure": cmd_measure, "report": cmd_report, "compare": cmd_compare,
                "same-counts": cmd_same_counts, "sorted-tokens": cmd_sorted_tokens,
+               "stream-view": cmd_stream_view, "lambda-view": cmd_lambda_view, "same-view": cmd_same_view,
                "same-bytes": cmd_same_bytes, "same-lines": cmd_same_lines}[a.cmd]
     sys.exit(handler(a) or 0)
 

@@ -3,10 +3,10 @@
 /// `flatMap` …) are fused into one pass per task; wide ones (`reduceByKey`, `join`,
 /// `sortByKey` …) cut a stage at a shuffle.
 public struct Dataset<T> {
-    @usableFromInline let node: Node<T>
+    @usableFromInline package let node: Node<T>
     @usableFromInline let graph: JobGraph
 
-    @usableFromInline init(_ node: Node<T>, _ graph: JobGraph) {
+    @usableFromInline package init(_ node: Node<T>, _ graph: JobGraph) {
         self.node = node
         self.graph = graph
     }

@@ -103,7 +103,7 @@ public enum JobError: Error, CustomStringConvertible {
 public final class JobContext {
     public let job: Job
     public let arguments: JobArguments
-    @usableFromInline let graph: JobGraph
+    @usableFromInline package let graph: JobGraph
 
     init(job: Job, arguments: JobArguments, graph: JobGraph) {
         self.job = job

@@ -190,6 +190,8 @@ public struct Pair<A, B> {
 extension Pair: Equatable where A: Equatable, B: Equatable {}
 extension Pair: Hashable where A: Hashable, B: Hashable {}
 extension Pair: Sendable where A: Sendable, B: Sendable {}
+/// A pair of plain values is a plain value: it may sit inline in the byte-key tables.
+extension Pair: BitwiseCopyable where A: BitwiseCopyable, B: BitwiseCopyable {}
 extension Pair: Comparable where A: Comparable, B: Comparable {
     @inlinable public static func < (l: Pair, r: Pair) -> Bool { (l.first, l.second) < (r.first, r.second) }
 }

@@ -43,6 +43,22 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: data)
     }
 
+    /// Writes an integer in decimal, as `String(value)` would, without making the string.
+    @inlinable public mutating func writeDecimal(_ value: Int64) {
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                n += 1
+                buffer[24 - n] = UInt8(truncatingIfNeeded: 48 + magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 { bytes.append(0x2D) }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - n)...]))
+        }
+    }
+
     /// Writes a length-prefixed UTF-8 string.
     @inlinable public mutating func writeString(_ s: String) {
         var s = s

@@ -316,11 +316,11 @@ public struct CSVRow: CSVFields, Sendable, Equatable {
 }
 
 /// Parsing helpers for field values; internal, but visible to the inlinable accessors.
-@usableFromInline enum CSVScalars {
-    @usableFromInline static func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+@usableFromInline package enum CSVScalars {
+    @usableFromInline package static func isBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
 
     /// The field without leading and trailing spaces and tabs, as `start..<end`.
-    @usableFromInline static func trimmed(_ p: UnsafeBufferPointer<UInt8>) -> Range<Int> {
+    @usableFromInline package static func trimmed(_ p: UnsafeBufferPointer<UInt8>) -> Range<Int> {
         var i = 0
         var n = p.count
         while i < n && isBlank(p[i]) { i += 1 }
@@ -329,13 +329,13 @@ public struct CSVRow: CSVFields, Sendable, Equatable {
     }
 
     /// True for a field that is empty, blank, or `NA`.
-    @usableFromInline static func isNull(_ p: UnsafeBufferPointer<UInt8>) -> Bool {
+    @usableFromInline package static func isNull(_ p: UnsafeBufferPointer<UInt8>) -> Bool {
         let r = trimmed(p)
         return r.isEmpty || (r.count == 2 && p[r.lowerBound] == UInt8(ascii: "N") && p[r.lowerBound + 1] == UInt8(ascii: "A"))
     }
 
     /// Parses `[blanks][+|-]digits[blanks]` into an `Int`; nil when malformed or out of range.
-    @usableFromInline static func parseInt(_ p: UnsafeBufferPointer<UInt8>) -> Int? {
+    @usableFromInline package static func parseInt(_ p: UnsafeBufferPointer<UInt8>) -> Int? {
         let r = trimmed(p)
         var i = r.lowerBound
         let n = r.upperBound
@@ -366,7 +366,7 @@ public struct CSVRow: CSVFields, Sendable, Equatable {
     }
 
     /// Why `parseInt` failed, for the error message.
-    @usableFromInline static func intFailure(_ p: UnsafeBufferPointer<UInt8>) -> String {
+    @usableFromInline package static func intFailure(_ p: UnsafeBufferPointer<UInt8>) -> String {
         let r = trimmed(p)
         var i = r.lowerBound
         if i < r.upperBound && (p[i] == UInt8(ascii: "-") || p[i] == UInt8(ascii: "+")) { i += 1 }
@@ -385,7 +385,7 @@ public struct CSVRow: CSVFields, Sendable, Equatable {
     /// Parses a floating-point number. Plain decimals (`-12.345`, at most 15 significant digits)
     /// take an exact fast path (an integer divided by a power of ten, both exact doubles, so
     /// the result is correctly rounded); everything else goes to `strtod`.
-    @usableFromInline static func parseDouble(_ p: UnsafeBufferPointer<UInt8>) -> Double? {
+    @usableFromInline package static func parseDouble(_ p: UnsafeBufferPointer<UInt8>) -> Double? {
         let r = trimmed(p)
         guard !r.isEmpty else { return nil }
         // Fast path.
@@ -444,13 +444,13 @@ public struct CSVRow: CSVFields, Sendable, Equatable {
     }
 
     /// `column "name"` from the header, or `field N` (1-based) without one.
-    @usableFromInline static func columnLabel(_ index: Int, _ header: CSVHeader?) -> String {
+    @usableFromInline package static func columnLabel(_ index: Int, _ header: CSVHeader?) -> String {
         if let header, index >= 0, index < header.count { return "column \"\(header.names[index])\"" }
         return "field \(index + 1)"
     }
 
     /// The value in double quotes for an error message, shortened when long.
-    @usableFromInline static func quoted(_ p: UnsafeBufferPointer<UInt8>) -> String {
+    @usableFromInline package static func quoted(_ p: UnsafeBufferPointer<UInt8>) -> String {
         var s = String(decoding: p.prefix(60), as: UTF8.self)
         if p.count > 60 { s += "…" }
         return "\"\(s)\""

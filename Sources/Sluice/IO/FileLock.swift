@@ -8,13 +8,13 @@ import Darwin
 /// `kill -9` included): one appender per log, one speed layer per lambda folder, one run per
 /// work folder. The holder's process id is written into the file, so a refused process can
 /// say who holds it.
-final class FileLock {
+package final class FileLock {
     private let fd: Int32
 
     /// Takes the lock on `path` (created `0600` when missing, never through a symlink); throws
     /// `busy(pid of the holder)` when another process holds it. A lock file that was removed
     /// while we waited for it is not a lock: the attempt is repeated on the new file.
-    init(path: String, busy: (Int32?) -> Error) throws {
+    package init(path: String, busy: (Int32?) -> Error) throws {
         for _ in 0..<3 {
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
             guard fd >= 0 else { throw SystemError("cannot open the lock file \(path)") }

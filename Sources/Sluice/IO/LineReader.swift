@@ -8,17 +8,17 @@ import Darwin
 /// allocation per line. A line is handed out without its `\n` (and without a `\r` before
 /// it); the final line needs no newline. The buffer grows for lines longer than itself, up
 /// to `maxLine` bytes: a longer line is never held whole (see `forEachLine`).
-final class LineReader {
+package final class LineReader {
     private var buffer: UnsafeMutableRawBufferPointer
     /// The buffer's starting size: a longer line makes it grow.
-    static let defaultCapacity = 1 << 20
+    package static let defaultCapacity = 1 << 20
     /// The longest line handed out.
-    let maxLine: Int
+    package let maxLine: Int
 
     /// The largest buffer: the longest line, its `\r\n`, and no more.
     private let maxBuffer: Int
 
-    init(capacity: Int = LineReader.defaultCapacity, maxLine: Int = .max) {
+    package init(capacity: Int = LineReader.defaultCapacity, maxLine: Int = .max) {
         self.maxLine = max(1, maxLine)
         maxBuffer = self.maxLine > Int.max / 4 ? Int.max / 4 : self.maxLine + 2
         buffer = .allocate(byteCount: min(capacity, maxBuffer), alignment: 16)
@@ -32,7 +32,7 @@ final class LineReader {
     /// first newline are skipped: the line they end belongs to the previous split. A line
     /// longer than `maxLine` goes to `tooLong` with its offset instead (which throws, or
     /// returns to have the line skipped); it is read past, never held whole.
-    func forEachLine(_ source: ByteSource, origin: Int64 = 0, end: Int64 = .max, skipFirst: Bool = false,
+    package func forEachLine(_ source: ByteSource, origin: Int64 = 0, end: Int64 = .max, skipFirst: Bool = false,
                      tooLong: (Int64) throws -> Void = { _ in },
                      _ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws {
         var base = origin          // stream offset of buffer[0]

@@ -178,17 +178,17 @@ final class MemorySource: ByteSource {
 }
 
 /// A few bytes (a header line) followed by another source.
-final class ConcatenatedSource: ByteSource {
-    let name: String
+package final class ConcatenatedSource: ByteSource {
+    package let name: String
     private let prefix: MemorySource
     private let rest: ByteSource
     private var inPrefix = true
-    init(prefix: [UInt8], rest: ByteSource, name: String) {
+    package init(prefix: [UInt8], rest: ByteSource, name: String) {
         self.prefix = MemorySource(bytes: prefix, name: name)
         self.rest = rest
         self.name = name
     }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if inPrefix {
             let n = try prefix.read(into: buffer)
             if n > 0 { return n }

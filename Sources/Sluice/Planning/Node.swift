@@ -52,7 +52,7 @@ public class AnyNode {
 /// (`ClosureNode`).
 public class Node<T>: AnyNode {
     /// Pushes every record of `partition` into `sink`.
-    @usableFromInline func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
+    @usableFromInline package func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         fatalError("abstract")
     }
 
@@ -69,27 +69,32 @@ public class Node<T>: AnyNode {
 /// every record (measured: 13 MB/s for wordcount). A closure written inside an `@inlinable`
 /// generic function is specialised, with the function, for the concrete types at the job's
 /// call site — the per-record path runs as concrete code (Thrill gets the same from templates).
-@usableFromInline final class ClosureNode<T>: Node<T> {
-    @usableFromInline typealias Body = (TaskContext, Int, (T) throws -> Void) throws -> Void
-    @usableFromInline let body: Body
-    @usableFromInline let referenceBody: (ReferenceExecutor) throws -> [T]
-    @usableFromInline let shuffles: [ShuffleDependency]
+@usableFromInline package final class ClosureNode<T>: Node<T> {
+    @usableFromInline package typealias Body = (TaskContext, Int, (T) throws -> Void) throws -> Void
+    @usableFromInline package let body: Body
+    @usableFromInline package let referenceBody: (ReferenceExecutor) throws -> [T]
+    @usableFromInline package let shuffles: [ShuffleDependency]
+    /// A source's partition count (a node without parents or shuffles, such as an event log's
+    /// offset ranges).
+    @usableFromInline package let fixedPartitions: Int?
 
-    /// `shuffles` is non-empty for the reduce side of wide operators.
-    @usableFromInline init(op: String, parents: [AnyNode], shuffles: [ShuffleDependency] = [], body: @escaping Body,
-                           reference: @escaping (ReferenceExecutor) throws -> [T]) {
+    /// `shuffles` is non-empty for the reduce side of wide operators; `partitions` is given
+    /// for a source that is not a file source.
+    @usableFromInline package init(op: String, parents: [AnyNode], shuffles: [ShuffleDependency] = [], partitions: Int? = nil,
+                                   body: @escaping Body, reference: @escaping (ReferenceExecutor) throws -> [T]) {
         self.body = body
         referenceBody = reference
         self.shuffles = shuffles
+        fixedPartitions = partitions
         super.init(op: op, parents: parents)
     }
 
     override var shuffleDependencies: [ShuffleDependency] { shuffles }
     override func partitionCount(in plan: PhysicalPlan) -> Int {
-        shuffles.first.map(plan.partitions) ?? super.partitionCount(in: plan)
+        fixedPartitions ?? shuffles.first.map(plan.partitions) ?? super.partitionCount(in: plan)
     }
 
-    @usableFromInline override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
+    @usableFromInline package override func compute(_ task: TaskContext, partition: Int, into sink: (T) throws -> Void) throws {
         try body(task, partition, sink)
     }
 

@@ -323,7 +323,7 @@ func readFrame(fd: Int32, into reader: inout FrameReader) throws -> Message? {
 }
 
 /// Microseconds on the monotonic clock.
-func monotonicMicros() -> Int64 {
+package func monotonicMicros() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000

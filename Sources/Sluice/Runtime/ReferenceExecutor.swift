@@ -11,7 +11,7 @@ public final class ReferenceExecutor {
 
     /// Copies bytes into memory that lives as long as the executor, so borrowed views
     /// (`ByteView`) stay valid in the reference's whole-array results.
-    func keep(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+    @usableFromInline package func keep(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
         kept.append(buffer)
@@ -19,7 +19,7 @@ public final class ReferenceExecutor {
     }
 
     /// Every record of `node`, computed once.
-    @usableFromInline func records<T>(of node: Node<T>) throws -> [T] {
+    @usableFromInline package func records<T>(of node: Node<T>) throws -> [T] {
         if let cached = memo[ObjectIdentifier(node)] { return cached as! [T] }
         let result = try node.reference(self)
         memo[ObjectIdentifier(node)] = result

@@ -14,13 +14,13 @@ import CZlib
 /// A *partitioned file* (one per map task, Spark's layout: one data file instead of M×R small
 /// files) holds the blocks of partition 0, then 1, … R-1, then an index of R+1 offsets, then a
 /// 16-byte footer: R (u32), CRC-32 of the index (u32), magic (u64).
-@usableFromInline enum BlockFormat {
-    @usableFromInline static let headerSize = 12
-    @usableFromInline static let targetSize = 64 << 10
-    static let magic: UInt64 = 0x534C_5549_4345_5331 // "SLUICES1"
-    static let footerSize = 16
+@usableFromInline package enum BlockFormat {
+    @usableFromInline package static let headerSize = 12
+    @usableFromInline package static let targetSize = 64 << 10
+    package static let magic: UInt64 = 0x534C_5549_4345_5331 // "SLUICES1"
+    package static let footerSize = 16
 
-    static func crc(_ raw: UnsafeRawBufferPointer) -> UInt32 {
+    package static func crc(_ raw: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = raw.baseAddress, raw.count > 0 else { return 0 }
         return UInt32(crc32(0, base.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
     }
@@ -95,15 +95,15 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 }
 
 /// A file opened for writing with large buffered writes.
-@usableFromInline final class OutputFile {
-    let path: String
+@usableFromInline package final class OutputFile {
+    package let path: String
     private let fd: Int32
     private var buffer = ByteWriter(capacity: 1 << 20)
-    private(set) var offset: Int64 = 0
+    package private(set) var offset: Int64 = 0
 
     /// Creates `path`; `mode` is `0600` for work files (shuffle data, spills: nobody else's to
     /// read), `0644` (less the umask) for output the user will share.
-    init(path: String, mode: mode_t = 0o600) throws {
+    package init(path: String, mode: mode_t = 0o600) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("cannot create \(path)") }
@@ -111,7 +111,7 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 
     deinit { close(fd) }
 
-    func write(_ raw: UnsafeRawBufferPointer) throws {
+    package func write(_ raw: UnsafeRawBufferPointer) throws {
         offset += Int64(raw.count)
         if buffer.count + raw.count > (1 << 20) { try flush() }
         if raw.count >= (1 << 20) {
@@ -121,9 +121,9 @@ struct ShuffleDataError: Error, CustomStringConvertible {
         }
     }
 
-    func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+    package func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
-    func flush() throws {
+    package func flush() throws {
         guard buffer.count > 0 else { return }
         try buffer.bytes.withUnsafeBytes { try writeFully($0) }
         buffer.removeAll()
@@ -144,24 +144,24 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 
     /// Flushes; with `durable`, also waits until the data is on disk (`fsync`), as a file
     /// that is committed by rename and read from other nodes (shared storage) must be.
-    func finish(durable: Bool = false) throws {
+    package func finish(durable: Bool = false) throws {
         try flush()
         if durable && fsync(fd) != 0 { throw SystemError("cannot sync \(path)") }
     }
 }
 
 /// An error from a system call, with `strerror` appended.
-struct SystemError: Error, CustomStringConvertible {
-    var description: String
+package struct SystemError: Error, CustomStringConvertible {
+    package var description: String
     /// The `errno` value.
-    var code: Int32
-    init(_ what: String, errno code: Int32 = errno) {
+    package var code: Int32
+    package init(_ what: String, errno code: Int32 = errno) {
         self.code = code
         description = "\(what): \(String(cString: strerror(code)))"
     }
 
     /// The disk (or the user's quota) is full: retrying on this machine cannot help.
-    var isDiskFull: Bool { code == ENOSPC || code == EDQUOT }
+    package var isDiskFull: Bool { code == ENOSPC || code == EDQUOT }
 }
 
 /// Reads the blocks of a byte range of a file, verifying each block's checksum, and hands out

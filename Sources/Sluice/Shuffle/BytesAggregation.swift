@@ -15,11 +15,15 @@ import Darwin
     @usableFromInline let budget: Int
     @usableFromInline let combine: (V, V) throws -> V
     @usableFromInline let metrics: TaskMetrics
+    /// Bytes at the end of each key left out of its partition's hash: keys that differ only
+    /// there meet in one reduce partition (a stream view's windows of one key, so that a
+    /// partition holds whole keys and the sorted parts merge by key alone).
+    @usableFromInline let partitionSuffix: Int
     /// Hot keys: the first 16384 records, then one in 1024 (only a sampled key is copied; one
     /// in 256 cost 2 % of wordcount). The exact prefix keeps small inputs' shares exact.
     @usableFromInline @exclusivity(unchecked) var sketch = HeavyHitters<Bytes>(exact: 16384, stride: 1024)
 
-    @inlinable init(task: TaskContext, partitions: Int, combine: @escaping (V, V) throws -> V) {
+    @inlinable init(task: TaskContext, partitions: Int, partitionSuffix: Int = 0, combine: @escaping (V, V) throws -> V) {
         // A quarter of the budget buffers output; the table (slots and long keys) may use the
         // rest. Its slot array may reach half the budget: growing to that holds both arrays, 3/4.
         writer = PartitionedWriter(partitions: partitions, budget: task.memoryBudget / 4,
@@ -28,6 +32,7 @@ import Darwin
         table = BytesTableShelf.take(slotLimit: max(task.memoryBudget / 2, 1 << 16))
         batch = BatchedUpserts(table: table)
         self.partitions = partitions
+        self.partitionSuffix = partitionSuffix
         self.combine = combine
         metrics = task.metrics
     }
@@ -43,9 +48,10 @@ import Darwin
     }
 
     @inlinable func flush() throws {
-        let r = partitions
+        let r = partitions, suffix = partitionSuffix
         try table.forEach { key, hash, value in
-            try writer.add(partition: bytesPartition(hash, r)) { w in
+            let h = suffix == 0 ? hash : StableHasher.hash(bytes: UnsafeRawBufferPointer(rebasing: key.dropLast(suffix)))
+            try writer.add(partition: bytesPartition(h, r)) { w in
                 w.writeLengthPrefixed(key)
                 value.encode(to: &w)
             }

@@ -18,21 +18,21 @@ import Synchronization
 /// line and none straddles two): hash (u64, 0 = empty; stored hashes have bit 0 set), length
 /// (u32), then for keys of up to 12 bytes the key zero-padded (u32 + u64), for longer ones
 /// the arena offset (u32) and the key's first 8 bytes; then the value.
-@usableFromInline final class BytesTable<V: BitwiseCopyable> {
-    @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutableRawPointer
-    @usableFromInline @exclusivity(unchecked) var mask: Int
-    @usableFromInline @exclusivity(unchecked) var count = 0
-    @usableFromInline @exclusivity(unchecked) var arena: UnsafeMutableRawPointer
-    @usableFromInline @exclusivity(unchecked) var arenaUsed = 0
-    @usableFromInline @exclusivity(unchecked) var arenaCapacity: Int
+@usableFromInline package final class BytesTable<V: BitwiseCopyable> {
+    @usableFromInline @exclusivity(unchecked) package var slots: UnsafeMutableRawPointer
+    @usableFromInline @exclusivity(unchecked) package var mask: Int
+    @usableFromInline @exclusivity(unchecked) package var count = 0
+    @usableFromInline @exclusivity(unchecked) package var arena: UnsafeMutableRawPointer
+    @usableFromInline @exclusivity(unchecked) package var arenaUsed = 0
+    @usableFromInline @exclusivity(unchecked) package var arenaCapacity: Int
     /// The most bytes the slot array may grow to; past it the table fills up to a load of 3/4
     /// (`isFull`) and its owner must flush it: growing would briefly hold both arrays.
-    @usableFromInline @exclusivity(unchecked) var slotLimit: Int
+    @usableFromInline @exclusivity(unchecked) package var slotLimit: Int
 
-    @inlinable static var valueOffset: Int { 24 }
-    @inlinable static var slotSize: Int { (24 + MemoryLayout<V>.size + 7) & ~7 }
+    @inlinable package static var valueOffset: Int { 24 }
+    @inlinable package static var slotSize: Int { (24 + MemoryLayout<V>.size + 7) & ~7 }
 
-    @inlinable init(slotLimit: Int = .max) {
+    @inlinable package init(slotLimit: Int = .max) {
         self.slotLimit = slotLimit
         let size = BytesTable.initialSlots
         slots = BytesTable.allocateSlots(size)
@@ -45,10 +45,10 @@ import Synchronization
     /// a slot is used) and advised onto transparent huge pages, as the C baseline does, so that
     /// probes anywhere in a table of tens of MiB do not also miss the TLB. Measured on
     /// wordcount 1 GB: worker peak RSS 163 -> 125 MiB; time unchanged within noise.
-    @inlinable static var hugeSlotBytes: Int { 2 << 20 }
+    @inlinable package static var hugeSlotBytes: Int { 2 << 20 }
 
     /// A zeroed slot array of `n` slots.
-    @usableFromInline static func allocateSlots(_ n: Int) -> UnsafeMutableRawPointer {
+    @usableFromInline package static func allocateSlots(_ n: Int) -> UnsafeMutableRawPointer {
         let bytes = n * slotSize
         if bytes >= hugeSlotBytes, let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
            p != MAP_FAILED {
@@ -61,7 +61,7 @@ import Synchronization
     }
 
     /// Frees a slot array of `n` slots made by `allocateSlots`.
-    @usableFromInline static func freeSlots(_ p: UnsafeMutableRawPointer, _ n: Int) {
+    @usableFromInline package static func freeSlots(_ p: UnsafeMutableRawPointer, _ n: Int) {
         let bytes = n * slotSize
         if bytes >= hugeSlotBytes { munmap(p, bytes) } else { p.deallocate() }
     }
@@ -73,33 +73,33 @@ import Synchronization
 
     /// Bytes the table holds: its slot array beyond the initial one (a fixed cost, counted by
     /// its use so that a tiny budget still lets entries in) and its long-key tails.
-    @inlinable var memory: Int {
+    @inlinable package var memory: Int {
         max(count * 2, mask + 1 - BytesTable.initialSlots) * BytesTable.slotSize + arenaUsed
     }
 
     /// Slots and arena bytes of a new (or released) table.
-    @inlinable static var initialSlots: Int { 1 << 13 }
-    @inlinable static var initialArenaBytes: Int { 1 << 16 }
+    @inlinable package static var initialSlots: Int { 1 << 13 }
+    @inlinable package static var initialArenaBytes: Int { 1 << 16 }
 
     /// At its slot limit and 3/4 full: flush it before adding more (linear probing past 3/4
     /// gets slow: a spilling wordcount's map stage took 7.9 s flushing at 7/8, 6.4 s at 3/4).
-    @inlinable var isFull: Bool { count * 4 > (mask + 1) * 3 }
+    @inlinable package var isFull: Bool { count * 4 > (mask + 1) * 3 }
 
     /// Starts loading the slot `hash` probes first.
-    @inlinable func prefetch(hash: UInt64) {
+    @inlinable package func prefetch(hash: UInt64) {
         sluice_prefetch(slots + (Int(truncatingIfNeeded: (hash | 1) >> 1) & mask) * BytesTable.slotSize)
     }
 
     /// The key words a slot holds, from the key's `StableHasher.headWords`: for a key of up to
     /// 12 bytes, its bytes 0–3 and 4–11 (zero-padded); for a longer one, its bytes 0–7 as a
     /// quick filter (the whole key is in the arena).
-    @inlinable @inline(__always) static func slotWords(count n: Int, _ w0: UInt64, _ w1: UInt64) -> (UInt32, UInt64) {
+    @inlinable @inline(__always) package static func slotWords(count n: Int, _ w0: UInt64, _ w1: UInt64) -> (UInt32, UInt64) {
         n <= 12 ? (UInt32(truncatingIfNeeded: w0), (w0 >> 32) | (w1 << 32)) : (0, w0)
     }
 
     /// Finds `key` (whose stable hash is `hash`) and updates its value in place, or inserts the
     /// value `create` returns.
-    @inlinable func upsert(_ key: UnsafeRawBufferPointer, hash: UInt64, create: () throws -> V,
+    @inlinable package func upsert(_ key: UnsafeRawBufferPointer, hash: UInt64, create: () throws -> V,
                            update: (inout V) throws -> Void) rethrows {
         let (w0, w1) = StableHasher.headWords(key)
         try upsert(count: key.count, words: BytesTable.slotWords(count: key.count, w0, w1), hash: hash,
@@ -109,7 +109,7 @@ import Synchronization
     /// `upsert` of a key of `n` bytes given its slot words; its `bytes` are read only when it is
     /// longer than 12 bytes (a short key is all in its words).
     @inlinable @inline(__always)
-    func upsert(count n: Int, words: (UInt32, UInt64), hash: UInt64, bytes: UnsafeRawPointer?,
+    package func upsert(count n: Int, words: (UInt32, UInt64), hash: UInt64, bytes: UnsafeRawPointer?,
                 create: () throws -> V, update: (inout V) throws -> Void) rethrows {
         let h = hash | 1
         let size = BytesTable.slotSize
@@ -137,7 +137,7 @@ import Synchronization
         insertNew(count: n, bytes: bytes, hash: h, words: words, at: i, value: try create())
     }
 
-    @inlinable func insertNew(count n: Int, bytes: UnsafeRawPointer?, hash h: UInt64, words: (UInt32, UInt64),
+    @inlinable package func insertNew(count n: Int, bytes: UnsafeRawPointer?, hash h: UInt64, words: (UInt32, UInt64),
                               at index: Int, value: V) {
         var k4 = words.0
         if n > 12 {
@@ -168,7 +168,7 @@ import Synchronization
         }
     }
 
-    @usableFromInline func grow() {
+    @usableFromInline package func grow() {
         let old = slots, oldSize = mask + 1, size = BytesTable.slotSize
         slots = BytesTable.allocateSlots(oldSize * 2)
         mask = oldSize * 2 - 1
@@ -184,7 +184,7 @@ import Synchronization
     }
 
     /// Calls `body` with every key (valid during the call), its stable hash and its value.
-    @inlinable func forEach(_ body: (UnsafeRawBufferPointer, UInt64, V) throws -> Void) rethrows {
+    @inlinable package func forEach(_ body: (UnsafeRawBufferPointer, UInt64, V) throws -> Void) rethrows {
         var scratch = [UInt8](repeating: 0, count: 64)
         let size = BytesTable.slotSize
         for j in 0...mask {
@@ -204,14 +204,14 @@ import Synchronization
     }
 
     /// Empties the table, keeping its allocations.
-    @inlinable func removeAll() {
+    @inlinable package func removeAll() {
         slots.initializeMemory(as: UInt8.self, repeating: 0, count: (mask + 1) * BytesTable.slotSize)
         count = 0
         arenaUsed = 0
     }
 
     /// Empties the table and gives its memory back (down to the initial allocation).
-    @usableFromInline func release() {
+    @usableFromInline package func release() {
         BytesTable.freeSlots(slots, mask + 1)
         arena.deallocate()
         let size = BytesTable.initialSlots

@@ -147,7 +147,7 @@ public final class ShuffleDependency {
 }
 
 /// The partition of a key under hash partitioning (stable across processes).
-@inlinable func hashPartition<K: ShuffleKey>(_ key: K, _ partitions: Int) -> Int {
+@inlinable package func hashPartition<K: ShuffleKey>(_ key: K, _ partitions: Int) -> Int {
     Int(StableHasher.hash(key) % UInt64(partitions))
 }
 

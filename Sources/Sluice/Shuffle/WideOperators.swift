@@ -470,7 +470,7 @@
 
 /// The partition of a byte key: the high bits of its stable hash (the low bits index the
 /// reduce-side `BytesTable`, so the two must not correlate).
-@inlinable func bytesPartition(_ hash: UInt64, _ partitions: Int) -> Int {
+@inlinable package func bytesPartition(_ hash: UInt64, _ partitions: Int) -> Int {
     Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(partitions)).high)
 }
 
@@ -479,16 +479,44 @@
 @inlinable func reduceByteKeys<V: BinaryCodable & BitwiseCopyable>(
     _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?
 ) -> Node<(Bytes, V)> {
+    byteKeyReduce(source, combine: combine, partitions: partitions, partitionSuffix: 0, key: { Bytes($0) },
+                  referenceKeys: { _, keys in keys })
+}
+
+/// `reduceByteKeys` handing the keys on borrowed (valid during the call), for a consumer that
+/// copies only what it keeps. `partitionSuffix` bytes at the end of each key are left out of
+/// its partition's hash, so keys that differ only there meet in one reduce partition.
+@inlinable package func reduceByteKeyViews<V: BinaryCodable & BitwiseCopyable>(
+    _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?, partitionSuffix: Int = 0
+) -> Node<(ByteView, V)> {
+    byteKeyReduce(source, combine: combine, partitions: partitions, partitionSuffix: partitionSuffix, key: { ByteView($0) },
+                  referenceKeys: { ref, keys in
+        let kept = ref.keep(keys.flatMap(\.storage))
+        var at = 0
+        return keys.map { k in
+            defer { at += k.count }
+            return ByteView(UnsafeRawBufferPointer(rebasing: kept[at..<(at + k.count)]))
+        }
+    })
+}
+
+/// The map and reduce sides of `reduceByteKeys`; the reduce side makes its keys with `key`
+/// (the reference executor's with `referenceKeys`).
+@inlinable func byteKeyReduce<K, V: BinaryCodable & BitwiseCopyable>(
+    _ source: Node<(ByteView, V)>, combine: @escaping (V, V) throws -> V, partitions: Int?, partitionSuffix: Int,
+    key makeKey: @escaping (UnsafeRawBufferPointer) -> K, referenceKeys: @escaping (ReferenceExecutor, [Bytes]) -> [K]
+) -> Node<(K, V)> {
     let dep = ShuffleDependency(parent: source, partitions: partitions,
                              writeDescription: "map-side combine (byte-key table) → hash-partition", combines: true)
     dep.mapTask = { [unowned dep] task, partition, path in
-        let combiner = BytesMapCombiner<V>(task: task, partitions: task.plan.partitions(of: dep), combine: combine)
+        let combiner = BytesMapCombiner<V>(task: task, partitions: task.plan.partitions(of: dep),
+                                           partitionSuffix: partitionSuffix, combine: combine)
         // The per-record closure captures one object: its forwarding thunk then copies one word
         // rather than every captured value (5 % of wordcount when it captured six).
         try source.compute(task, partition: partition) { kv in try combiner.add(kv.0, kv.1) }
         return try combiner.commit(to: path)
     }
-    return ClosureNode<(Bytes, V)>(op: "reduceByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
+    return ClosureNode<(K, V)>(op: "reduceByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
         let agg = BytesAggregator<V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
                                      metrics: task.metrics, combine: combine)
         try dep.readPartition(task, partition: partition) { r in
@@ -497,7 +525,7 @@
             task.metrics.recordsRead += 1
             try agg.add(key, value)
         }
-        try agg.finish { key, value in try sink((Bytes(key), value)) }
+        try agg.finish { key, value in try sink((makeKey(key), value)) }
     }, reference: { ref in
         var table: [Bytes: V] = [:]
         var order: [Bytes] = []
@@ -505,6 +533,6 @@
             let k = Bytes(view)
             if let old = table[k] { table[k] = try combine(old, v) } else { table[k] = v; order.append(k) }
         }
-        return order.map { ($0, table[$0]!) }
+        return zip(referenceKeys(ref, order), order).map { ($0.0, table[$0.1]!) }
     })
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 /// A known reason why a view differs from the reference for a key.
 public enum CauseKind: String, Codable, Sendable {
@@ -72,12 +73,12 @@ public struct KeyComparison: Codable, Sendable {
 
 /// The tables `StreamProgram.compare` compares.
 @usableFromInline struct ComparisonInput {
-    var lambda: AggregateTable
-    var kappa: AggregateTable
+    @usableFromInline var lambda: AggregateTable
+    @usableFromInline var kappa: AggregateTable
     /// The exact reference (every event, the exact variant of an approximate monoid).
-    var reference: AggregateTable
+    @usableFromInline var reference: AggregateTable
     /// The reference with the monoid itself (the same as `reference` for exact monoids).
-    var referenceSame: AggregateTable
+    @usableFromInline var referenceSame: AggregateTable
     var lambdaExplanations: [Explanation]
     var kappaExplanations: [Explanation]
 }
@@ -144,7 +145,7 @@ public struct CompareReport: Codable, Sendable {
         out += "  lambda     batch view \(range(0, cut)) on the batch engine + speed layer \(range(speedRange[0], speedRange[1]))"
         out += " (\(mode)); \(lambdaLateEvents) late event\(lambdaLateEvents == 1 ? "" : "s") in its side output\n"
         out += "  kappa      one replay of \(range(0, end)); \(kappaLateEvents) late event\(kappaLateEvents == 1 ? "" : "s") in its side output\n"
-        out += "  reference  every event, in process\n"
+        out += "  reference  every event, no watermark (the same engine job)\n"
         out += "  allowed lateness \(EventTime.describeDuration(allowedLateness)), batches of \(batchSize) events\n"
         for m in missingRanges { out += "  MISSING batch range \(range(m[0], m[1])): no batch view or speed state covers it\n" }
         for b in duplicateBatches { out += "  DUPLICATE delivery in batch \(b) (offsets \(range(b * batchSize, (b + 1) * batchSize)))\n" }
@@ -210,12 +211,20 @@ public struct CompareOptions: Sendable {
 }
 
 /// `sluice compare`: lambda (a batch view at a cut plus the speed layer after it), kappa and
-/// the in-process reference over the same offsets, compared key by key, each difference
-/// attributed to a cause where one is known.
+/// the reference (every event, no watermark) over the same offsets, compared key by key, each
+/// difference attributed to a cause where one is known. The reference is the stream job's
+/// engine job; the tests check that job against the independent reference executor and the
+/// window oracle.
 public enum Compare {
     public static func run(job: StreamJob, log path: String, options: CompareOptions) throws -> CompareReport {
         let log = try EventLog(path: path)
         let program = try job.program(log: log)
+        // Every view is compared part by part: a fresh run's batch view, kappa and the reference
+        // are made with the same reduce partitions, each holding whole keys, so only one part
+        // of each is in memory at a time (a served batch view may be cut otherwise: whole).
+        var run = options.run
+        let parts = options.served == nil ? comparisonParts(log: log, options: options.run) : 1
+        if options.served == nil { run.partitions = parts }
         let work = NSTemporaryDirectory() + "sluice-compare-\(getpid())-\(monotonicMicros())"
         defer { Durable.remove(work) }
         try Durable.makeFolder(work)
@@ -246,12 +255,12 @@ public enum Compare {
             }
             store = LambdaStore(folder: work + "/lambda")
             _ = try store.configure(job: job.name, batchSize: size, allowedLateness: lateness)
-            try BatchLayer.run(job: job, log: path, store: store, cut: cut, options: options.run)
+            try BatchLayer.run(job: job, log: path, store: store, cut: cut, options: run)
             var speedOptions = SpeedOptions()
             speedOptions.until = end
             try SpeedLayer(job: job, log: path, store: store).run(speedOptions)
         }
-        let merged = try Serving.merge(job: job, store: store, program: program)
+        var merged = try Serving.merge(job: job, store: store, program: program, whole: false)
         let config = try store.requireConfig(job.name)
         let size = config.batchSize
         let upTo = end >= 0 ? end : merged.coverageEnd
@@ -291,29 +300,44 @@ public enum Compare {
                                                   detail: "batch \(b) was delivered more than once"))
         }
 
-        // Kappa, and the reference (exact, and with the monoid itself when it is approximate).
-        let replay = try Kappa.replay(program: program, log: log, allowedLateness: lateness, end: upTo)
+        // Kappa, and the reference (every event, no watermark: exact, and with the monoid itself
+        // when it is approximate), each run as the stream job's engine job.
+        func engineView(_ name: String, lateness: Int64?, exact: Bool) throws -> [LateEvent] {
+            let late = lateness == nil ? nil : "\(work)/\(name)-late"
+            if let late { try Durable.makeFolder(late) }
+            try Kappa.replay(job: job, log: path, to: upTo, lateness: lateness, into: "\(work)/\(name)", late: late,
+                             format: .batch, exact: exact, options: run)
+            return try late.map { try Kappa.gatherLate($0, into: "\(work)/\(name)-late.tsv") } ?? []
+        }
+        let kappaLate = try engineView("kappa", lateness: lateness, exact: false)
         var kappaExplanations: [Explanation] = []
-        if !replay.late.isEmpty {
-            kappaExplanations.append(try explain(.late, offsets: replay.late.map(\.offset), program: program, log: log,
+        if !kappaLate.isEmpty {
+            kappaExplanations.append(try explain(.late, offsets: kappaLate.map(\.offset), program: program, log: log,
                                                  detail: "dropped by kappa's watermark"))
         }
-        func reference(exact: Bool) throws -> AggregateTable {
-            let arguments = JobArguments(output: work + "/reference", parameters: [
-                "log": path, "from": "0", "to": String(upTo), "partitions": "1", "exact": exact ? "1" : "0"])
-            let table = program.makeTable()
-            for line in try ReferenceExecutor.run(job.batchJob, arguments)[0].lines {
-                try program.addViewLine(ArraySlice(line.utf8), to: table)
-            }
-            return table
-        }
-        let exactReference = try reference(exact: true)
-        let sameReference = program.relativeError == nil ? exactReference : try reference(exact: false)
+        _ = try engineView("reference", lateness: nil, exact: true)
+        if program.relativeError != nil { _ = try engineView("reference-same", lateness: nil, exact: false) }
 
-        let comparisons = program.compare(ComparisonInput(
-            lambda: merged.table, kappa: replay.table, reference: exactReference, referenceSame: sameReference,
-            lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
-        let differences = comparisons.filter { !$0.isEqual }
+        var compared = 0
+        var differences: [KeyComparison] = []
+        var speedParts = program.split(merged.speedTables, partitions: parts)
+        merged.speedTables = []
+        for part in 0..<parts {
+            let only = parts == 1 ? nil : part
+            let lambda = try merged.batchView.map { try BatchLayer.loadViewData($0.path + "/data", program: program, part: only) }
+                ?? program.makeTable()
+            program.merge(speedParts[part], into: lambda)
+            speedParts[part] = program.makeTable()
+            let exact = try BatchLayer.loadViewData(work + "/reference", program: program, part: only)
+            let result = program.compare(ComparisonInput(
+                lambda: lambda, kappa: try BatchLayer.loadViewData(work + "/kappa", program: program, part: only),
+                reference: exact,
+                referenceSame: program.relativeError == nil ? exact : try BatchLayer.loadViewData(work + "/reference-same", program: program, part: only),
+                lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
+            compared += result.compared
+            differences += result.differences.filter { !$0.isEqual }
+        }
+        differences.sort { ($0.key, $0.windowStart ?? .min, $0.window) < ($1.key, $1.windowStart ?? .min, $1.window) }
         func summarize(_ causes: [Cause]) -> [String: CauseSummary] {
             var out: [String: CauseSummary] = [:]
             for c in causes {
@@ -330,11 +354,18 @@ public enum Compare {
             job: job.name, log: path, mode: options.served == nil ? "fresh" : "served",
             aggregation: "\(program.monoidName) per key, \(program.window)", end: upTo, cut: cut,
             speedRange: merged.speed.map { [$0.start, $0.next] } ?? [cut, cut], batchSize: size, allowedLateness: lateness,
-            lambdaLateEvents: lambdaLate.count, kappaLateEvents: replay.late.count,
+            lambdaLateEvents: lambdaLate.count, kappaLateEvents: kappaLate.count,
             missingRanges: missing.map { [$0.lowerBound, $0.upperBound] }, duplicateBatches: duplicates,
-            keysCompared: comparisons.count, keysEqual: comparisons.count - differences.count, keysDifferent: differences.count,
+            keysCompared: compared, keysEqual: compared - differences.count, keysDifferent: differences.count,
             lambdaCauses: summarize(differences.compactMap(\.lambdaCause)), kappaCauses: summarize(differences.compactMap(\.kappaCause)),
             unexplained: unexplained, agree: agree, differences: differences)
+    }
+
+    /// The parts a fresh comparison goes through: about 250 000 events each (a (key, window)
+    /// pair per event at most), at least the run's reduce partitions.
+    static func comparisonParts(log: EventLog, options: RunOptions) -> Int {
+        let events = (try? log.endOffset()) ?? 0
+        return max(options.partitions ?? 2 * options.workers, Int(min(4096, (events + 249_999) / 250_000)))
     }
 
     /// The aggregates and per-key counts of the events at `offsets` (ascending).

@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// Why a lambda or kappa step refused to go on: inconsistent settings, a missing batch range,
 /// an output that already exists. One line for people.
@@ -135,7 +136,7 @@ public struct BatchView: Codable, Sendable, Equatable {
 }
 
 /// The batch layer: runs the job's aggregation on the batch engine (worker processes, shuffle)
-/// over the log's offsets `[0, cut)` and lands the result as a new, immutable batch view.
+/// — kappa's engine job without the watermark — over the log's offsets `[0, cut)` and lands the result as a new, immutable batch view.
 public enum BatchLayer {
     /// Runs the batch layer up to `cut` (default: the last whole batch in the log). The view
     /// is assembled beside its final place and renamed into it with its `_VIEW` description,
@@ -163,13 +164,8 @@ public enum BatchLayer {
         let staging = "\(store.viewsFolder)/.\(name).staging-\(getpid())"
         Durable.remove(staging)
         try Durable.makeFolder(staging)
-        let sourceTasks = max(min(Int((cut + 199_999) / 200_000), 64), options.workers)
-        let arguments = JobArguments(output: staging + "/data", parameters: [
-            "log": path, "from": "0", "to": String(cut), "partitions": String(sourceTasks), "exact": "0"])
-        var run = options
-        run.overwrite = false
         do {
-            _ = try Coordinator(job: job.batchJob, arguments: arguments, options: run).run()
+            try Kappa.replay(job: job, log: path, to: cut, lateness: nil, into: staging + "/data", late: nil, format: .batch, options: options)
         } catch {
             Durable.remove(staging)
             throw error
@@ -196,10 +192,13 @@ public enum BatchLayer {
         return landed
     }
 
-    /// Reads a batch view's part files into a table.
-    static func loadViewData(_ folder: String, program: any StreamProgram) throws -> AggregateTable {
+    /// Reads a batch view's part files into a table: all of them, or part `part` of a view
+    /// whose parts hold whole keys (`sluice compare` goes through its views part by part).
+    static func loadViewData(_ folder: String, program: any StreamProgram, part only: Int? = nil) throws -> AggregateTable {
         let table = program.makeTable()
-        for part in Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted() {
+        let names = only.map { ["part-" + String(String($0 + 100_000).dropFirst())] }
+            ?? Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted()
+        for part in names {
             guard let bytes = try Durable.read("\(folder)/\(part)") else {
                 throw LambdaError("batch view part \(folder)/\(part) disappeared")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// A HyperLogLog sketch: the sorted 64-bit hashes of the items while there are few of them
 /// (an exact count, as in HyperLogLog++'s sparse form), then 2^p registers of leading-zero

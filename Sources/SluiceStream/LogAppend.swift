@@ -1,3 +1,4 @@
+import Sluice
 /// Appends records from CSV or JSON Lines files (or standard input) to an event log: each
 /// record becomes one event whose time is read from the event-time field, and whose fields
 /// are stored in the log's column order (columns new to the log are added to its schema).

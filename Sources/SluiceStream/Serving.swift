@@ -1,3 +1,4 @@
+import Sluice
 /// The serving layer's answer: the newest batch view merged, through the monoid, with the
 /// speed layer's state for the batches after its cut.
 public struct LambdaView: Sendable {
@@ -24,6 +25,8 @@ struct SealedStateVanished: Error {}
 /// The merged view with what it is made of.
 struct MergedView {
     var table: AggregateTable
+    /// The speed layer's tables of the batches at and after the batch view's cut.
+    var speedTables: [AggregateTable] = []
     var batchView: BatchView?
     var speed: SpeedState?
     var coverageEnd: Int64
@@ -58,19 +61,22 @@ public enum Serving {
     /// Merges the newest batch view with the speed state of the batches at and after its cut.
     /// The checkpoint is read before the views: a view the speed layer has applied is then
     /// always seen. A sealed file deleted meanwhile (an even newer view) restarts the read.
-    static func merge(job: StreamJob, store: LambdaStore, program: any StreamProgram) throws -> MergedView {
+    /// With `whole` false the table stays empty: the caller merges the batch view's parts and
+    /// the speed tables part by part (`sluice compare`).
+    static func merge(job: StreamJob, store: LambdaStore, program: any StreamProgram, whole: Bool = true) throws -> MergedView {
         let config = try store.requireConfig(job.name)
         var attempts = 0
         while true {
             do {
-                return try mergeOnce(config: config, store: store, program: program)
+                return try mergeOnce(config: config, store: store, program: program, whole: whole)
             } catch is SealedStateVanished where attempts < 10 {
                 attempts += 1
             }
         }
     }
 
-    private static func mergeOnce(config: LambdaStore.Config, store: LambdaStore, program: any StreamProgram) throws -> MergedView {
+    private static func mergeOnce(config: LambdaStore.Config, store: LambdaStore, program: any StreamProgram,
+                                  whole: Bool) throws -> MergedView {
         let speed = try SpeedState.load(store, program: program)
         let view = try store.newestView()
         if let view, view.batchSize != config.batchSize {
@@ -78,16 +84,14 @@ public enum Serving {
         }
         let batch = view?.batchId ?? 0
         let cut = view?.cut ?? 0
-        let table = try view.map { try BatchLayer.load($0, program: program) } ?? program.makeTable()
+        let table = try view.flatMap { whole ? try BatchLayer.load($0, program: program) : nil } ?? program.makeTable()
         var merged = MergedView(table: table, batchView: view, speed: speed, coverageEnd: cut, missing: nil, lateEvents: 0)
         guard let speed else { return merged }
         if speed.start > cut { merged.missing = cut..<speed.start }
         for b in speed.batches.values.sorted(by: { $0.id < $1.id }) where b.id >= batch {
-            if let t = b.table {
-                program.merge(t, into: table)
-            } else {
-                program.merge(try SpeedState.loadSealed(store, b.id, program: program), into: table)
-            }
+            let t = try b.table ?? SpeedState.loadSealed(store, b.id, program: program)
+            if whole { program.merge(t, into: table) }
+            merged.speedTables.append(t)
             merged.lateEvents += b.late
         }
         merged.coverageEnd = max(cut, speed.next)

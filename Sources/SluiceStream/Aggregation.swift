@@ -1,3 +1,4 @@
+import Sluice
 /// Event-time windows an aggregation groups events into (times in milliseconds).
 public enum Window: Sendable, Equatable, CustomStringConvertible {
     /// No windows: one aggregate per key.
@@ -27,11 +28,23 @@ public enum Window: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The window column for a fixed window starting at `start`.
-    func text(start: Int64) -> String {
+    @usableFromInline func text(start: Int64) -> String {
         switch self {
         case .none, .session: return ""
         case .tumbling: return EventTime.iso(start)
         case .sliding(let size, _): return EventTime.iso(start) + ".." + EventTime.iso(start + size)
+        }
+    }
+
+    /// `text(start:)`, written into `w`.
+    @usableFromInline func writeText(start: Int64, to w: inout ByteWriter) {
+        switch self {
+        case .none, .session: return
+        case .tumbling: EventTime.writeISO(start, to: &w)
+        case .sliding(let size, _):
+            EventTime.writeISO(start, to: &w)
+            w.write(0x2E); w.write(0x2E)
+            EventTime.writeISO(start + size, to: &w)
         }
     }
 
@@ -64,6 +77,9 @@ public enum Window: Sendable, Equatable, CustomStringConvertible {
 /// ```
 public struct Aggregation<Key: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
     public var key: (LogEvent) throws -> Key?
+    /// The key as bytes borrowed from the event, when it was given so: the layers then fold
+    /// events into byte-key tables with no allocation per event (`Key` is `Bytes`).
+    public var keyBytes: ((LogEvent) throws -> ByteView?)?
     public var value: (LogEvent) throws -> M.Value
     public var monoid: M
     public var window: Window
@@ -74,6 +90,17 @@ public struct Aggregation<Key: ShuffleKey & Comparable & TextRepresentable & Sen
         self.value = value
         self.monoid = monoid
         self.window = window
+    }
+}
+
+extension Aggregation where Key == Bytes {
+    /// An aggregation keyed by bytes of the event, borrowed (`{ $0.field(keyColumn) }`): the
+    /// fastest form — with a plain value (`Int`, `Pair` of integers, `MeanValue`), every layer
+    /// folds an event without allocating.
+    public init(key: @escaping (LogEvent) throws -> ByteView?, value: @escaping (LogEvent) throws -> M.Value, monoid: M,
+                window: Window = .none) {
+        self.init(key: { e in try key(e).map { Bytes($0.raw) } }, value: value, monoid: monoid, window: window)
+        keyBytes = key
     }
 }
 
@@ -116,6 +143,16 @@ public struct StreamJob: Sendable {
                   make: { schema in makeStreamProgram(try aggregation(schema)) })
     }
 
+    /// Defines a stream job whose key is bytes and whose aggregate is a plain value: when the
+    /// aggregation gives its key as borrowed bytes, its layers run on byte-key tables.
+    @inlinable public init<M: Monoid>(_ name: String, summary: String, allowedLateness: Int64 = 0, feed: EventFeed? = nil,
+                                      hidden: Bool = false,
+                                      aggregation: @escaping @Sendable (LogSchema) throws -> Aggregation<Bytes, M>)
+    where M.Value: BitwiseCopyable {
+        self.init(name: name, summary: summary, allowedLateness: allowedLateness, feed: feed, hidden: hidden,
+                  make: { schema in makeByteKeyProgram(try aggregation(schema)) })
+    }
+
     @usableFromInline init(name: String, summary: String, allowedLateness: Int64, feed: EventFeed?, hidden: Bool,
                            make: @escaping @Sendable (LogSchema) throws -> any StreamProgram) {
         self.name = name
@@ -136,39 +173,48 @@ public struct StreamJob: Sendable {
         return p
     }
 
-    /// The name of the batch layer's engine job.
-    public var batchJobName: String { "lambda-batch:" + name }
+    /// What the job computes on a log with `schema`: monoid, windows and output columns.
+    public func aggregationDescription(schema: LogSchema) throws -> String {
+        let p = try make(schema)
+        return "\(p.monoidName) per key, \(p.window); view columns: key, window, \(p.columns.joined(separator: ", "))"
+    }
 
-    /// The batch layer's engine job: the aggregation over an offset range of a log, reduced
-    /// by key on the workers, written as a batch view (one hex-encoded `(key, window, value)`
-    /// per line). Parameters: `log`, `from`, `to`, `partitions` (source tasks) and `exact`.
-    public var batchJob: Job {
+    /// The name of the stream job's engine job.
+    public var engineJobName: String { "stream:" + name }
+
+    /// The engine job behind kappa and the batch layer: the aggregation over an offset range
+    /// of a log, folded on the map side, shuffled by key and merged on the workers. Parameters:
+    /// `log`, `from`, `to`, `partitions` (source tasks), `exact`, `lateness` (`none`, or the
+    /// allowed lateness in ms: kappa's watermark), `late` (the folder for late events) and
+    /// `format` (`view`: sorted rows; `batch`: a batch view's hex records).
+    public var engineJob: Job {
         let make = self.make
-        return Job(batchJobName, summary: "Batch layer of the stream job \(name): \(summary)",
+        return Job(engineJobName, summary: "Kappa and batch layer of the stream job \(name): \(summary)",
                    parameters: [JobParameter("log", help: "the event log folder"),
                                 JobParameter("from", help: "first offset", default: "0"),
                                 JobParameter("to", help: "exclusive end offset (the cut)"),
                                 JobParameter("partitions", help: "source tasks (offset ranges)", default: "2"),
-                                JobParameter("exact", help: "1: run the exact variant of an approximate monoid", default: "0")],
+                                JobParameter("exact", help: "1: run the exact variant of an approximate monoid", default: "0"),
+                                JobParameter("lateness", help: "allowed lateness in ms, or none (no watermark)", default: "none"),
+                                JobParameter("late", help: "folder for the late events' side files", default: ""),
+                                JobParameter("format", help: "view (sorted rows) or batch (a batch view)", default: "batch")],
                    hidden: true) { ctx in
             let path = try ctx.parameter("log")
             let log = try EventLog(path: path)
             let from = Int64(try ctx.intParameter("from")), to = Int64(try ctx.intParameter("to"))
             guard from >= 0, from <= to else { throw JobError.badParameter("bad offset range [\(from), \(to))") }
-            try make(log.schema).buildBatch(ctx, BatchRequest(log: path, offsets: from..<to,
-                                                             partitions: max(1, try ctx.intParameter("partitions")),
-                                                             exact: try ctx.parameter("exact") == "1", output: try ctx.output))
+            let lateness = try ctx.parameter("lateness")
+            guard let format = ReplayRequest.Format(rawValue: try ctx.parameter("format")) else {
+                throw JobError.badParameter("format must be view or batch")
+            }
+            let late = try ctx.parameter("late")
+            try make(log.schema).buildReplay(ctx, ReplayRequest(
+                log: path, offsets: from..<to, partitions: max(1, try ctx.intParameter("partitions")),
+                exact: try ctx.parameter("exact") == "1",
+                lateness: lateness == "none" ? nil : Int64(try ctx.intParameter("lateness", atLeast: 0)),
+                lateFolder: late.isEmpty ? nil : late, output: try ctx.output, format: format))
         }
     }
-}
-
-/// What the batch layer's job reads and writes.
-@usableFromInline struct BatchRequest {
-    @usableFromInline var log: String
-    @usableFromInline var offsets: Range<Int64>
-    @usableFromInline var partitions: Int
-    @usableFromInline var exact: Bool
-    @usableFromInline var output: String
 }
 
 /// One line of a view for people: the key, its window and the value's columns.
@@ -191,6 +237,11 @@ public struct ViewRow: Sendable, Equatable, Codable {
 @usableFromInline class AggregateTable {
     @usableFromInline init() {}
     var count: Int { 0 }
+    /// The table as a `TypedTable` (a byte-key table converts itself; per key, not per event).
+    @usableFromInline func typedForm() -> AggregateTable { self }
+    /// Writes the table in `TypedTable`'s encoding straight from its own entries, when it
+    /// keeps them in another form (a byte-key table: a checkpoint then needs no conversion).
+    func encodeDirectly(to writer: inout ByteWriter) -> Bool { false }
 }
 
 /// The aggregates keyed by (key, window start).
@@ -200,8 +251,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
     override var count: Int { entries.count }
 }
 
-/// A compiled aggregation, type-erased: what the layers need from it. Per-event work goes
-/// through `fold`, whose body is a closure specialised where the job was defined.
+/// A compiled aggregation, type-erased: what the layers need from it. Per-event work runs in
+/// loops specialised where the job was defined (`buildReplay`'s tasks, `speedRead`): no
+/// existential call per event; the other methods run per key or per table.
 @usableFromInline protocol StreamProgram: AnyObject {
     var monoidName: String { get }
     var columns: [String] { get }
@@ -212,22 +264,26 @@ public struct ViewRow: Sendable, Equatable, Codable {
     func makeTable() -> AggregateTable
     /// A table of event counts per (key, window), for `foldCounting`.
     func makeCountTable() -> AggregateTable
-    /// Adds one event's contribution; false when the key function skipped it.
-    func fold(_ event: LogEvent, into table: AggregateTable) throws -> Bool
     /// Adds one event's contribution and counts it per (key, window) in `counts`.
     func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws
-    /// The event's key as text (nil when skipped), for side outputs.
-    func keyText(_ event: LogEvent) throws -> String?
     func merge(_ source: AggregateTable, into target: AggregateTable)
+    /// The entries of `tables`, merged and split by the reduce partition the engine job's
+    /// shuffle sends each key to: one table per partition.
+    func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable]
     func encode(_ table: AggregateTable, to writer: inout ByteWriter)
     func decodeTable(from reader: inout ByteReader) throws -> AggregateTable
     /// Adds one batch-view line (hex of key, window start and value) to `table`.
     func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws
     /// The rows of a table for people, sorted by key and window.
     func rows(_ table: AggregateTable) -> [ViewRow]
-    func buildBatch(_ ctx: JobContext, _ request: BatchRequest) throws
-    /// Compares the tables key by key and names the cause of each difference.
-    func compare(_ input: ComparisonInput) -> [KeyComparison]
+    /// Builds the engine job's graph (kappa or the batch layer).
+    func buildReplay(_ ctx: JobContext, _ request: ReplayRequest) throws
+    /// The speed layer's per-event loop: reads up to `limit` events before `end` into the
+    /// batches' tables; the number read.
+    func speedRead(_ cursor: LogCursor, limit: Int, end: Int64, _ state: SpeedRead) throws -> Int
+    /// Compares the tables key by key and names the cause of each difference: the number of
+    /// (key, window) pairs compared, and the differences.
+    func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison])
 }
 
 /// Compiles an aggregation. Inlined into the job's module, so that the closures it builds —
@@ -252,7 +308,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
 @inlinable func makeTypedProgram<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid>(
     key: @escaping (LogEvent) throws -> K?, value: @escaping (LogEvent) throws -> M.Value, monoid: M,
-    window: Window, assign: Window, rows: @escaping (String, M.Value) -> [ViewRow]
+    window: Window, assign: Window, rows: @escaping (String, M.Value) -> [ViewRow],
+    fastReplay: ((JobContext, ReplayRequest) throws -> Void)? = nil,
+    fastSpeedRead: ((LogCursor, Int, Int64, SpeedRead) throws -> Int)? = nil,
+    fastPartitionOf: ((K, Int) -> Int)? = nil
 ) -> any StreamProgram {
     typealias VK = Pair<K, Int64>
     let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void = { e, emit in
@@ -274,19 +333,103 @@ public struct ViewRow: Sendable, Equatable, Codable {
         }
         return true
     }
-    let batch: (JobContext, BatchRequest) throws -> Void = { ctx, request in
+    let keyText: (K) -> String = TypedProgram<K, M>.text
+    let replay: (JobContext, ReplayRequest) throws -> Void = { ctx, request in
         let m = request.exact ? monoid.exact : monoid
-        let pairs: Dataset<(VK, M.Value)> = ctx.eventLog(request.log, offsets: request.offsets, partitions: request.partitions)
-            .flatMap(emitting: { e, emit in try explode(e) { try emit(($0, $1)) } })
-        pairs.reduceByKey { m.combine($0, $1) }
-            .write(to: request.output) { kv, w in
+        let folded: Dataset<(WindowKey<K>, M.Value)> = ctx.eventLog(request.log, offsets: request.offsets, partitions: request.partitions)
+            .mapPartitions(setup: { try ReplayTask(request, partition: $0) }, process: { task, e, emit in
+                if task.isLate(e.time) { return task.noteLate(e, key: try key(e).map(keyText)) }
+                try explode(e) { vk, v in try emit((WindowKey(vk.first, vk.second), v)) }
+            }, finish: { task, _ in try task.finish() })
+        // Not split when skewed: a reduce partition must hold whole keys (`partitionOf`).
+        let reduced = folded.reduceByKey(skew: .off) { m.combine($0, $1) }
+        switch request.format {
+        case .batch:
+            reduced.write(to: request.output) { kv, w in
                 var record = ByteWriter(capacity: 64)
                 kv.0.encode(to: &record)
                 kv.1.encode(to: &record)
                 Hex.encode(record.bytes, into: &w)
             }
+        case .view:
+            // Sorted per partition; a partition holds whole keys, so the parts merge by key.
+            reduced.mapPartitions(setup: { _ in [(WindowKey<K>, M.Value)]() }, process: { all, kv, _ in all.append(kv) },
+                                  finish: { all, emit in
+                                      all.sort { $0.0 < $1.0 }
+                                      for (k, v) in all {
+                                          for row in rows(keyText(k.key), v) {
+                                              try emit(ViewRow(key: row.key, window: row.window.isEmpty ? window.text(start: k.start) : row.window,
+                                                               value: row.value))
+                                          }
+                                      }
+                                  })
+                .write(to: request.output) { row, w in w.write(contentsOf: "\(row.key)\t\(row.window)\t\(row.value)".utf8) }
+        }
     }
-    return TypedProgram(monoid: monoid, window: window, key: key, explode: explode, accumulate: accumulate, batch: batch, rows: rows)
+    let speedRead: (LogCursor, Int, Int64, SpeedRead) throws -> Int = { cursor, limit, end, state in
+        try speedLoop(cursor, limit: limit, end: end, state, table: { $0.table as! TypedTable<VK, M.Value> },
+                      fold: { e, t in _ = try accumulate(e, t) }, keyText: { try key($0).map(keyText) })
+    }
+    return TypedProgram(monoid: monoid, window: window, key: key, explode: explode,
+                        replay: fastReplay ?? replay, speedRead: fastSpeedRead ?? speedRead,
+                        ops: TableOps(monoid: monoid, partitionOf: fastPartitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) }),
+                        rows: rows)
+}
+
+/// The per-key work on whole tables — reading a batch view's lines, merging a table's share of
+/// one reduce partition, finding the (key, window) pairs that differ — as closures made where
+/// the job is defined, so that their dictionary work is specialised for its key and value.
+/// (`splitInto` adds a table's entries to the table of their reduce partition.)
+@usableFromInline struct TableOps<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
+    @usableFromInline typealias VK = Pair<K, Int64>
+    @usableFromInline typealias Table = TypedTable<VK, M.Value>
+    @usableFromInline var addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
+    @usableFromInline var splitInto: (AggregateTable, [AggregateTable]) -> Void
+    @usableFromInline var scan: (TypedProgram<K, M>, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
+
+    @inlinable init(monoid: M, partitionOf: @escaping (K, Int) -> Int) {
+        var bytes: [UInt8] = []
+        addLine = { line, table in
+            guard Hex.decode(line, into: &bytes) else { throw CorruptDataError("a batch view line is not hex") }
+            let t = table.typedForm() as! Table
+            try bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let k = try VK.decode(from: &r)
+                let v = try M.Value.decode(from: &r)
+                guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
+                // Stored as read (not combined with the identity): the exact reference's values
+                // must keep the exact variant's form.
+                if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
+            }
+        }
+        splitInto = { source, parts in
+            let targets = parts.map { $0 as! Table }
+            for (k, v) in (source.typedForm() as! Table).entries {
+                let t = targets[targets.count == 1 ? 0 : partitionOf(k.first, targets.count)]
+                monoid.combine(into: &t.entries[k, default: monoid.identity], v)
+            }
+        }
+        scan = { program, input in
+            let lambda = input.lambda.typedForm() as! Table, kappa = input.kappa.typedForm() as! Table
+            let reference = input.reference.typedForm() as! Table, same = input.referenceSame.typedForm() as! Table
+            let identity = monoid.identity
+            var compared = 0
+            var differences: [KeyComparison] = []
+            func visit(_ k: VK) {
+                compared += 1
+                let r = reference.entries[k] ?? identity
+                if (lambda.entries[k] ?? identity) == r && (kappa.entries[k] ?? identity) == r { return }
+                differences.append(program.compareKey(k, input))
+            }
+            for k in reference.entries.keys { visit(k) }
+            for k in lambda.entries.keys where reference.entries[k] == nil { visit(k) }
+            for k in kappa.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil { visit(k) }
+            for k in same.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil && kappa.entries[k] == nil {
+                visit(k)
+            }
+            return (compared, differences)
+        }
+    }
 }
 
 /// The compiled aggregation for key type `K` and monoid `M`; tables map (key, window start)
@@ -299,21 +442,29 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline let window: Window
     let key: (LogEvent) throws -> K?
     let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void
-    let accumulate: (LogEvent, Table) throws -> Bool
-    let batch: (JobContext, BatchRequest) throws -> Void
+    let replay: (JobContext, ReplayRequest) throws -> Void
+    let speedReader: (LogCursor, Int, Int64, SpeedRead) throws -> Int
+    /// Per-key work on whole tables, specialised where the job was defined (see `TableOps`).
+    let addLine: (ArraySlice<UInt8>, AggregateTable) throws -> Void
+    let splitInto: (AggregateTable, [AggregateTable]) -> Void
+    let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
 
     @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
                            explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
-                           accumulate: @escaping (LogEvent, Table) throws -> Bool,
-                           batch: @escaping (JobContext, BatchRequest) throws -> Void,
+                           replay: @escaping (JobContext, ReplayRequest) throws -> Void,
+                           speedRead: @escaping (LogCursor, Int, Int64, SpeedRead) throws -> Int,
+                           ops: TableOps<K, M>,
                            rows: @escaping (String, M.Value) -> [ViewRow]) {
         self.monoid = monoid
         self.window = window
         self.key = key
         self.explode = explode
-        self.accumulate = accumulate
-        self.batch = batch
+        self.replay = replay
+        speedReader = speedRead
+        addLine = ops.addLine
+        splitInto = ops.splitInto
+        scan = ops.scan
         rowsOf = rows
     }
 
@@ -326,12 +477,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
     @usableFromInline func makeCountTable() -> AggregateTable { TypedTable<VK, Int>() }
 
-    @usableFromInline func fold(_ event: LogEvent, into table: AggregateTable) throws -> Bool {
-        try accumulate(event, unsafeDowncast(table, to: Table.self))
-    }
-
     @usableFromInline func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws {
-        let t = table as! Table
+        let t = Self.typed(table)
         let c = counts as! TypedTable<VK, Int>
         let m = monoid
         try explode(event) { vk, v in
@@ -340,21 +487,26 @@ public struct ViewRow: Sendable, Equatable, Codable {
         }
     }
 
-    @usableFromInline func keyText(_ event: LogEvent) throws -> String? { try key(event).map(Self.text) }
-
-    static func text(_ k: K) -> String {
+    @usableFromInline static func text(_ k: K) -> String {
         var w = ByteWriter(capacity: 32)
         k.writeText(to: &w)
         return String(decoding: w.bytes, as: UTF8.self)
     }
 
     @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable) {
-        let t = target as! Table
-        for (k, v) in (source as! Table).entries { monoid.combine(into: &t.entries[k, default: monoid.identity], v) }
+        let t = Self.typed(target)
+        for (k, v) in Self.typed(source).entries { monoid.combine(into: &t.entries[k, default: monoid.identity], v) }
+    }
+
+    @usableFromInline func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable] {
+        let parts = (0..<partitions).map { _ in Table() }
+        for t in tables { splitInto(t, parts) }
+        return parts
     }
 
     @usableFromInline func encode(_ table: AggregateTable, to writer: inout ByteWriter) {
-        let t = table as! Table
+        if table.encodeDirectly(to: &writer) { return }
+        let t = Self.typed(table)
         writer.writeVarint(UInt64(t.entries.count))
         for (k, v) in t.entries {
             k.encode(to: &writer)
@@ -374,19 +526,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         return t
     }
 
-    @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws {
-        guard let bytes = Hex.decode(line) else { throw CorruptDataError("a batch view line is not hex") }
-        let t = table as! Table
-        try bytes.withUnsafeBytes { raw in
-            var r = ByteReader(raw)
-            let k = try VK.decode(from: &r)
-            let v = try M.Value.decode(from: &r)
-            guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
-            // Stored as read (not combined with the identity): the exact reference's values
-            // must keep the exact variant's form.
-            if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
-        }
-    }
+    @usableFromInline func addViewLine(_ line: ArraySlice<UInt8>, to table: AggregateTable) throws { try addLine(line, table) }
 
     /// The rows of one entry.
     func rows(_ k: VK, _ v: M.Value) -> [ViewRow] {
@@ -398,18 +538,25 @@ public struct ViewRow: Sendable, Equatable, Codable {
     }
 
     @usableFromInline func rows(_ table: AggregateTable) -> [ViewRow] {
-        (table as! Table).entries.sorted { $0.key < $1.key }.flatMap { rows($0.key, $0.value) }
+        Self.typed(table).entries.sorted { $0.key < $1.key }.flatMap { rows($0.key, $0.value) }
     }
 
-    @usableFromInline func buildBatch(_ ctx: JobContext, _ request: BatchRequest) throws { try batch(ctx, request) }
+    @usableFromInline func buildReplay(_ ctx: JobContext, _ request: ReplayRequest) throws { try replay(ctx, request) }
 
-    @usableFromInline func compare(_ input: ComparisonInput) -> [KeyComparison] {
-        let lambda = input.lambda as! Table, kappa = input.kappa as! Table
-        let reference = input.reference as! Table, referenceSame = input.referenceSame as! Table
-        var keys = Set(reference.entries.keys)
-        keys.formUnion(lambda.entries.keys)
-        keys.formUnion(kappa.entries.keys)
-        keys.formUnion(referenceSame.entries.keys)
+    @usableFromInline func speedRead(_ cursor: LogCursor, limit: Int, end: Int64, _ state: SpeedRead) throws -> Int {
+        try speedReader(cursor, limit, end, state)
+    }
+
+    /// `table` as this program's `TypedTable`.
+    static func typed(_ table: AggregateTable) -> Table { table.typedForm() as! Table }
+
+    @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
+
+    /// Judges one (key, window) that differs somewhere and describes it for people (not per
+    /// key: `scan`, specialised for the job, finds the few that differ).
+    @usableFromInline func compareKey(_ k: VK, _ input: ComparisonInput) -> KeyComparison {
+        let lambda = Self.typed(input.lambda), kappa = Self.typed(input.kappa)
+        let reference = Self.typed(input.reference), referenceSame = Self.typed(input.referenceSame)
         let identity = monoid.identity
         let exact = monoid.exact
 
@@ -458,16 +605,10 @@ public struct ViewRow: Sendable, Equatable, Codable {
             return Cause(kind: .unknown, events: 0, withinBound: nil, detail: "not explained by the late events, missing ranges or duplicates known")
         }
 
-        var out: [KeyComparison] = []
-        for k in keys.sorted(by: <) {
-            let l = lambda.entries[k], kv = kappa.entries[k], r = reference.entries[k]
-            let lc = judge(l, k, input.lambdaExplanations)
-            let kc = judge(kv, k, input.kappaExplanations)
-            let windowText = window.text(start: k.second)
-            out.append(KeyComparison(key: Self.text(k.first), window: windowText, windowStart: window.end(start: k.second) == nil ? nil : k.second,
-                                     reference: describe(k, r), lambda: describe(k, l), kappa: describe(k, kv),
-                                     lambdaCause: lc, kappaCause: kc))
-        }
-        return out
+        let l = lambda.entries[k], kv = kappa.entries[k], r = reference.entries[k]
+        return KeyComparison(key: Self.text(k.first), window: window.text(start: k.second),
+                             windowStart: window.end(start: k.second) == nil ? nil : k.second,
+                             reference: describe(k, r), lambda: describe(k, l), kappa: describe(k, kv),
+                             lambdaCause: judge(l, k, input.lambdaExplanations), kappaCause: judge(kv, k, input.kappaExplanations))
     }
 }

@@ -1,3 +1,4 @@
+import Sluice
 /// Event times are milliseconds since the Unix epoch (UTC). These are the units, the parsers
 /// for times in input records and for durations on the command line, and the ISO 8601 text
 /// that views print.
@@ -130,6 +131,31 @@ public enum EventTime {
         let ms = rest % 1000
         if ms != 0 { s += "." + String(String(ms + 1000).dropFirst()) }
         return s + "Z"
+    }
+
+    /// `iso(t)`, written into `w` digit by digit (a view's window column, once per row).
+    static func writeISO(_ t: Int64, to w: inout ByteWriter) {
+        let days = floorDiv(t, EventTime.day)
+        let rest = t - days * EventTime.day
+        let (y, m, d) = civilFromDays(days)
+        func digits(_ v: Int64, _ count: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<count { divisor *= 10 }
+            var v = v
+            while divisor > 0 {
+                w.write(UInt8(48 + v / divisor % 10))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        guard (1000...9999).contains(y) else {
+            w.write(contentsOf: iso(t).utf8)
+            return
+        }
+        digits(y, 4); w.write(0x2D); digits(m, 2); w.write(0x2D); digits(d, 2); w.write(0x54)
+        digits(rest / hour, 2); w.write(0x3A); digits(rest / minute % 60, 2); w.write(0x3A); digits(rest / second % 60, 2)
+        if rest % 1000 != 0 { w.write(0x2E); digits(rest % 1000, 3) }
+        w.write(0x5A)
     }
 
     /// Parses a duration: `250ms`, `30s`, `5m`, `2h`, `1d`, or a plain number of milliseconds.

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 // The event log: an append-only, segmented log on disk, Kafka-style.
 //
@@ -549,6 +550,13 @@ public final class EventLog {
         let bases = segmentBases()
         guard let last = bases.last else { return 0 }
         return try scanSegment(last, upTo: .max, bases: bases).offset
+    }
+
+    /// Checks that each segment starts where the one before it ends (a short scan from each
+    /// segment's last index entry), so that a parallel reader starting mid-log cannot miss a gap.
+    public func checkSequence() throws {
+        let bases = segmentBases()
+        for base in bases.dropFirst() { _ = try timeRange(beforeSegment: base, bases: bases) }
     }
 
     /// The time range of the events with offsets below `offset` (from the index and a short scan).

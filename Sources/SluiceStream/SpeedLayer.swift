@@ -4,15 +4,16 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Sluice
 
 /// The watermark: the largest event time seen minus the allowed lateness. An event older than
 /// the watermark is late: it goes to the side output instead of the aggregates.
-struct Watermark {
-    let allowedLateness: Int64
+@usableFromInline struct Watermark {
+    @usableFromInline let allowedLateness: Int64
     /// The largest event time seen (`Int64.min`: none yet).
-    private(set) var maxEventTime: Int64
+    @usableFromInline private(set) var maxEventTime: Int64
     /// Events with a time below this are late.
-    private(set) var value: Int64
+    @usableFromInline private(set) var value: Int64
 
     init(allowedLateness: Int64, maxEventTime: Int64 = .min) {
         self.allowedLateness = allowedLateness
@@ -22,13 +23,13 @@ struct Watermark {
     }
 
     /// Whether an event at time `t` is late; then notes `t`.
-    @inline(__always) mutating func isLate(_ t: Int64) -> Bool {
+    @inlinable @inline(__always) mutating func isLate(_ t: Int64) -> Bool {
         if t < value { return true }
         if t > maxEventTime { advance(to: t) }
         return false
     }
 
-    mutating func advance(to t: Int64) {
+    @usableFromInline mutating func advance(to t: Int64) {
         guard t > maxEventTime else { return }
         maxEventTime = t
         let (w, overflow) = t.subtractingReportingOverflow(allowedLateness)
@@ -37,19 +38,81 @@ struct Watermark {
 }
 
 /// One batch's share of the speed layer's state.
-final class SpeedBatch {
-    let id: Int64
+@usableFromInline final class SpeedBatch {
+    @usableFromInline let id: Int64
     /// Events of the batch read (late ones included).
-    var delivered: Int64 = 0
+    @usableFromInline var delivered: Int64 = 0
     /// Of which late.
-    var late: Int64 = 0
+    @usableFromInline var late: Int64 = 0
     /// The aggregates, while the batch is open (sealed batches live in their own file).
-    var table: AggregateTable?
+    @usableFromInline var table: AggregateTable?
     var sealed: Bool { table == nil }
 
     init(id: Int64, table: AggregateTable?) {
         self.id = id
         self.table = table
+    }
+}
+
+/// What the speed layer's per-event loop reads and updates: the batches, the watermark, the
+/// side output. The loop itself (`speedLoop`) is specialised for each job's table and fold.
+@usableFromInline final class SpeedRead {
+    @usableFromInline var batches: [Int64: SpeedBatch]
+    @usableFromInline let batchSize: Int64
+    @usableFromInline var watermark: Watermark
+    @usableFromInline var lateBuffer = ByteWriter(capacity: 1 << 12)
+    @usableFromInline var late = 0
+    @usableFromInline var next: Int64
+    let makeTable: () -> AggregateTable
+
+    init(batches: [Int64: SpeedBatch], batchSize: Int64, watermark: Watermark, next: Int64, makeTable: @escaping () -> AggregateTable) {
+        self.batches = batches
+        self.batchSize = batchSize
+        self.watermark = watermark
+        self.next = next
+        self.makeTable = makeTable
+    }
+
+    /// The open batch holding `offset` (created when new).
+    @usableFromInline func batch(of offset: Int64) -> SpeedBatch {
+        let id = offset / batchSize
+        if let b = batches[id] { return b }
+        let b = SpeedBatch(id: id, table: makeTable())
+        batches[id] = b
+        return b
+    }
+
+    /// Adds a late event's side-output line.
+    @usableFromInline func noteLate(_ e: LogEvent, key: String?) {
+        late += 1
+        lateBuffer.write(contentsOf: "\(e.offset)\t\(e.time)\t\(watermark.value)\t\(sideOutputField(key ?? ""))\n".utf8)
+    }
+}
+
+/// The speed layer's loop over up to `limit` events before `end`: each event counts in its
+/// batch; a late one goes to the side output, any other is folded into the batch's table.
+@inlinable func speedLoop<T: AggregateTable>(
+    _ cursor: LogCursor, limit: Int, end: Int64, _ s: SpeedRead, table: (SpeedBatch) -> T,
+    fold: (LogEvent, T) throws -> Void, keyText: (LogEvent) throws -> String?
+) throws -> Int {
+    var batch: SpeedBatch?
+    var current: T?
+    var range: Range<Int64> = 0..<0
+    return try cursor.read(limit: limit, end: end) { e in
+        if !range.contains(e.offset) {
+            let b = s.batch(of: e.offset)
+            batch = b
+            current = table(b)
+            range = b.id * s.batchSize..<(b.id + 1) * s.batchSize
+        }
+        batch.unsafelyUnwrapped.delivered += 1
+        if s.watermark.isLate(e.time) {
+            batch.unsafelyUnwrapped.late += 1
+            s.noteLate(e, key: try keyText(e))
+        } else {
+            try fold(e, current.unsafelyUnwrapped)
+        }
+        s.next = e.offset + 1
     }
 }
 
@@ -305,51 +368,29 @@ public final class SpeedLayer {
         var summary = SpeedSummary(from: from, to: from, events: 0, lateEvents: 0, checkpoints: 0, busySeconds: 0, cpuSeconds: 0)
         var dirty = try applyNewestView(note) || !Durable.exists(SpeedState.manifestPath(store))
         var cursor = try log.cursor(from: state.next)
-        var watermark = Watermark(allowedLateness: state.allowedLateness, maxEventTime: state.maxEventTime)
         var sinceCheckpoint = 0
         var lastCheckpoint = monotonicMicros()
-        var current: SpeedBatch?
-        let size = state.batchSize
         let program = self.program
+        let read = SpeedRead(batches: state.batches, batchSize: state.batchSize,
+                             watermark: Watermark(allowedLateness: state.allowedLateness, maxEventTime: state.maxEventTime),
+                             next: state.next, makeTable: program.makeTable)
         while true {
             if let until = options.until, state.next >= until {
                 if dirty { try checkpoint(); summary.checkpoints += 1 }
                 break
             }
-            var next = state.next
-            var late = 0
+            let lateBefore = read.late
             let limit = max(1, min(1 << 16, options.checkpointEvery - sinceCheckpoint))
-            let n = try cursor.read(limit: limit, end: options.until ?? .max) { e in
-                let id = e.offset / size
-                if current?.id != id {
-                    if let b = state.batches[id] {
-                        current = b
-                    } else {
-                        let b = SpeedBatch(id: id, table: program.makeTable())
-                        state.batches[id] = b
-                        current = b
-                    }
-                }
-                let batch = current!
-                batch.delivered += 1
-                if watermark.isLate(e.time) {
-                    batch.late += 1
-                    late += 1
-                    lateBuffer.write(contentsOf: String(e.offset).utf8)
-                    for field in [String(e.time), String(watermark.value), sideOutputField(try program.keyText(e) ?? "")] {
-                        lateBuffer.write(0x09)
-                        lateBuffer.write(contentsOf: field.utf8)
-                    }
-                    lateBuffer.write(0x0A)
-                } else {
-                    _ = try program.fold(e, into: batch.table!)
-                }
-                next = e.offset + 1
+            let n = try program.speedRead(cursor, limit: limit, end: options.until ?? .max, read)
+            state.batches = read.batches
+            state.next = read.next
+            state.maxEventTime = read.watermark.maxEventTime
+            if read.lateBuffer.count > 0 {
+                lateBuffer.write(contentsOf: read.lateBuffer.bytes)
+                read.lateBuffer.removeAll()
             }
-            state.next = next
-            state.maxEventTime = watermark.maxEventTime
             summary.events += n
-            summary.lateEvents += late
+            summary.lateEvents += read.late - lateBefore
             sinceCheckpoint += n
             if n > 0 { dirty = true }
             let caughtUp = n < limit
@@ -364,8 +405,9 @@ public final class SpeedLayer {
             }
             if try applyNewestView(note) {
                 dirty = true
-                current = nil
-                watermark.advance(to: state.maxEventTime)
+                read.batches = state.batches
+                read.next = state.next
+                read.watermark.advance(to: state.maxEventTime)
                 if cursor.nextOffset != state.next { cursor = try log.cursor(from: state.next) }
                 continue
             }

@@ -1,3 +1,4 @@
+import Sluice
 extension EventLog {
     /// Offsets, segments, size and time range — after checking what they rest on: segments
     /// from offset 0 with none missing, each starting with its base offset and ending where the

@@ -1,3 +1,4 @@
+import Sluice
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -155,24 +156,27 @@ enum Durable {
 
     @inlinable static func digit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
 
-    /// Decodes hex digits; nil when the text is not hex.
-    static func decode<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
-        guard text.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(text.count / 2)
-        var high: UInt8 = 0
-        var odd = false
-        for c in text {
-            let v: UInt8
-            switch c {
-            case 0x30...0x39: v = c - 0x30
-            case 0x61...0x66: v = c - 0x61 + 10
-            case 0x41...0x46: v = c - 0x41 + 10
-            default: return nil
+    /// Decodes hex digits into `out` (replacing what it held); false when the text is not hex.
+    @inlinable static func decode(_ text: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
+        guard text.count % 2 == 0 else { return false }
+        out.removeAll(keepingCapacity: true)
+        return text.withUnsafeBufferPointer { p in
+            var i = 0
+            while i < p.count {
+                guard let high = value(p[i]), let low = value(p[i + 1]) else { return false }
+                out.append(high << 4 | low)
+                i += 2
             }
-            if odd { out.append(high << 4 | v) } else { high = v }
-            odd.toggle()
+            return true
         }
-        return out
+    }
+
+    @inlinable static func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x61 + 10
+        case 0x41...0x46: return c - 0x41 + 10
+        default: return nil
+        }
     }
 }

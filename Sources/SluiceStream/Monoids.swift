@@ -1,4 +1,5 @@
 import Foundation
+import Sluice
 
 /// A monoid: an associative `combine` with an `identity` (`combine(identity, a) == a`). This
 /// is what lets the same aggregation run in any grouping — per task before a shuffle, per
@@ -29,6 +30,9 @@ public protocol Monoid: Sendable {
     var exact: Self { get }
     /// The value for people, as tab-separated columns.
     func render(_ value: Value) -> String
+    /// `render`, written into `w` (views of millions of rows: no string per row where the
+    /// monoid writes its digits directly).
+    func write(_ value: Value, to w: inout ByteWriter)
     /// The number an approximate value stands for (compared against the exact variant's).
     func estimate(_ value: Value) -> Double?
 }
@@ -38,6 +42,7 @@ extension Monoid {
     public var relativeError: Double? { nil }
     public var exact: Self { self }
     public func estimate(_ value: Value) -> Double? { nil }
+    public func write(_ value: Value, to w: inout ByteWriter) { w.write(contentsOf: render(value).utf8) }
 }
 
 /// Counts: `value` is 1 per event.
@@ -50,6 +55,7 @@ public struct Count: Monoid {
     @inlinable public func combine(into a: inout Int, _ b: Int) { a &+= b }
     public var isCommutative: Bool { true }
     public func render(_ value: Int) -> String { String(value) }
+    public func write(_ value: Int, to w: inout ByteWriter) { w.writeDecimal(Int64(value)) }
 }
 
 /// Sums of integers (wrapping on overflow, so that the laws hold for every value).
@@ -62,6 +68,9 @@ public struct Sum<N: FixedWidthInteger & BinaryCodable & Sendable>: Monoid {
     @inlinable public func combine(into a: inout N, _ b: N) { a &+= b }
     public var isCommutative: Bool { true }
     public func render(_ value: N) -> String { String(value) }
+    public func write(_ value: N, to w: inout ByteWriter) {
+        if let v = Int64(exactly: value) { w.writeDecimal(v) } else { w.write(contentsOf: String(value).utf8) }
+    }
 }
 
 /// The smallest value (nil: none yet).
@@ -95,7 +104,7 @@ public struct Max<T: Comparable & BinaryCodable & Sendable>: Monoid {
 }
 
 /// A mean kept as the sum and the count of integer values.
-public struct MeanValue: BinaryCodable, Equatable, Sendable {
+public struct MeanValue: BinaryCodable, Equatable, Sendable, BitwiseCopyable {
     public var sum: Int
     public var count: Int
     @inlinable public init(sum: Int, count: Int) {
@@ -191,6 +200,11 @@ public struct Both<A: Monoid, B: Monoid>: Monoid {
     public var exact: Both { Both(first.exact, second.exact) }
     public func render(_ value: Pair<A.Value, B.Value>) -> String {
         first.render(value.first) + "\t" + second.render(value.second)
+    }
+    public func write(_ value: Pair<A.Value, B.Value>, to w: inout ByteWriter) {
+        first.write(value.first, to: &w)
+        w.write(0x09)
+        second.write(value.second, to: &w)
     }
     public func estimate(_ value: Pair<A.Value, B.Value>) -> Double? {
         first.estimate(value.first) ?? second.estimate(value.second)
