@@ -4,7 +4,7 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, sort, byteSort, lineSort, actions, json, slowRecords] }
+    public static var all: [Job] { [narrow, aggregate, joins, byteJoins, sort, byteSort, lineSort, actions, json, slowRecords] }
 
     /// One JSON Lines record of `test-json`.
     struct KeyValue: Decodable {
@@ -97,14 +97,6 @@ public enum ConformanceJobs {
         left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
         left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
         left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
-        // The same over byte keys (the byte join: a sort-merge join on the byte sort path);
-        // keys with zero bytes and a shared 8-byte prefix, values of both kinds.
-        let byteKey = { (k: Int) in Bytes(Array("key-\(k % 3)-\(k)".utf8) + (k % 5 == 0 ? [0] : [])) }
-        let byteLeft = left.map { (byteKey($0.0), $0.1) }
-        let byteRight = right.map { (byteKey($0.0), Bytes($0.1)) }
-        byteLeft.join(byteRight).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/bytes-join")
-        byteLeft.leftOuterJoin(byteRight).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/bytes-left")
-        byteLeft.cogroup(byteRight).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/bytes-cogroup")
     }
 
     static let sort = Job("test-sort", summary: "sortByKey ascending over text tokens and descending over integers",
@@ -120,6 +112,24 @@ public enum ConformanceJobs {
             .reduceByKey(+)
             .sortByKey(ascending: false)
             .write(to: out + "/numbers")
+    }
+
+    /// `test-join` over byte keys: the byte join (a sort-merge join on the byte sort path) and
+    /// the cogroup of byte-keyed shuffles; keys with zero bytes and a shared 8-byte prefix.
+    static let byteJoins = Job("test-bytejoin", summary: "join, leftOuterJoin, cogroup over Bytes keys",
+                               parameters: common, hidden: true) { ctx in
+        let out = try ctx.output
+        var perKey: [Int: Int] = [:]
+        let rightRows = try pairs(ctx, salt: 3).filter { kv in
+            perKey[kv.0, default: 0] += 1
+            return kv.0 % 3 != 1 && perKey[kv.0]! <= 2
+        }
+        let byteKey = { (k: Int) in Bytes(Array("key-\(k % 3)-\(k)".utf8) + (k % 5 == 0 ? [0] : [])) }
+        let left = ctx.parallelize(try pairs(ctx).map { (byteKey($0.0), $0.1) }, partitions: 8)
+        let right = ctx.parallelize(rightRows.map { (byteKey($0.0), Bytes(String($0.1))) }, partitions: 2)
+        left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
+        left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
+        left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
     }
 
     /// The byte sort path (`sortByKey` over `Bytes` and `ByteView` keys) as users write it: lines
