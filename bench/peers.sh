@@ -8,9 +8,12 @@
 #
 # Peers: c (bench/baseline/wc.c, 1 and 2 threads), gnu (tr | sort | uniq -c), duckdb, polars,
 # spark-df, spark-rdd (spark = both), flink (PyFlink SQL, eventcounts only). Tasks (PEERS_TASKS):
-# wordcount, eventsum, eventcounts (the stream job: Sluice's kappa view against DuckDB and Flink).
+# wordcount, eventsum, eventcounts (the stream job: Sluice's kappa view against DuckDB and Flink),
+# sort (GNU sort and DuckDB ORDER BY, outputs byte-identical), join (two large tables, and events
+# with 100 k key names shuffled on both sides; DuckDB), groupby (keyusers against DuckDB's list()).
 # Environment: PEERS_TEXT_SIZE (default 1g), PEERS_EVENT_ROWS (default 10000000), PEER_THREADS
-# (threads/workers for everyone, default 2), BENCH_RUNS (default 3), PEERS_SPARK_RUNS (default 1:
+# (threads/workers for everyone, default 2), PEERS_SORT_SIZES (default "500m 1g"), PEERS_JOIN_ROWS
+# (default 5000000), BENCH_RUNS (default 3), PEERS_SPARK_RUNS (default 1:
 # Spark takes minutes), BENCH_DIR, SLUICE, PEERS_VENV (default .venv-bench), PEERS_PIP (packages; default:
 # the packages of the peers asked for: duckdb polars pyspark), PEERS_STREAM_ROWS (events of
 # eventcounts, default 5000000, quick 200000), PEERS_STREAM_RUNS (runs of Sluice's kappa, the
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 source bench/lib/common.sh
 
 PEERS=${PEERS:-c,gnu,duckdb,polars,spark,flink}
-TASKS=${PEERS_TASKS:-wordcount,eventsum,eventcounts}
+TASKS=${PEERS_TASKS:-wordcount,eventsum,eventcounts,sort,join,groupby}
 THREADS=${PEER_THREADS:-2}
 SPARK_RUNS=${PEERS_SPARK_RUNS:-1}
 FLINK_RUNS=${PEERS_FLINK_RUNS:-1}
@@ -33,9 +36,11 @@ export PEER_THREADS=$THREADS POLARS_MAX_THREADS=$THREADS
 if [ "$BENCH_QUICK" = 1 ]; then
   TEXT_SIZE=${PEERS_TEXT_SIZE:-16m}; EVENT_ROWS=${PEERS_EVENT_ROWS:-200000}
   STREAM_ROWS=${PEERS_STREAM_ROWS:-200000}
+  read -ra SORT_SIZES <<< "${PEERS_SORT_SIZES:-8m 16m}"; JOIN_ROWS=${PEERS_JOIN_ROWS:-200000}
 else
   TEXT_SIZE=${PEERS_TEXT_SIZE:-1g}; EVENT_ROWS=${PEERS_EVENT_ROWS:-10000000}
   STREAM_ROWS=${PEERS_STREAM_ROWS:-5000000}
+  read -ra SORT_SIZES <<< "${PEERS_SORT_SIZES:-500m 1g}"; JOIN_ROWS=${PEERS_JOIN_ROWS:-5000000}
 fi
 
 # Which peers and tasks.
@@ -53,8 +58,8 @@ declare -A TASK=()
 IFS=, read -ra _list <<< "$TASKS"
 for t in "${_list[@]}"; do
   case "$t" in
-    wordcount|eventsum|eventcounts) TASK[$t]=1 ;;
-    *) fail "unknown task '$t' in PEERS_TASKS (known: wordcount, eventsum, eventcounts)" ;;
+    wordcount|eventsum|eventcounts|sort|join|groupby) TASK[$t]=1 ;;
+    *) fail "unknown task '$t' in PEERS_TASKS (known: wordcount, eventsum, eventcounts, sort, join, groupby)" ;;
   esac
 done
 want() { [ -n "${WANT[$1]:-}" ]; }
@@ -128,14 +133,17 @@ mkdir -p "$OUT"
 # REFERENCE "check:COMMAND" runs COMMAND as the check instead.
 peer() {
   local task=$1 name=$2 tool=$3 desc=$4 input=$5 out=$6 ref=$7; shift 7
-  local opts=()
-  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  local opts=() how=same-counts
+  while [ "$1" != -- ]; do
+    if [ "$1" = --check-with ]; then how=$2; shift 2; continue; fi
+    opts+=("$1"); shift
+  done
   shift
   local check=()
   if [[ "$ref" == check:* ]]; then
     check=(--check "${ref#check:}")
   elif [ -n "$ref" ]; then
-    check=(--check "$HARNESS same-counts $(printf %q "$out") $(printf %q "$ref")")
+    check=(--check "$HARNESS $how $(printf %q "$out") $(printf %q "$ref")")
   fi
   $HARNESS measure --results "$JSONL" --log-dir "$RESULTS/logs" --name "$task/$name" --group "$task" \
     --tool "$tool" --desc "$desc" --workers "$THREADS" --input-bytes "$(file_bytes "$input")" \
@@ -176,6 +184,60 @@ if [ -n "${TASK[wordcount]:-}" ]; then
     # shellcheck disable=SC2046
     peer wordcount spark-rdd spark "PySpark RDD flatMap + reduceByKey (Python workers), local[$THREADS]" "$TEXT" "$OUT/wc-spark-rdd" "$SL" \
       $(spark_opts) -- "$PY" bench/peers/spark_jobs.py wordcount-rdd "$TEXT" "$OUT/wc-spark-rdd"
+  fi
+fi
+
+if [ -n "${TASK[sort]:-}" ]; then
+  # Sorting lines bytewise: every output is compared byte for byte with Sluice's.
+  for size in "${SORT_SIZES[@]}"; do
+    TEXT=$(text_file "$size")
+    LINES=$(line_count "$TEXT")
+    SL="$OUT/sort-$size-sluice"
+    peer sort "sluice-$size" sluice "sluice run sort --workers $THREADS, $size" "$TEXT" "$SL" "" --timed-extra=-q \
+      --records "$LINES" --records-label lines \
+      -- "$SLUICE" run sort --input "$TEXT" --output "$SL" --workers "$THREADS"
+    if want gnu; then
+      peer sort "gnu-$size" gnu "LC_ALL=C sort --parallel=$THREADS -S 4G, $size" "$TEXT" "$OUT/sort-$size-gnu.txt" "$SL" \
+        --check-with same-bytes --records "$LINES" --records-label lines \
+        -- env LC_ALL=C sort --parallel="$THREADS" -S 4G -o "$OUT/sort-$size-gnu.txt" "$TEXT"
+    fi
+    if want duckdb; then
+      peer sort "duckdb-$size" duckdb "DuckDB SQL ORDER BY line, $size" "$TEXT" "$OUT/sort-$size-duckdb.txt" "$SL" \
+        --check-with same-bytes --records "$LINES" --records-label lines \
+        -- "$PY" bench/peers/duckdb_sort.py "$TEXT" "$OUT/sort-$size-duckdb.txt"
+    fi
+  done
+fi
+
+if [ -n "${TASK[join]:-}" ]; then
+  # Both sides shuffled: two large tables, and events with a small table (broadcast off).
+  LEFT=$(table_file "$JOIN_ROWS" 1)
+  RIGHT=$(table_file "$JOIN_ROWS" 2)
+  EVENTS=$(events_file "$EVENT_ROWS")
+  KEY_NAMES=$(key_names_file 100000)
+  for pair in "large-large|$LEFT|$RIGHT|id|" "large-small|$EVENTS|$KEY_NAMES|key|--broadcast-threshold 0"; do
+    IFS='|' read -r kind l r on extra <<< "$pair"
+    SL="$OUT/join-$kind-sluice"
+    # shellcheck disable=SC2086
+    peer join "sluice-$kind" sluice "sluice run join --workers $THREADS $extra ($kind)" "$l" "$SL" "" --timed-extra=-q \
+      -- "$SLUICE" run join --left "$l" --right "$r" --on "$on" --output "$SL" --workers "$THREADS" $extra
+    if want duckdb; then
+      peer join "duckdb-$kind" duckdb "DuckDB SQL hash join ($kind)" "$l" "$OUT/join-$kind-duckdb.tsv" "$SL" \
+        --check-with same-lines -- "$PY" bench/peers/duckdb_join.py "$l" "$r" "$on" "$OUT/join-$kind-duckdb.tsv"
+    fi
+  done
+fi
+
+if [ -n "${TASK[groupby]:-}" ]; then
+  EVENTS=$(events_file "$EVENT_ROWS")
+  SL="$OUT/keyusers-sluice"
+  peer groupby sluice sluice "sluice run keyusers (groupByKey) --workers $THREADS" "$EVENTS" "$SL" "" --timed-extra=-q \
+    --records "$EVENT_ROWS" --records-label rows \
+    -- "$SLUICE" run keyusers --input "$EVENTS" --output "$SL" --workers "$THREADS"
+  if want duckdb; then
+    peer groupby duckdb duckdb "DuckDB SQL list(user) GROUP BY key" "$EVENTS" "$OUT/keyusers-duckdb.tsv" "$SL" \
+      --check-with same-lines --records "$EVENT_ROWS" --records-label rows \
+      -- "$PY" bench/peers/duckdb_keyusers.py "$EVENTS" "$OUT/keyusers-duckdb.tsv"
   fi
 fi
 

@@ -28,10 +28,12 @@ if [ "$BENCH_QUICK" = 1 ]; then
   # Smoke test: small inputs, cut into 4 MiB splits so that 2 workers still have work.
   SMALL=4m; BIG=16m; EVENT_ROWS=200000; EVENT_LABEL=200k; SORT_SIZE=2m; FLIGHT_COPIES=0
   SPILL_BUDGET=4m; SPLIT=(--split-size 4m); TINY_RUNS=${BENCH_TINY_RUNS:-10}
+  SORT_SIZES=(8m 16m); SORT_SPILL=2m; JOIN_ROWS=200000; JOIN_LABEL=200k
   STREAM_ROWS=${BENCH_STREAM_ROWS:-200000}
 else
   SMALL=100m; BIG=1g; EVENT_ROWS=10000000; EVENT_LABEL=10M; SORT_SIZE=100m; FLIGHT_COPIES=10
   SPILL_BUDGET=16m; SPLIT=()
+  SORT_SIZES=(500m 1g); SORT_SPILL=64m; JOIN_ROWS=5000000; JOIN_LABEL=5M
   STREAM_ROWS=${BENCH_STREAM_ROWS:-5000000}
 fi
 STREAM_RUNS=${BENCH_STREAM_RUNS:-$BENCH_RUNS}
@@ -210,6 +212,36 @@ done
 sluice_bench "test-sort-$SORT_SIZE-${WORKERS}w" "test-sort: distinct + sortByKey of all tokens of $SORT_SIZE text with ~80% distinct tokens (vocabulary 2e7, Zipf 0.3)" \
   test-sort "$T_SORT" "$WORKERS" "$HARNESS sorted-tokens @OUT@/tokens $REF_SORT" \
   --records "$TOK_SORT" --records-label tok
+
+# Shuffle-heavy work (issue 17): sort, joins of two large sides, groupByKey. Outputs are checked
+# byte for byte against GNU sort (sorts) or as multisets of lines against DuckDB's (in
+# bench-peers); here joins and groupings are checked against the run's own first output.
+for size in "${SORT_SIZES[@]}"; do
+  T=$(text_file "$size")
+  SORTED=$(sorted_reference "$T")
+  LINES=$(line_count "$T")
+  sluice_bench "sort-$size-2w" "sort job, $size text, lines bytewise (in memory)" \
+    sort "$T" 2 "$HARNESS same-bytes @OUT@ $SORTED" --records "$LINES" --records-label lines
+  sluice_bench "sort-$size-2w-spill$SORT_SPILL" "sort job, $size text, --memory-per-task $SORT_SPILL (reducers spill sorted runs)" \
+    sort "$T" 2 "$HARNESS same-bytes @OUT@ $SORTED" --records "$LINES" --records-label lines --compare-to "sort-$size-2w" \
+    -- --memory-per-task "$SORT_SPILL"
+done
+T=$(text_file "${SORT_SIZES[0]}")
+sluice_bench "linesort-${SORT_SIZES[0]}-2w" "a user's job: textFiles → map { (\$0, Unit()) } → sortByKey → write, ${SORT_SIZES[0]} text" \
+  test-linesort "$T" 2 "$HARNESS same-bytes @OUT@ $(sorted_reference "$T")" --records "$(line_count "$T")" --records-label lines \
+  --compare-to "sort-${SORT_SIZES[0]}-2w"
+
+LEFT=$(table_file "$JOIN_ROWS" 1)
+RIGHT=$(table_file "$JOIN_ROWS" 2)
+sluice_bench "join-large-large-$JOIN_LABEL-2w" "join of two $JOIN_ROWS-row TSV tables on id (about one match per row), both shuffled" \
+  join "$LEFT" 2 "" --records $((2 * JOIN_ROWS)) --records-label rows --input-bytes $(($(file_bytes "$LEFT") + $(file_bytes "$RIGHT"))) \
+  -- --left "$LEFT" --right "$RIGHT" --on id
+KEY_NAMES=$(key_names_file 100000)
+sluice_bench "join-large-small-$EVENT_LABEL-2w" "join of $EVENT_ROWS events with 100000 key names, --broadcast-threshold 0 (both shuffled)" \
+  join "$EVENTS" 2 "" --records "$EVENT_ROWS" --records-label rows \
+  -- --left "$EVENTS" --right "$KEY_NAMES" --on key --broadcast-threshold 0
+sluice_bench "groupbykey-$EVENT_LABEL-2w" "keyusers (groupByKey: events and distinct users per key) over $EVENT_ROWS events" \
+  keyusers "$EVENTS" 2 "" --records "$EVENT_ROWS" --records-label rows
 
 sluice_bench "tiny-1k-${WORKERS}w" "wordcount on 1 KiB end to end (process start, planning, workers, commit)" \
   wordcount "$T_TINY" "$WORKERS" "$(same "$REF_TINY")" --runs "$TINY_RUNS"

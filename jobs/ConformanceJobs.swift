@@ -4,7 +4,7 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, sort, actions, json, slowRecords] }
+    public static var all: [Job] { [narrow, aggregate, joins, byteJoins, sort, byteSort, lineSort, actions, json, slowRecords] }
 
     /// One JSON Lines record of `test-json`.
     struct KeyValue: Decodable {
@@ -112,6 +112,50 @@ public enum ConformanceJobs {
             .reduceByKey(+)
             .sortByKey(ascending: false)
             .write(to: out + "/numbers")
+    }
+
+    /// `test-join` over byte keys: the byte join (a sort-merge join on the byte sort path) and
+    /// the cogroup of byte-keyed shuffles; keys with zero bytes and a shared 8-byte prefix.
+    static let byteJoins = Job("test-bytejoin", summary: "join, leftOuterJoin, cogroup over Bytes keys",
+                               parameters: common, hidden: true) { ctx in
+        let out = try ctx.output
+        var perKey: [Int: Int] = [:]
+        let rightRows = try pairs(ctx, salt: 3).filter { kv in
+            perKey[kv.0, default: 0] += 1
+            return kv.0 % 3 != 1 && perKey[kv.0]! <= 2
+        }
+        let byteKey = { (k: Int) in Bytes(Array("key-\(k % 3)-\(k)".utf8) + (k % 5 == 0 ? [0] : [])) }
+        let left = ctx.parallelize(try pairs(ctx).map { (byteKey($0.0), $0.1) }, partitions: 8)
+        let right = ctx.parallelize(rightRows.map { (byteKey($0.0), Bytes(String($0.1))) }, partitions: 2)
+        left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
+        left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
+        left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
+    }
+
+    /// The byte sort path (`sortByKey` over `Bytes` and `ByteView` keys) as users write it: lines
+    /// as keys; the first token as the key with the line riding along (equal keys keep their
+    /// input order), descending; borrowed line views with their lengths, descending.
+    static let byteSort = Job("test-bytesort", summary: "sortByKey over Bytes and ByteView keys, both directions",
+                              hidden: true) { ctx in
+        let out = try ctx.output
+        let lines = ctx.textFiles(ctx.inputs)
+        lines.map { ($0, Unit()) }.sortByKey().write(to: out + "/lines") { kv, w in kv.0.writeText(to: &w) }
+        lines.map { line in (line.tokens().first ?? Bytes([]), line) }
+            .sortByKey(ascending: false)
+            .write(to: out + "/first-token-desc")
+        ctx.textLineViews(ctx.inputs).map { ($0, $0.count) }
+            .sortByKey(ascending: false, partitions: 3)
+            .write(to: out + "/views-desc") { kv, w in
+                w.write(raw: kv.0.raw)
+                w.write(0x09)
+                kv.1.writeText(to: &w)
+            }
+    }
+
+    /// A user's sort as the issue writes it (the `linesort` benchmark): the line as the key.
+    static let lineSort = Job("test-linesort", summary: "a user's sort: textFiles → map { ($0, Unit()) } → sortByKey → write",
+                              hidden: true) { ctx in
+        ctx.textFiles(ctx.inputs).map { ($0, Unit()) }.sortByKey().write(to: try ctx.output) { kv, w in kv.0.writeText(to: &w) }
     }
 
     static let actions = Job("test-actions", summary: "collect, take, count and top", parameters: common, hidden: true) { ctx in

@@ -4,6 +4,6 @@ import Sluice
 public enum SluiceJobs {
     /// Every job, in the order `sluice jobs` lists them.
     public static var all: [Job] {
-        [wordcount, topwords, invertedindex, eventsum, keyusers, carrierdelays, planedelays, joinJob, linecount] + ConformanceJobs.all
+        [wordcount, topwords, invertedindex, eventsum, keyusers, carrierdelays, planedelays, joinJob, sortJob, linecount] + ConformanceJobs.all
     }
 }

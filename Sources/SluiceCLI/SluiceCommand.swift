@@ -189,7 +189,8 @@ struct JobOptions: ParsableArguments {
     }
 }
 
-/// Job parameters given as options after the job name: `--k 10`, `--left=a.csv`.
+/// Job parameters given as options after the job name: `--k 10`, `--left=a.csv`; a parameter
+/// whose default is `false` is a flag: `--numeric` alone means `--numeric true`.
 func jobOptions(_ words: [String], for job: Job) throws -> [String: String] {
     var result: [String: String] = [:]
     var i = 0
@@ -201,6 +202,9 @@ func jobOptions(_ words: [String], for job: Job) throws -> [String: String] {
         if let eq = name.firstIndex(of: "=") {
             value = String(name[name.index(after: eq)...])
             name = String(name[..<eq])
+        } else if job.parameters.contains(where: { $0.name == name && $0.defaultValue == "false" }),
+                  i + 1 == words.count || words[i + 1].hasPrefix("--") {
+            value = "true"
         } else {
             guard i + 1 < words.count else { throw ValidationError("--\(name) needs a value") }
             i += 1

@@ -13,7 +13,7 @@ struct OracleTests {
         (1, 1, 64 << 20), (2, 7, 64 << 20), (4, 64, 64 << 20), (2, 3, 1 << 16),
     ]
 
-    @Test("operator jobs", arguments: ["test-narrow", "test-aggregate", "test-join", "test-actions"])
+    @Test("operator jobs", arguments: ["test-narrow", "test-aggregate", "test-join", "test-bytejoin", "test-actions"])
     func operators(job: String) throws {
         for c in Self.configurations {
             try Harness.checkAgainstReference(job, parameters: ["n": "4000", "keys": "500", "seed": "\(c.partitions)"],

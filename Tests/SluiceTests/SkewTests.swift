@@ -40,6 +40,13 @@ struct SkewTests {
         #expect(joinOn.maxTaskRecords * 4 < joinOff.maxTaskRecords * 3, "\(joinOn.maxTaskRecords) vs \(joinOff.maxTaskRecords)")
     }
 
+    @Test("byte joins with a key holding 40 % of the rows: exact with skew handling on and off, split when on")
+    func skewedByteJoin() throws {
+        let (on, off) = try onAndOff("test-bytejoin", workers: 2)
+        #expect(on.stages.filter { !$0.skewNotes.isEmpty }.count == 2, "inner and left outer join split: \(on.stages.map(\.skewNotes))")
+        #expect(off.stages.allSatisfy { $0.skewNotes.isEmpty })
+    }
+
     @Test("a hot key larger than the memory budget: the split join still spills and stays exact")
     func hotKeyBeyondBudget() throws {
         var o = try options(workers: 2, skew: true)

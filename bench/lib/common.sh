@@ -124,6 +124,40 @@ token_total() {
 
 file_bytes() { stat -c %s "$1"; }
 
+# The `LC_ALL=C sort` of a text file: the reference of the sort benchmarks (cached next to it).
+_sorted_ref() { LC_ALL=C sort --parallel=2 -S 2G -o "$2" "$1"; }
+sorted_reference() { # FILE -> FILE.sorted
+  make_once "$1.sorted" _sorted_ref "$1" >&2
+  printf '%s\n' "$1.sorted"
+}
+
+_line_count() { wc -l < "$1" | tr -d ' ' > "$2"; }
+line_count() { # FILE -> its number of lines (cached)
+  make_once "$1.lines" _line_count "$1" >&2
+  cat "$1.lines"
+}
+
+# A TSV table `id<TAB>n<TAB>payload` of ROWS rows with ids drawn from ROWS values (about one row
+# per id), so a join of two of them is large on both sides.
+_gen_table() {
+  awk -v n="$1" -v seed="$2" 'BEGIN { srand(seed); print "id\tn\tpayload"
+    for (i = 0; i < n; i++) printf "u%08d\t%d\tp%d-%d\n", int(rand() * n), i, seed, int(rand() * 1000000000) }' > "$3"
+}
+table_file() { # ROWS SEED -> prints the path
+  local f="$BENCH_DIR/table-r$1-s$2.tsv"
+  make_once "$f" _gen_table "$1" "$2" >&2
+  printf '%s\n' "$f"
+}
+
+# `key,name` for the keys of `sluice gen events --keys N` (k + zero-padded index).
+_gen_key_names() {
+  awk -v n="$1" 'BEGIN { print "key,name"; w = length(n - 1); for (i = 0; i < n; i++) printf "k%0" w "d,name%d\n", i, i }' > "$2"
+}
+key_names_file() { # KEYS -> prints the path
+  local f="$BENCH_DIR/keys-$1.csv"
+  make_once "$f" _gen_key_names "$1" >&2
+  printf '%s\n' "$f"
+
 # An event log holding an events CSV (`sluice log append`, default segment size), beside it:
 # events-r5000000-s1-k100000.csv -> events-r5000000-s1-k100000.log (a folder; appended once,
 # reused). A crash leaves only FILE.partial, which is removed before the next try.

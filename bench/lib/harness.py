@@ -16,6 +16,11 @@
   harness.py sorted-tokens DIR REF
       DIR (test-sort's tokens output) holds every token of REF (a `token<TAB>count` file)
       exactly once, in ascending byte order across part-* files, with its byte length.
+  harness.py same-bytes A B
+      A and B (files, or folders whose part-* files are concatenated in order) hold the same
+      bytes: a sort's output against GNU sort's.
+  harness.py same-lines A B
+      A and B hold the same lines in any order (duplicates count): joins and groupings.
   harness.py stream-view DIR REF
       DIR/view.tsv (a `sluice kappa eventcounts` view) has the header, is sorted by key then
       window, has as many (key, window) lines as REF says (`pairs rows`, computed by awk from
@@ -29,6 +34,7 @@
 import argparse
 import datetime
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -629,6 +635,52 @@ def cmd_sorted_tokens(a):
     return 0
 
 
+def _chunks(path):
+    for fn in part_files(path):
+        with open(fn, "rb") as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                yield b
+
+
+def cmd_same_bytes(a):
+    """A and B (files, or folders of part files concatenated in part order) hold the same bytes."""
+    ha, hb = hashlib.sha256(), hashlib.sha256()
+    na = nb = 0
+    for b in _chunks(a.a):
+        ha.update(b)
+        na += len(b)
+    for b in _chunks(a.b):
+        hb.update(b)
+        nb += len(b)
+    if ha.digest() != hb.digest():
+        print(f"outputs differ: {a.a} has {na} bytes, {a.b} {nb} bytes (different contents)")
+        return 1
+    print(f"same {na} bytes")
+    return 0
+
+
+def _line_digest(path):
+    """An order-independent digest of the lines: their count and the sum of their hashes."""
+    n, total = 0, 0
+    for fn in part_files(path):
+        with open(fn, "rb") as f:
+            for line in f:
+                n += 1
+                total = (total + int.from_bytes(hashlib.blake2b(line.rstrip(b"\n"), digest_size=16).digest(), "little")) % (1 << 128)
+    return n, total
+
+
+def cmd_same_lines(a):
+    """A and B hold the same lines, in any order (a multiset: duplicates count)."""
+    (na, da), (nb, db) = _line_digest(a.a), _line_digest(a.b)
+    if (na, da) != (nb, db):
+        print(f"outputs differ: {a.a} has {na} lines, {a.b} {nb} lines" + ("" if na != nb else " (different contents)"))
+        return 1
+    print(f"same {na} lines")
+
 VIEW_HEADER = b"key\twindow\tcount\tsum"
 
 
@@ -797,6 +849,12 @@ def main():
     t = sub.add_parser("sorted-tokens")
     t.add_argument("dir")
     t.add_argument("ref")
+    sb = sub.add_parser("same-bytes")
+    sb.add_argument("a")
+    sb.add_argument("b")
+    sl = sub.add_parser("same-lines")
+    sl.add_argument("a")
+    sl.add_argument("b")
     v = sub.add_parser("stream-view")
     v.add_argument("dir")
     v.add_argument("ref")
@@ -810,7 +868,8 @@ def main():
     a = p.parse_args()
     handler = {"measure": cmd_measure, "report": cmd_report, "compare": cmd_compare,
                "same-counts": cmd_same_counts, "sorted-tokens": cmd_sorted_tokens,
-               "stream-view": cmd_stream_view, "lambda-view": cmd_lambda_view, "same-view": cmd_same_view}[a.cmd]
+               "stream-view": cmd_stream_view, "lambda-view": cmd_lambda_view, "same-view": cmd_same_view,
+               "same-bytes": cmd_same_bytes, "same-lines": cmd_same_lines}[a.cmd]
     sys.exit(handler(a) or 0)
 
 

@@ -247,6 +247,27 @@ extension Dataset {
         return Dataset<(K, V)>(Sluice.sortByKey(node, ascending: ascending, partitions: partitions), graph)
     }
 
+    /// `sortByKey` over `Bytes` keys (lines, tokens): the byte sort path — records cross the
+    /// shuffle and are sorted as bytes (a normalised-prefix radix sort in large buffers, no
+    /// decoding or allocation per record until the key is handed out). Order: memcmp, shorter
+    /// first on a common prefix, as `Bytes`'s `<`.
+    @inlinable public func sortByKey<V: BinaryCodable>(
+        ascending: Bool = true, partitions: Int? = nil
+    ) -> Dataset<(Bytes, V)> where T == (Bytes, V) {
+        graph.check(partitions: partitions, of: "sortByKey")
+        return Dataset<(Bytes, V)>(sortByteKeys(node, ascending: ascending, partitions: partitions), graph)
+    }
+
+    /// `sortByKey` over borrowed byte keys (`textLineViews` lines): the byte sort path with no
+    /// allocation per record on either side. The keys come out borrowed too, valid while the
+    /// record is processed (`Bytes(view)` keeps one).
+    @inlinable public func sortByKey<V: BinaryCodable>(
+        ascending: Bool = true, partitions: Int? = nil
+    ) -> Dataset<(ByteView, V)> where T == (ByteView, V) {
+        graph.check(partitions: partitions, of: "sortByKey")
+        return Dataset<(ByteView, V)>(sortByteKeys(node, ascending: ascending, partitions: partitions), graph)
+    }
+
     /// Writes `key<TAB>value` lines.
     @inlinable public func write<K: TextRepresentable, V: TextRepresentable>(to path: String) where T == (K, V) {
         graph.add(WriteAction(node, path: path, ordered: node.isTotallyOrdered) { kv, w in

@@ -102,4 +102,6 @@ public class Node<T>: AnyNode {
 }
 
 /// Ends a pipeline early (used by `take`): thrown by a sink, caught by the task runner.
-struct StopPipeline: Error {}
+@usableFromInline struct StopPipeline: Error {
+    @usableFromInline init() {}
+}

@@ -76,6 +76,14 @@ struct ShuffleDataError: Error, CustomStringConvertible {
         openRecords = 0
     }
 
+    /// Empties the buffer, keeping its capacity for the next records.
+    mutating func clear() {
+        bytes.removeAll()
+        openStart = -1
+        openRecords = 0
+        records = 0
+    }
+
     /// Seals, hands out the bytes and empties the buffer.
     mutating func take() -> [UInt8] {
         seal()

@@ -256,6 +256,16 @@ import Synchronization
         return table
     }
 
+    /// A kept object of type `T` (another kind of per-task buffer, such as a sorter), if any.
+    @usableFromInline static func takeObject<T: AnyObject>(_: T.Type) -> T? {
+        shelf.withLock { $0.tables.removeValue(forKey: ObjectIdentifier(T.self)) } as? T
+    }
+
+    /// Keeps `object` for the worker's next task of the stage (emptied by its owner).
+    @usableFromInline static func putObject<T: AnyObject>(_ object: T) {
+        shelf.withLock { $0.tables[ObjectIdentifier(T.self)] = object }
+    }
+
     /// Keeps `table`, emptied, for the next task.
     @usableFromInline static func put<V>(_ table: BytesTable<V>) {
         if table.count > 0 || table.arenaUsed > 0 { table.removeAll() }

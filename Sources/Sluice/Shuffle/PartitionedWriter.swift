@@ -43,7 +43,12 @@ import Darwin
         self.budget = max(budget, 1 << 16)
         self.spillPrefix = spillPrefix
         self.metrics = metrics
-        buffers = Array(repeating: BlockBuffer(), count: partitions)
+        if let kept = BytesTableShelf.takeObject(KeptBlockBuffers.self), kept.buffers.count == partitions {
+            buffers = []
+            swap(&buffers, &kept.buffers) // sole owner: appending must not copy
+        } else {
+            buffers = Array(repeating: BlockBuffer(), count: partitions)
+        }
         recordCounts = Array(repeating: 0, count: partitions)
     }
 
@@ -74,8 +79,9 @@ import Darwin
         let file = try OutputFile(path: path)
         var offsets: [Int64] = [0]
         for p in 0..<partitions {
-            let bytes = buffers[p].take()
-            try file.write(bytes)
+            buffers[p].seal()
+            try file.write(buffers[p].bytes.bytes)
+            buffers[p].clear()
             offsets.append(file.offset)
         }
         buffered = 0
@@ -105,6 +111,9 @@ import Darwin
         }
         metrics.shuffleBytesWritten += offsets.last ?? 0
         metrics.recordsWritten += recordCounts.reduce(0, +)
+        // The emptied buffers, grown to this task's size, serve the worker's next task.
+        BytesTableShelf.putObject(KeptBlockBuffers(buffers))
+        buffers = []
         return MapOutputStats(records: recordCounts, bytes: (0..<partitions).map { offsets[$0 + 1] - offsets[$0] })
     }
 
@@ -149,4 +158,12 @@ import Darwin
         for run in runs { unlink(run.path) }
         runs.removeAll()
     }
+}
+
+/// A map task's emptied partition buffers, kept for the worker's next task of the stage: a
+/// map output of a few hundred MiB grows each buffer by doubling, and fresh memory costs a
+/// page fault and a page of zeroes per 4 KiB (a fifth of a sort's CPU time on this path).
+final class KeptBlockBuffers {
+    var buffers: [BlockBuffer]
+    init(_ buffers: [BlockBuffer]) { self.buffers = buffers }
 }

@@ -110,6 +110,22 @@ public final class ShuffleDependency {
             try reader.forEachRecord(from: offsets[partition], to: offsets[partition + 1], decode)
         }
     }
+
+    /// Calls `body` with each map task's committed output and the byte range of reduce
+    /// partition `partition` in it: for readers that take whole blocks (the byte sort reads
+    /// them straight into its buffer).
+    @usableFromInline func readPartitionSegments(_ task: TaskContext, partition: Int,
+                                                 _ body: (BlockFileReader, Int64, Int64) throws -> Void) throws {
+        let mapTasks = task.plan.mapTasks(of: self), partitions = task.plan.partitions(of: self)
+        let maps = task.spec?.shuffle == id ? task.spec?.maps ?? 0..<mapTasks : 0..<mapTasks
+        for m in maps {
+            let path = ShuffleDependency.outputPath(workDir: task.workDir, shuffle: id, map: m)
+            let reader = try BlockFileReader(path: path, shuffle: id, mapTask: m)
+            let offsets = try reader.readIndex(expectedPartitions: partitions)
+            task.metrics.shuffleBytesRead += offsets[partition + 1] - offsets[partition]
+            try body(reader, offsets[partition], offsets[partition + 1])
+        }
+    }
 }
 
 /// How values are folded per key: Spark's `Aggregator` (createCombiner, mergeValue,

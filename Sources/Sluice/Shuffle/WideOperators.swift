@@ -2,10 +2,12 @@
 /// side (combine table, partitioned writer) and the reduce side (external aggregation or
 /// sort) are specialised for the job's key and value types (see `ClosureNode`).
 
-/// Writes `(K, V)` records hash- (or otherwise) partitioned, as they are.
+/// Writes `(K, V)` records hash- (or otherwise) partitioned, as they are; with
+/// `lengthPrefixedValues`, each value preceded by its length (`SortRecord.writeValue`), so a
+/// reducer can index `Bytes`-keyed records without decoding them (the byte join).
 @inlinable func writePartitioned<K: ShuffleKey, V: BinaryCodable>(
     _ source: Node<(K, V)>, _ task: TaskContext, _ partition: Int, _ path: String, partitions: Int,
-    partitioner: (K) -> Int
+    lengthPrefixedValues: Bool = false, partitioner: (K) -> Int
 ) throws -> MapOutputStats {
     let writer = PartitionedWriter(partitions: partitions, budget: task.memoryBudget,
                                    spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
@@ -14,7 +16,7 @@
         sketch.offer(kv.0)
         try writer.add(partition: partitioner(kv.0)) { w in
             kv.0.encode(to: &w)
-            kv.1.encode(to: &w)
+            if lengthPrefixedValues { SortRecord.writeValue(to: &w) { kv.1.encode(to: &$0) } } else { kv.1.encode(to: &w) }
         }
     }
     var stats = try writer.commit(to: path)
@@ -41,7 +43,9 @@
     dep.mapTask = { [unowned dep] task, partition, path in
         let r = task.plan.partitions(of: dep)
         guard mapSideCombine else {
-            return try writePartitioned(source, task, partition, path, partitions: r) { hashPartition($0, r) }
+            // Byte keys: values carry their length, so reducers can group the records as bytes.
+            return try writePartitioned(source, task, partition, path, partitions: r,
+                                        lengthPrefixedValues: K.self == Bytes.self) { hashPartition($0, r) }
         }
         // An in-memory table, flushed into the (spilling) writer whenever it outgrows its share
         // of the budget; duplicate keys across flushes are merged by the reducers.
@@ -85,6 +89,16 @@
         let table = ExternalAggregator<K, C>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".reduce",
                                              metrics: task.metrics, mergeCombiners: agg.mergeCombiners)
         let spec = task.spec?.shuffle == dep.id ? task.spec : nil
+        if !mapSideCombine && K.self == Bytes.self && spec?.partial == nil && spec?.merges == nil {
+            try byteGroupPartition(dep, V.self, task, partition) { key, values in
+                var c: C?
+                for v in values {
+                    if c == nil { c = try agg.create(v) } else { try agg.mergeValue(&c!, v) }
+                }
+                try sink((unsafeBitCast(Bytes(key), to: K.self), c!))
+            }
+            return
+        }
         if let count = spec?.merges {
             // Second step of a split partition: merge its partial combiners (the salt goes).
             try dep.readPartials(task, partition: partition, count: count) { r in
@@ -101,8 +115,10 @@
                 try table.merge(k, c, growth: agg.growsBy == nil ? 0 : c.estimatedMemory)
             }
         } else {
+            let byteKeyed = K.self == Bytes.self // values preceded by their length (see the map task)
             try dep.readPartition(task, partition: partition) { r in
                 let k = try K.decode(from: &r)
+                if byteKeyed { _ = try r.readVarint() }
                 let v = try V.decode(from: &r)
                 task.metrics.recordsRead += 1
                 try table.upsert(k, growth: agg.growsBy?(v) ?? 0, create: { try agg.create(v) },
@@ -137,6 +153,37 @@
     })
 }
 
+/// The groups of reduce partition `partition` of a shuffle of `Bytes`-keyed records written
+/// with their values' lengths: the records are sorted as bytes (`ByteRecordSorter`, spilling
+/// when large), so each key's values arrive together; `emit` gets the key (borrowed) and its
+/// values in arrival order. No hash table of lists, no allocation per record beyond the values.
+@inlinable func byteGroupPartition<V: BinaryCodable>(
+    _ dep: ShuffleDependency, _: V.Type, _ task: TaskContext, _ partition: Int,
+    _ emit: (UnsafeRawBufferPointer, [V]) throws -> Void
+) throws {
+    let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".group",
+                                       metrics: task.metrics, ascending: true)
+    defer { ByteRecordSorter.keep(sorter) }
+    try dep.readPartitionSegments(task, partition: partition) { reader, start, end in
+        task.metrics.recordsRead += try sorter.add(reader, from: start, to: end)
+    }
+    var key: [UInt8] = []
+    var values: [V] = []
+    try sorter.finish { k, value, _ in
+        if !values.isEmpty && key.withUnsafeBytes({ compareBytes($0, k) != 0 }) {
+            try key.withUnsafeBytes { try emit($0, values) }
+            values.removeAll(keepingCapacity: true)
+        }
+        if values.isEmpty {
+            key.removeAll(keepingCapacity: true)
+            key.append(contentsOf: k)
+        }
+        var rd = ByteReader(value)
+        values.append(try V.decode(from: &rd))
+    }
+    if !values.isEmpty { try key.withUnsafeBytes { try emit($0, values) } }
+}
+
 /// cogroup: for every key on either side, all its values from each side. Both sides are
 /// hash-partitioned with the same partition count; the reduce side groups them in an external
 /// hash table.
@@ -150,13 +197,15 @@
     r.skewSplitting = splittable.right ? .joinSide : .never
     l.skewHint = skew
     r.skewHint = skew
+    // Byte keys: values carry their length, so the joins' reducers sort the records as bytes.
+    let byteKeyed = K.self == Bytes.self
     l.mapTask = { [unowned l] task, partition, path in
         let n = task.plan.partitions(of: l)
-        return try writePartitioned(left, task, partition, path, partitions: n) { hashPartition($0, n) }
+        return try writePartitioned(left, task, partition, path, partitions: n, lengthPrefixedValues: byteKeyed) { hashPartition($0, n) }
     }
     r.mapTask = { [unowned r] task, partition, path in
         let n = task.plan.partitions(of: r)
-        return try writePartitioned(right, task, partition, path, partitions: n) { hashPartition($0, n) }
+        return try writePartitioned(right, task, partition, path, partitions: n, lengthPrefixedValues: byteKeyed) { hashPartition($0, n) }
     }
     return ClosureNode<(K, ([V], [W]))>(op: op, parents: [left, right], shuffles: [l, r], body: { task, partition, sink in
         try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in try sink((k, (vs, ws))) }
@@ -187,14 +236,17 @@
             a.first += b.first
             a.second += b.second
         })
+    let byteKeyed = K.self == Bytes.self // values preceded by their length (see cogroupByKey)
     try l.readPartition(task, partition: partition) { rd in
         let k = try K.decode(from: &rd)
+        if byteKeyed { _ = try rd.readVarint() }
         let v = try V.decode(from: &rd)
         task.metrics.recordsRead += 1
         try table.upsert(k, growth: v.estimatedMemory, create: { Pair([v], []) }, update: { $0.first.append(v) })
     }
     try r.readPartition(task, partition: partition) { rd in
         let k = try K.decode(from: &rd)
+        if byteKeyed { _ = try rd.readVarint() }
         let w = try W.decode(from: &rd)
         task.metrics.recordsRead += 1
         try table.upsert(k, growth: w.estimatedMemory, create: { Pair([], [w]) }, update: { $0.second.append(w) })
@@ -239,6 +291,50 @@
     @usableFromInline override func reference(_ ref: ReferenceExecutor) throws -> [T] { try referenceBody(ref) }
 }
 
+/// A shuffle join of reduce partition `partition` over `Bytes` keys, as a sort-merge join on
+/// the byte sort path: both sides' records go into one `ByteRecordSorter` as bytes, the right
+/// side first, so — the sort being stable — each key's right records come out just before its
+/// left ones. The right values of the current key are kept (decoded), and every left record
+/// of the key is matched against them as it streams past: nothing else is held, no hash table
+/// of lists, and when the partition outgrows the budget the sorter spills and merges runs.
+/// `emit` gets the key (borrowed), the left value and the right one (nil: a left record
+/// without a match, handed out only when `outer`).
+@inlinable func byteJoinPartition<V: BinaryCodable, W: BinaryCodable>(
+    _ l: ShuffleDependency, _ r: ShuffleDependency, _: V.Type, _: W.Type, _ task: TaskContext, _ partition: Int,
+    outer: Bool, _ emit: (UnsafeRawBufferPointer, V, W?) throws -> Void
+) throws {
+    let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".join",
+                                       metrics: task.metrics, ascending: true)
+    defer { ByteRecordSorter.keep(sorter) }
+    try r.readPartitionSegments(task, partition: partition) { reader, start, end in
+        task.metrics.recordsRead += try sorter.add(reader, from: start, to: end, side: 1)
+    }
+    try l.readPartitionSegments(task, partition: partition) { reader, start, end in
+        task.metrics.recordsRead += try sorter.add(reader, from: start, to: end, side: 0)
+    }
+    var groupKey: [UInt8] = []
+    var ws: [W] = []
+    var inGroup = false
+    try sorter.finish { key, value, side in
+        var rd = ByteReader(value)
+        let same = inGroup && groupKey.withUnsafeBytes { compareBytes($0, key) == 0 }
+        if side == 1 {
+            if !same {
+                groupKey.removeAll(keepingCapacity: true)
+                groupKey.append(contentsOf: key)
+                ws.removeAll(keepingCapacity: true)
+                inGroup = true
+            }
+            ws.append(try W.decode(from: &rd))
+        } else if same {
+            let v = try V.decode(from: &rd)
+            for w in ws { try emit(key, v, w) }
+        } else if outer {
+            try emit(key, try V.decode(from: &rd), nil)
+        }
+    }
+}
+
 /// Loads every partition of `node` into a multimap (the small side of a broadcast join).
 @inlinable func loadWhole<K: Hashable, V>(_ node: Node<(K, V)>, _ task: TaskContext) throws -> [K: [V]] {
     var table: [K: [V]] = [:]
@@ -255,6 +351,12 @@
     let grouped = cogroupByKey(left, right, partitions: partitions, op: "cogroup[join]", splittable: (true, true), skew: skew)
     let (l, r) = (grouped.shuffleDependencies[0], grouped.shuffleDependencies[1])
     return JoinNode<(K, (V, W))>(op: "join", left: left, right: right, shuffles: [l, r], shuffled: { task, partition, sink in
+        if K.self == Bytes.self {
+            try byteJoinPartition(l, r, V.self, W.self, task, partition, outer: false) { k, v, w in
+                try sink((unsafeBitCast(Bytes(k), to: K.self), (v, w!)))
+            }
+            return
+        }
         try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in
             for v in vs { for w in ws { try sink((k, (v, w))) } }
         }
@@ -294,6 +396,12 @@
         }
     }
     return JoinNode<(K, (V, W?))>(op: "leftOuterJoin", left: left, right: right, shuffles: [l, r], shuffled: { task, partition, sink in
+        if K.self == Bytes.self {
+            try byteJoinPartition(l, r, V.self, W.self, task, partition, outer: true) { k, v, w in
+                try sink((unsafeBitCast(Bytes(k), to: K.self), (v, w)))
+            }
+            return
+        }
         try cogroupPartition(l, r, K.self, V.self, W.self, task, partition) { k, vs, ws in try emitGroup(k, vs, ws, sink) }
     }, broadcast: [
         1: { task, partition, sink in
@@ -336,51 +444,9 @@
         }
     }
     dep.sampleTask = { [unowned dep] task, partition in
-        let size = max(64, 20 * task.plan.partitions(of: dep))
-        var reservoir: [K] = []
-        var seen = 0
-        var rng = SplitMix64(seed: UInt64(partition) &+ 0x5AFE)
-        try source.compute(task, partition: partition) { kv in
-            seen += 1
-            if reservoir.count < size {
-                reservoir.append(kv.0)
-            } else {
-                let j = Int(rng.next() % UInt64(seen))
-                if j < size { reservoir[j] = kv.0 }
-            }
-        }
-        var w = ByteWriter()
-        w.writeVarint(UInt64(seen))
-        reservoir.encode(to: &w)
-        return w.bytes
+        try sampleKeys(source, task, partition: partition, size: max(64, 20 * task.plan.partitions(of: dep))) { $0.0 }
     }
-    dep.boundsFromSamples = { samples, partitions in
-        var weighted: [(K, Double)] = []
-        for blob in samples {
-            try blob.withUnsafeBytes { raw in
-                var r = ByteReader(raw)
-                let seen = Double(try r.readVarint())
-                let keys = try [K].decode(from: &r)
-                for k in keys { weighted.append((k, seen / Double(max(keys.count, 1)))) }
-            }
-        }
-        weighted.sort { before($0.0, $1.0) }
-        let total = weighted.reduce(0) { $0 + $1.1 }
-        let step = total / Double(partitions)
-        var result: [K] = []
-        var acc = 0.0
-        var target = step
-        for (k, w) in weighted where result.count < partitions - 1 {
-            acc += w
-            if acc >= target {
-                if result.last.map({ $0 != k }) ?? true { result.append(k) }
-                target += step
-            }
-        }
-        var w = ByteWriter()
-        result.encode(to: &w)
-        return w.bytes
-    }
+    dep.boundsFromSamples = { samples, partitions in try rangeBounds(samples, partitions: partitions, before: before) }
     let node = ClosureNode<(K, V)>(op: "sortByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
         let sorter = ExternalSorter<K, V>(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".sort",
                                           metrics: task.metrics, ascending: ascending)
