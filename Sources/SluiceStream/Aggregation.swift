@@ -412,13 +412,32 @@ public struct ViewRow: Sendable, Equatable, Codable {
             return t
         }
         sortedRows = { table in
-            var entries = (table.typedForm() as! Table).entries.map { ($0.key, $0.value) }
-            entries.sort { $0.0 < $1.0 }
+            let entries = Array((table.typedForm() as! Table).entries)
+            // Sorted through a word of each key's first bytes where the key has one (`Bytes`:
+            // most comparisons then touch no key), falling back to the keys' own order.
+            var order = entries.indices.map { i in
+                let (prefix, count) = sortPrefix(entries[i].key.first)
+                return (prefix: prefix, count: count, start: entries[i].key.second, index: i)
+            }
+            order.sort { a, b in
+                if a.prefix != b.prefix { return a.prefix < b.prefix }
+                if a.count <= 8 && b.count <= 8 { return (a.count, a.start) < (b.count, b.start) }
+                return entries[a.index].key < entries[b.index].key
+            }
+            var windows: [Int64: String] = [:]
             var rows: [ViewRow] = []
             rows.reserveCapacity(entries.count)
-            for (k, v) in entries {
+            for (_, _, _, i) in order {
+                let (k, v) = entries[i]
                 for var row in rowsOf(TypedProgram<K, M>.text(k.first), v) {
-                    if row.window.isEmpty { row.window = window.text(start: k.second) }
+                    if row.window.isEmpty {
+                        if let text = windows[k.second] {
+                            row.window = text
+                        } else {
+                            row.window = window.text(start: k.second)
+                            windows[k.second] = row.window
+                        }
+                    }
                     rows.append(row)
                 }
             }
@@ -427,7 +446,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
         addLines = { file, table in
             var bytes: [UInt8] = []
             let t = table.typedForm() as! Table
-            for line in file.split(separator: 0x0A) where !line.isEmpty {
+            let lines = file.split(separator: 0x0A)
+            t.entries.reserveCapacity(t.entries.count + lines.count)
+            for line in lines where !line.isEmpty {
                 guard Hex.decode(line, into: &bytes) else { throw CorruptDataError("a batch view line is not hex") }
                 try bytes.withUnsafeBytes { raw in
                     var r = ByteReader(raw)
@@ -442,7 +463,9 @@ public struct ViewRow: Sendable, Equatable, Codable {
         }
         splitInto = { source, parts in
             let targets = parts.map { $0 as! Table }
-            for (k, v) in (source.typedForm() as! Table).entries {
+            let entries = (source.typedForm() as! Table).entries
+            if targets.count == 1 { targets[0].entries.reserveCapacity(targets[0].entries.count + entries.count) }
+            for (k, v) in entries {
                 let t = targets[targets.count == 1 ? 0 : partitionOf(k.first, targets.count)]
                 monoid.combine(into: &t.entries[k, default: monoid.identity], v)
             }
@@ -468,6 +491,14 @@ public struct ViewRow: Sendable, Equatable, Codable {
             return (compared, differences)
         }
     }
+}
+
+/// A word whose order agrees with the keys' order where it differs — a `Bytes` key's first 8
+/// bytes, big-endian — and the key's length (keys of up to 8 bytes with equal words differ
+/// only in length). For other keys, (0, `Int.max`): their own `<` decides.
+@inlinable func sortPrefix<K>(_ key: K) -> (UInt64, Int) {
+    guard let bytes = key as? Bytes else { return (0, .max) }
+    return (bytes.storage.withUnsafeBytes { keyPrefixWord($0) }, bytes.count)
 }
 
 /// The compiled aggregation for key type `K` and monoid `M`; tables map (key, window start)
