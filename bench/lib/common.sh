@@ -157,6 +157,7 @@ key_names_file() { # KEYS -> prints the path
   local f="$BENCH_DIR/keys-$1.csv"
   make_once "$f" _gen_key_names "$1" >&2
   printf '%s\n' "$f"
+}
 
 # An event log holding an events CSV (`sluice log append`, default segment size), beside it:
 # events-r5000000-s1-k100000.csv -> events-r5000000-s1-k100000.log (a folder; appended once,
