@@ -284,6 +284,22 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// Compares the tables key by key and names the cause of each difference: the number of
     /// (key, window) pairs compared, and the differences.
     func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison])
+    /// The number of (key, window) pairs in one part of a comparison when lambda (the batch
+    /// view's lines merged with `speed`), kappa and the reference agree on every one; nil when
+    /// some pair differs, or the program has no such check: `compare` then finds and explains them.
+    func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8], referenceLines: [UInt8]) throws -> Int?
+}
+
+/// What an aggregation does its own, faster way (see `makeByteKeyProgram`); nil: the typed way.
+@usableFromInline struct FastPaths<K> {
+    @usableFromInline var replay: ((JobContext, ReplayRequest) throws -> Void)?
+    @usableFromInline var speedRead: ((LogCursor, Int, Int64, SpeedRead) throws -> Int)?
+    @usableFromInline var partitionOf: ((K, Int) -> Int)?
+    @usableFromInline var decode: ((inout ByteReader) throws -> AggregateTable)?
+    @usableFromInline var split: (([AggregateTable], Int) -> [AggregateTable])?
+    @usableFromInline var countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8], [UInt8]) throws -> Int?)?
+
+    @inlinable init() {}
 }
 
 /// Compiles an aggregation. Inlined into the job's module, so that the closures it builds —
@@ -309,9 +325,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
 @inlinable func makeTypedProgram<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid>(
     key: @escaping (LogEvent) throws -> K?, value: @escaping (LogEvent) throws -> M.Value, monoid: M,
     window: Window, assign: Window, rows: @escaping (String, M.Value) -> [ViewRow],
-    fastReplay: ((JobContext, ReplayRequest) throws -> Void)? = nil,
-    fastSpeedRead: ((LogCursor, Int, Int64, SpeedRead) throws -> Int)? = nil,
-    fastPartitionOf: ((K, Int) -> Int)? = nil
+    fast: FastPaths<K> = FastPaths()
 ) -> any StreamProgram {
     typealias VK = Pair<K, Int64>
     let explode: (LogEvent, (VK, M.Value) throws -> Void) throws -> Void = { e, emit in
@@ -370,11 +384,12 @@ public struct ViewRow: Sendable, Equatable, Codable {
         try speedLoop(cursor, limit: limit, end: end, state, table: { $0.table as! TypedTable<VK, M.Value> },
                       fold: { e, t in _ = try accumulate(e, t) }, keyText: { try key($0).map(keyText) })
     }
+    var ops = TableOps(monoid: monoid, window: window, partitionOf: fast.partitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) },
+                       rowsOf: rows)
+    if let decode = fast.decode { ops.decode = decode }
     return TypedProgram(monoid: monoid, window: window, key: key, explode: explode,
-                        replay: fastReplay ?? replay, speedRead: fastSpeedRead ?? speedRead,
-                        ops: TableOps(monoid: monoid, window: window, partitionOf: fastPartitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) },
-                                      rowsOf: rows),
-                        rows: rows)
+                        replay: fast.replay ?? replay, speedRead: fast.speedRead ?? speedRead, ops: ops, rows: rows,
+                        split: fast.split, countIfAgreeing: fast.countIfAgreeing)
 }
 
 /// The per-key work on whole tables — reading a batch view's lines, merging a table's share of
@@ -457,7 +472,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
                     guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
                     // Stored as read (not combined with the identity): the exact reference's
                     // values must keep the exact variant's form.
-                    if let existing = t.entries[k] { t.entries[k] = monoid.combine(existing, v) } else { t.entries[k] = v }
+                    if let existing = t.entries.updateValue(v, forKey: k) { t.entries[k] = monoid.combine(existing, v) }
                 }
             }
         }
@@ -476,17 +491,33 @@ public struct ViewRow: Sendable, Equatable, Codable {
             let identity = monoid.identity
             var compared = 0
             var differences: [KeyComparison] = []
-            func visit(_ k: VK) {
+            // One pass over the reference finds every key it shares with lambda and kappa; the
+            // keys only they (or the monoid's own reference) hold are looked for only when some are.
+            var inLambda = 0, inKappa = 0, inSame = 0
+            for (k, r) in reference.entries {
                 compared += 1
-                let r = reference.entries[k] ?? identity
-                if (lambda.entries[k] ?? identity) == r && (kappa.entries[k] ?? identity) == r { return }
+                let l = lambda.entries[k], kv = kappa.entries[k]
+                if l != nil { inLambda += 1 }
+                if kv != nil { inKappa += 1 }
+                if same !== reference && same.entries[k] != nil { inSame += 1 }
+                if (l ?? identity) == r && (kv ?? identity) == r { continue }
                 differences.append(program.compareKey(k, input))
             }
-            for k in reference.entries.keys { visit(k) }
-            for k in lambda.entries.keys where reference.entries[k] == nil { visit(k) }
-            for k in kappa.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil { visit(k) }
-            for k in same.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil && kappa.entries[k] == nil {
-                visit(k)
+            func visit(_ k: VK) {
+                compared += 1
+                if (lambda.entries[k] ?? identity) == identity && (kappa.entries[k] ?? identity) == identity { return }
+                differences.append(program.compareKey(k, input))
+            }
+            if inLambda < lambda.entries.count {
+                for k in lambda.entries.keys where reference.entries[k] == nil { visit(k) }
+            }
+            if inKappa < kappa.entries.count {
+                for k in kappa.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil { visit(k) }
+            }
+            if same !== reference && inSame < same.entries.count {
+                for k in same.entries.keys where reference.entries[k] == nil && lambda.entries[k] == nil && kappa.entries[k] == nil {
+                    visit(k)
+                }
             }
             return (compared, differences)
         }
@@ -521,13 +552,17 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let decode: (inout ByteReader) throws -> AggregateTable
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
+    let fastSplit: (([AggregateTable], Int) -> [AggregateTable])?
+    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8], [UInt8]) throws -> Int?)?
 
     @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
                            explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
                            replay: @escaping (JobContext, ReplayRequest) throws -> Void,
                            speedRead: @escaping (LogCursor, Int, Int64, SpeedRead) throws -> Int,
                            ops: TableOps<K, M>,
-                           rows: @escaping (String, M.Value) -> [ViewRow]) {
+                           rows: @escaping (String, M.Value) -> [ViewRow],
+                           split: (([AggregateTable], Int) -> [AggregateTable])?,
+                           countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8], [UInt8]) throws -> Int?)?) {
         self.monoid = monoid
         self.window = window
         self.key = key
@@ -541,6 +576,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
         decode = ops.decode
         scan = ops.scan
         rowsOf = rows
+        fastSplit = split
+        quickCompare = countIfAgreeing
     }
 
     @usableFromInline var monoidName: String { monoid.name }
@@ -571,6 +608,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline func merge(_ source: AggregateTable, into target: AggregateTable) { splitInto(source, [target]) }
 
     @usableFromInline func split(_ tables: [AggregateTable], partitions: Int) -> [AggregateTable] {
+        if let fastSplit { return fastSplit(tables, partitions) }
         let parts = (0..<partitions).map { _ in Table() }
         for t in tables { splitInto(t, parts) }
         return parts
@@ -606,6 +644,11 @@ public struct ViewRow: Sendable, Equatable, Codable {
     static func typed(_ table: AggregateTable) -> Table { table.typedForm() as! Table }
 
     @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
+
+    @usableFromInline func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8],
+                                           referenceLines: [UInt8]) throws -> Int? {
+        try quickCompare?(batchLines, speed, kappaLines, referenceLines)
+    }
 
     /// Judges one (key, window) that differs somewhere and describes it for people (not per
     /// key: `scan`, specialised for the job, finds the few that differ).

@@ -196,15 +196,26 @@ public enum BatchLayer {
     /// whose parts hold whole keys (`sluice compare` goes through its views part by part).
     static func loadViewData(_ folder: String, program: any StreamProgram, part only: Int? = nil) throws -> AggregateTable {
         let table = program.makeTable()
-        let names = only.map { ["part-" + String(String($0 + 100_000).dropFirst())] }
-            ?? Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted()
-        for part in names {
+        if let only {
+            try program.addViewLines(try viewPartBytes(folder, part: only), to: table)
+            return table
+        }
+        for part in Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted() {
             guard let bytes = try Durable.read("\(folder)/\(part)") else {
                 throw LambdaError("batch view part \(folder)/\(part) disappeared")
             }
             try program.addViewLines(bytes, to: table)
         }
         return table
+    }
+
+    /// The bytes of one part of a batch-format view.
+    static func viewPartBytes(_ folder: String, part: Int) throws -> [UInt8] {
+        let name = "part-" + String(String(part + 100_000).dropFirst())
+        guard let bytes = try Durable.read("\(folder)/\(name)") else {
+            throw LambdaError("batch view part \(folder)/\(name) disappeared")
+        }
+        return bytes
     }
 
     /// Reads a landed batch view into a table.

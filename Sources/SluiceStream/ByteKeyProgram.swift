@@ -130,9 +130,136 @@ import Darwin
     }
     return makeTypedProgram(key: a.key, value: value, monoid: monoid, window: window, assign: window, rows: { key, v in
         [ViewRow(key: key, window: "", value: monoid.render(v))]
-    }, fastReplay: replay, fastSpeedRead: speedRead, fastPartitionOf: { k, n in
-        k.storage.withUnsafeBytes { bytesPartition(StableHasher.hash(bytes: $0), n) }
-    })
+    }, fast: byteKeyPaths(monoid: monoid, replay: replay, speedRead: speedRead))
+}
+
+/// The byte-key program's own paths: its replay and speed loop, and tables kept as byte keys
+/// from checkpoint to comparison (decoded, split by part and compared without a typed step).
+@inlinable func byteKeyPaths<M: Monoid>(monoid: M, replay: @escaping (JobContext, ReplayRequest) throws -> Void,
+                                        speedRead: @escaping (LogCursor, Int, Int64, SpeedRead) throws -> Int) -> FastPaths<Bytes>
+where M.Value: BitwiseCopyable {
+    var fast = FastPaths<Bytes>()
+    fast.replay = replay
+    fast.speedRead = speedRead
+    fast.partitionOf = { k, n in k.storage.withUnsafeBytes { bytesPartition(StableHasher.hash(bytes: $0), n) } }
+    fast.decode = { reader in try ByteKeyTable<M.Value>.decode(from: &reader, combine: monoid.combine) }
+    fast.split = { tables, partitions in ByteKeyTable<M.Value>.split(tables, partitions: partitions, combine: monoid.combine) }
+    fast.countIfAgreeing = { batch, speed, kappa, reference in
+        try countIfAgreeing(monoid: monoid, batch: batch, speed: speed, kappa: kappa, reference: reference)
+    }
+    return fast
+}
+
+extension ByteKeyTable {
+    /// Reads a table in `TypedTable`'s encoding (as `encodeDirectly` writes it) straight into
+    /// byte keys: a checkpoint or sealed batch is restored with no typed step.
+    @inlinable static func decode(from reader: inout ByteReader, combine: (inout V, V) -> Void) throws -> ByteKeyTable {
+        let t = ByteKeyTable()
+        let n = try reader.readVarint()
+        guard n <= UInt64(reader.remaining) else { throw CorruptDataError("table of \(n) entries exceeds the data") }
+        for _ in 0..<n {
+            let length = try reader.readVarint()
+            guard length <= UInt64(reader.remaining) else { throw CorruptDataError("key of \(length) bytes exceeds the data") }
+            let composite = try reader.readSlice(count: Int(length) + 8)
+            let v = try V.decode(from: &reader)
+            t.table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: { v }, update: { combine(&$0, v) })
+        }
+        return t
+    }
+
+    /// The entries of `tables` merged and split by the reduce partition of their key, as the
+    /// engine job's shuffle splits them: one table per partition.
+    @inlinable static func split(_ tables: [AggregateTable], partitions: Int, combine: (inout V, V) -> Void) -> [AggregateTable] {
+        let parts = (0..<partitions).map { _ in ByteKeyTable() }
+        func add(_ composite: UnsafeRawBufferPointer, hash: UInt64, _ v: V) {
+            let p = partitions == 1 ? 0 : bytesPartition(StableHasher.hash(bytes: UnsafeRawBufferPointer(rebasing: composite.dropLast(8))), partitions)
+            parts[p].table.upsert(composite, hash: hash, create: { v }, update: { combine(&$0, v) })
+        }
+        let keys = WindowKeyBuffer()
+        for source in tables {
+            if let bytes = source as? ByteKeyTable {
+                bytes.table.forEach { composite, hash, v in add(composite, hash: hash, v) }
+            } else {
+                for (k, v) in (source.typedForm() as! TypedTable<Pair<Bytes, Int64>, V>).entries {
+                    k.first.storage.withUnsafeBytes { raw in
+                        let composite = keys.compose(ByteView(raw), k.second).raw
+                        add(composite, hash: StableHasher.hash(bytes: composite), v)
+                    }
+                }
+            }
+        }
+        return parts
+    }
+}
+
+/// One (key, window)'s value in lambda, kappa and the reference (`countIfAgreeing`).
+@usableFromInline struct ThreeSides<V: BitwiseCopyable>: BitwiseCopyable {
+    @usableFromInline var lambda: V
+    @usableFromInline var kappa: V
+    @usableFromInline var reference: V
+
+    @inlinable init(_ identity: V) {
+        lambda = identity
+        kappa = identity
+        reference = identity
+    }
+}
+
+/// The pairs of one comparison part when lambda (batch view lines and the speed layer's
+/// table), kappa and the reference agree on all of them, nil otherwise: all three folded into
+/// one byte-key table, a missing value counting as the identity, as `compare` counts it.
+/// Exact monoids only (an approximate one is compared with its exact reference: never equal).
+@inlinable func countIfAgreeing<M: Monoid>(monoid: M, batch: [UInt8]?, speed: AggregateTable?, kappa: [UInt8],
+                                           reference: [UInt8]) throws -> Int? where M.Value: BitwiseCopyable {
+    guard monoid.relativeError == nil else { return nil }
+    let blank = ThreeSides(monoid.identity)
+    let table = BytesTable<ThreeSides<M.Value>>()
+    defer { table.release() }
+    var decoded: [UInt8] = []
+    @inline(__always) func add(_ v: M.Value, to sides: inout ThreeSides<M.Value>, _ side: Int) {
+        switch side {
+        case 0: monoid.combine(into: &sides.lambda, v)
+        case 1: monoid.combine(into: &sides.kappa, v)
+        default: monoid.combine(into: &sides.reference, v)
+        }
+    }
+    func addLines(_ file: [UInt8], _ side: Int) throws {
+        for line in file.split(separator: 0x0A) where !line.isEmpty {
+            guard Hex.decode(line, into: &decoded) else { throw CorruptDataError("a batch view line is not hex") }
+            try decoded.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let length = try r.readVarint()
+                guard length <= UInt64(r.remaining) else { throw CorruptDataError("a batch view line's key exceeds the line") }
+                let composite = try r.readSlice(count: Int(length) + 8)
+                let v = try M.Value.decode(from: &r)
+                guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
+                table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: {
+                    var sides = blank
+                    add(v, to: &sides, side)
+                    return sides
+                }, update: { add(v, to: &$0, side) })
+            }
+        }
+    }
+    try addLines(reference, 2)
+    try addLines(kappa, 1)
+    if let batch { try addLines(batch, 0) }
+    if let speed {
+        let bytes = speed as? ByteKeyTable<M.Value>
+            ?? ByteKeyTable<M.Value>.split([speed], partitions: 1, combine: monoid.combine)[0] as! ByteKeyTable<M.Value>
+        bytes.table.forEach { composite, hash, v in
+            table.upsert(composite, hash: hash, create: {
+                var sides = blank
+                add(v, to: &sides, 0)
+                return sides
+            }, update: { add(v, to: &$0, 0) })
+        }
+    }
+    var agree = true
+    table.forEach { _, _, sides in
+        if sides.lambda != sides.reference || sides.kappa != sides.reference { agree = false }
+    }
+    return agree ? table.count : nil
 }
 
 /// One reduce partition's rows sorted by key, then window, handed on as borrowed `WindowRow`s.

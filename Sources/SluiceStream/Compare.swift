@@ -435,11 +435,20 @@ final class PartViews: @unchecked Sendable {
 
     private func compare(_ part: Int) throws -> (compared: Int, differences: [KeyComparison]) {
         let only = parts == 1 ? nil : part
-        let lambda = try batchView.map { try BatchLayer.loadViewData($0, program: program, part: only) } ?? program.makeTable()
         let speedPart = lock.withLock { () -> AggregateTable? in
             defer { speed[part] = nil }
             return speed[part]
         }
+        // Most parts agree everywhere: checked first without typed tables where the program can.
+        if parts > 1, program.relativeError == nil {
+            func file(_ folder: String) throws -> [UInt8] { try BatchLayer.viewPartBytes(folder, part: part) }
+            if let agreeing = try program.countIfAgreeing(batchLines: try batchView.map(file), speed: speedPart,
+                                                          kappaLines: try file(work + "/kappa"),
+                                                          referenceLines: try file(work + "/reference")) {
+                return (agreeing, [])
+            }
+        }
+        let lambda = try batchView.map { try BatchLayer.loadViewData($0, program: program, part: only) } ?? program.makeTable()
         if let speedPart { program.merge(speedPart, into: lambda) }
         let exact = try BatchLayer.loadViewData(work + "/reference", program: program, part: only)
         let same = program.relativeError == nil ? exact : try BatchLayer.loadViewData(work + "/reference-same", program: program, part: only)

@@ -159,24 +159,29 @@ enum Durable {
     /// Decodes hex digits into `out` (replacing what it held); false when the text is not hex.
     @inlinable static func decode(_ text: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
         guard text.count % 2 == 0 else { return false }
+        let n = text.count / 2
         out.removeAll(keepingCapacity: true)
+        out.append(contentsOf: repeatElement(0, count: n))
         return text.withUnsafeBufferPointer { p in
-            var i = 0
-            while i < p.count {
-                guard let high = value(p[i]), let low = value(p[i + 1]) else { return false }
-                out.append(high << 4 | low)
-                i += 2
+            out.withUnsafeMutableBufferPointer { o in
+                // Each digit's value, 0x10 and up for anything that is not one: OR-ing a pair's
+                // values then shows a bad digit in the high bits.
+                var bad: UInt8 = 0
+                for i in 0..<n {
+                    let high = value(p[2 * i]), low = value(p[2 * i + 1])
+                    bad |= high | low
+                    o[i] = high << 4 | (low & 15)
+                }
+                return bad < 16
             }
-            return true
         }
     }
 
-    @inlinable static func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x61...0x66: return c - 0x61 + 10
-        case 0x41...0x46: return c - 0x41 + 10
-        default: return nil
-        }
+    /// A hex digit's value (either case), or 0x10 when `c` is not one.
+    @inlinable @inline(__always) static func value(_ c: UInt8) -> UInt8 {
+        let digit = c &- 0x30
+        if digit < 10 { return digit }
+        let letter = (c | 0x20) &- 0x61
+        return letter < 6 ? letter + 10 : 0x10
     }
 }

@@ -6,6 +6,30 @@ import Testing
 /// checksums, the frame protocol, and the spilling aggregator and sorter.
 @Suite("Core building blocks")
 struct CoreTests {
+    @Test("block and record checksums are CRC-32 (zlib's polynomial) at every length")
+    func checksums() {
+        // Bit by bit, from the polynomial's definition.
+        func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for b in bytes {
+                crc ^= UInt32(b)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            }
+            return ~crc
+        }
+        Array("123456789".utf8).withUnsafeBytes { #expect(BlockFormat.crc($0) == 0xCBF4_3926) }
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<5100).map { _ in UInt8.random(in: 0...255, using: &random) }
+        bytes.withUnsafeBytes { raw in
+            for n in Array(0...80) + [255, 1023, 1024, 1025, 4999] {
+                for start in [0, 1, 3] {
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[start..<(start + n)])
+                    #expect(BlockFormat.crc(slice) == crc32(slice), "length \(n) at \(start)")
+                }
+            }
+        }
+    }
+
     @Test("binary coding round-trips every built-in type")
     func coding() throws {
         func roundTrip<T: BinaryCodable & Equatable>(_ value: T) throws {

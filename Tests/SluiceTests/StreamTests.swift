@@ -437,4 +437,79 @@ struct LambdaKappaTests {
         #expect(report.lambdaCauses.keys.sorted() == ["missing-range"])
         #expect(report.lambdaCauses["missing-range"]!.events == 1000)
     }
+
+    @Test("a comparison part agrees only when lambda (batch lines and speed table), kappa and the reference agree everywhere")
+    func partAgreement() throws {
+        func line(_ key: String, _ start: Int64, _ count: Int) -> [UInt8] {
+            var record = ByteWriter()
+            record.writeLengthPrefixed(Array(key.utf8))
+            record.writeFixed(start)
+            count.encode(to: &record)
+            var text = ByteWriter()
+            Hex.encode(record.bytes, into: &text)
+            return text.bytes + [0x0A]
+        }
+        let reference = line("a", 0, 2) + line("b", 60_000, 1) + line("c", 0, 3)
+        // Lambda: c's window straddles the cut, so its count is split between the batch view and the speed layer.
+        let batch = line("b", 60_000, 1) + line("a", 0, 2) + line("c", 0, 2)
+        let speed = ByteKeyTable<Int>()
+        let keys = WindowKeyBuffer()
+        Array("c".utf8).withUnsafeBytes { raw in
+            let composite = keys.compose(ByteView(raw), 0).raw
+            speed.table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: { 1 }, update: { $0 += 1 })
+        }
+        func check(batch: [UInt8]?, speed: ByteKeyTable<Int>?, kappa: [UInt8]) throws -> Int? {
+            try countIfAgreeing(monoid: Count(), batch: batch, speed: speed, kappa: kappa, reference: reference)
+        }
+        #expect(try check(batch: batch, speed: speed, kappa: reference) == 3)
+        // The lines' order does not matter; a pair only one side holds, at the identity, agrees.
+        #expect(try check(batch: batch + line("d", 0, 0), speed: speed, kappa: line("c", 0, 3) + line("b", 60_000, 1) + line("a", 0, 2)) == 4)
+        // Any one difference: the part goes to the comparison that explains it.
+        #expect(try check(batch: batch, speed: nil, kappa: reference) == nil)
+        #expect(try check(batch: batch, speed: speed, kappa: line("a", 0, 2) + line("b", 60_000, 1)) == nil)
+        #expect(try check(batch: batch, speed: speed, kappa: reference + line("e", 120_000, 1)) == nil)
+        #expect(try check(batch: batch + line("b", 0, 1), speed: speed, kappa: reference) == nil)
+        #expect(throws: CorruptDataError.self) { try check(batch: Array("zz\n".utf8), speed: speed, kappa: reference) }
+    }
+
+    @Test("hex digits decode in either case; anything else is refused")
+    func hexDecoding() {
+        var out: [UInt8] = [9, 9, 9]
+        #expect(Hex.decode(Array("000aFf7e".utf8)[...], into: &out) && out == [0, 0x0a, 0xff, 0x7e])
+        #expect(Hex.decode([][...], into: &out) && out.isEmpty)
+        for bad in ["0", "0g", "g0", "0:", "/0", "@0", "`0", "G0", " 0"] {
+            #expect(!Hex.decode(Array(bad.utf8)[...], into: &out), "\(bad)")
+        }
+        var w = ByteWriter()
+        let all = (0...255).map(UInt8.init)
+        Hex.encode(all, into: &w)
+        #expect(Hex.decode(w.bytes[...], into: &out) && out == all)
+    }
+
+    @Test("a byte-key table decodes from the typed encoding it writes")
+    func byteKeyTableCoding() throws {
+        let table = ByteKeyTable<Int>()
+        let keys = WindowKeyBuffer()
+        for (key, start, count) in [("", 0, 1), ("k1", -60_000, 2), ("a much longer key than twelve bytes", 120_000, 3)] as [(String, Int64, Int)] {
+            Array(key.utf8).withUnsafeBytes { raw in
+                let composite = keys.compose(ByteView(raw), start).raw
+                table.table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: { count }, update: { $0 += count })
+            }
+        }
+        var w = ByteWriter()
+        #expect(table.encodeDirectly(to: &w))
+        let decoded = try w.bytes.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            return try ByteKeyTable<Int>.decode(from: &r, combine: { $0 += $1 })
+        }
+        let a = table.typedForm() as! TypedTable<Pair<Bytes, Int64>, Int>
+        let b = decoded.typedForm() as! TypedTable<Pair<Bytes, Int64>, Int>
+        #expect(a.entries == b.entries && a.entries.count == 3)
+        #expect(throws: CorruptDataError.self) {
+            try Array(w.bytes.dropLast(3)).withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                _ = try ByteKeyTable<Int>.decode(from: &r, combine: { $0 += $1 })
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CZlib
+import CSluiceSys
 
 /// The on-disk layout of shuffle and spill data.
 ///
@@ -20,8 +21,11 @@ import CZlib
     package static let magic: UInt64 = 0x534C_5549_4345_5331 // "SLUICES1"
     package static let footerSize = 16
 
+    /// CRC-32 of `raw`: zlib's for blocks, a table-slicing one (same polynomial, same result)
+    /// for short buffers such as event-log records, where zlib's setup per call costs most.
     package static func crc(_ raw: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = raw.baseAddress, raw.count > 0 else { return 0 }
+        if raw.count < 1024 { return sluice_crc32_short(base, raw.count) }
         return UInt32(crc32(0, base.assumingMemoryBound(to: Bytef.self), uInt(raw.count)))
     }
 }
