@@ -125,12 +125,18 @@ public enum Kappa {
         try out.write(Array((header.joined(separator: "\t") + "\n").utf8))
         var rows = 0
         while true {
-            var best: Int?
-            for i in readers.indices where readers[i].hasLine {
-                if best == nil || readers[i].keyPrecedes(readers[best!]) { best = i }
+            // The reader whose key is smallest copies its lines up to the next smallest key.
+            var best: SortedPartReader?, second: SortedPartReader?
+            for r in readers where r.hasLine {
+                if best == nil || r.keyPrecedes(best!) {
+                    second = best
+                    best = r
+                } else if second == nil || r.keyPrecedes(second!) {
+                    second = r
+                }
             }
-            guard let b = best else { break }
-            rows += try readers[b].copyKey(to: out)
+            guard let best else { break }
+            rows += try best.copyLines(upTo: second, to: out)
         }
         try out.finish(durable: true)
         return rows
@@ -157,13 +163,16 @@ public enum Kappa {
     }
 }
 
-/// Reads a part file of lines sorted by key (the bytes before the first tab) in 1 MiB chunks,
-/// a whole key's lines at a time.
+/// Reads a part file of lines sorted by key (the bytes before the first tab) in chunks of
+/// 1 MiB or more, and copies runs of its lines to the merged file.
 final class SortedPartReader {
     private let source: FileByteSource
-    private var buffer: [UInt8] = []
-    private var start = 0
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity = 1 << 21
+    /// Bytes read into `buffer`.
+    private var count = 0
     /// The current line: `buffer[start..<lineEnd]` (newline excluded); its key ends at `keyEnd`.
+    private var start = 0
     private var lineEnd = 0
     private var keyEnd = 0
     private var atEnd = false
@@ -171,50 +180,77 @@ final class SortedPartReader {
 
     init(path: String) throws {
         source = try FileByteSource(path: path)
+        buffer = .allocate(byteCount: capacity, alignment: 8)
         try advance(from: 0)
     }
 
-    /// Moves to the line starting at `from`, reading more when it is not all in the buffer.
-    private func advance(from: Int) throws {
+    deinit { buffer.deallocate() }
+
+    /// Sets the current line to the one starting at `from`, when it is whole in the buffer.
+    private func lineAt(_ from: Int) -> Bool {
+        guard from < count, let nl = memchr(buffer + from, 0x0A, count - from) else { return false }
         start = from
-        while true {
-            if let nl = buffer[start...].firstIndex(of: 0x0A) {
-                lineEnd = nl
-                keyEnd = buffer[start..<nl].firstIndex(of: 0x09) ?? nl
-                hasLine = true
-                return
-            }
+        lineEnd = buffer.distance(to: nl)
+        keyEnd = memchr(buffer + from, 0x09, lineEnd - from).map { buffer.distance(to: $0) } ?? lineEnd
+        return true
+    }
+
+    /// Moves to the line starting at `from`, reading more when it is not all in the buffer.
+    private func advance(from first: Int) throws {
+        var from = first
+        while !lineAt(from) {
             if atEnd {
-                hasLine = start < buffer.count
-                lineEnd = buffer.count
-                keyEnd = buffer[start...].firstIndex(of: 0x09) ?? lineEnd
+                // The last line, without a newline, or none.
+                hasLine = from < count
+                start = from
+                lineEnd = count
+                keyEnd = from < count ? memchr(buffer + from, 0x09, count - from).map { buffer.distance(to: $0) } ?? count : count
                 return
             }
-            buffer.removeSubrange(0..<start)
-            start = 0
-            let old = buffer.count
-            buffer += [UInt8](repeating: 0, count: 1 << 20)
-            let n = try buffer.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[old...])) }
-            buffer.removeLast((1 << 20) - n)
+            // Keep the partial line at the front and read more behind it.
+            let partial = count - from
+            if partial > 0 && from > 0 { memmove(buffer, buffer + from, partial) }
+            count = partial
+            from = 0
+            if capacity - count < 1 << 20 {
+                let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity * 2, alignment: 8)
+                bigger.copyMemory(from: buffer, byteCount: count)
+                buffer.deallocate()
+                buffer = bigger
+                capacity *= 2
+            }
+            let n = try source.read(into: UnsafeMutableRawBufferPointer(start: buffer + count, count: capacity - count))
+            count += n
             if n == 0 { atEnd = true }
         }
+        hasLine = true
     }
+
+    private var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: buffer + start, count: keyEnd - start) }
 
     /// Whether this reader's current key sorts before `other`'s.
     func keyPrecedes(_ other: SortedPartReader) -> Bool {
-        buffer[start..<keyEnd].lexicographicallyPrecedes(other.buffer[other.start..<other.keyEnd])
+        let a = key, b = other.key
+        let c = memcmp(a.baseAddress!, b.baseAddress!, min(a.count, b.count))
+        return c != 0 ? c < 0 : a.count < b.count
     }
 
-    /// Writes every line of the current key to `out`; the number of lines.
-    func copyKey(to out: OutputFile) throws -> Int {
-        let key = Array(buffer[start..<keyEnd])
+    /// Writes the current line, and the lines after it whose key does not sort after `limit`'s
+    /// (nil: every line left), to `out` in runs; the number of lines.
+    func copyLines(upTo limit: SortedPartReader?, to out: OutputFile) throws -> Int {
         var lines = 0
+        var runStart = start
         repeat {
-            try buffer.withUnsafeBytes { try out.write(UnsafeRawBufferPointer(rebasing: $0[start..<lineEnd])) }
-            try out.write([0x0A])
             lines += 1
-            try advance(from: min(lineEnd + 1, buffer.count))
-        } while hasLine && buffer[start..<keyEnd].elementsEqual(key)
+            let next = lineEnd + 1
+            if lineAt(next) { continue }
+            // The run ends where the buffer does: written before reading more.
+            try out.write(UnsafeRawBufferPointer(start: buffer + runStart, count: min(next, count) - runStart))
+            if next > count { try out.write([0x0A]) } // the last line had no newline
+            try advance(from: min(next, count))
+            runStart = start
+        } while hasLine && !(limit?.keyPrecedes(self) ?? false)
+        try out.write(UnsafeRawBufferPointer(start: buffer + runStart, count: start - runStart))
         return lines
     }
 }

@@ -512,4 +512,34 @@ struct LambdaKappaTests {
             }
         }
     }
+
+    @Test("kappa's view merges sorted parts: runs across buffer refills, long lines, empty parts, a last line without newline")
+    func sortedPartMerge() throws {
+        let dir = Harness.tempDir("merge")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var random = SystemRandomNumberGenerator()
+        // Keys spread over four parts, each key in one part, some lines longer than the 1 MiB buffer.
+        let keys = (0..<60_000).map { i in (i, "k\(String(i * 7919 % 100_000, radix: 16))") }
+            .sorted { Array($0.1.utf8).lexicographicallyPrecedes(Array($1.1.utf8)) }
+        var expected: [String] = []
+        var parts = [[String]](repeating: [], count: 4)
+        for (i, key) in keys {
+            let part = Int.random(in: 0..<3, using: &random) // part 3 stays empty
+            for w in 0..<(i % 5_000 == 0 ? 1 : Int.random(in: 1...3, using: &random)) {
+                let value = i % 20_000 == 1 ? String(repeating: "x", count: 1_500_000) : "\(i)"
+                parts[part].append("\(key)\t2024-01-01T00:0\(w):00Z\t\(value)")
+                expected.append(parts[part].last!)
+            }
+        }
+        for p in 0..<4 {
+            let text = parts[p].joined(separator: "\n") + (p == 1 || parts[p].isEmpty ? "" : "\n")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/part-0000\(p)"))
+        }
+        let rows = try Kappa.mergeSortedParts(dir, header: ["key", "window", "value"], into: dir + "/view.tsv")
+        let lines = try String(contentsOfFile: dir + "/view.tsv", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(rows == expected.count)
+        #expect(lines.first == "key\twindow\tvalue" && lines.last == "")
+        // Keys in byte order; each key's lines in its part's order.
+        #expect(lines.dropFirst().dropLast().map(String.init) == expected)
+    }
 }
