@@ -215,6 +215,15 @@ extension ByteKeyTable {
     let blank = ThreeSides(monoid.identity)
     let table = BytesTable<ThreeSides<M.Value>>()
     defer { table.release() }
+    // About one pair per reference line: room for them all up front.
+    table.reserve(reference.withUnsafeBytes { raw in
+        var lines = 0, at = 0
+        while at < raw.count, let nl = memchr(raw.baseAddress! + at, 0x0A, raw.count - at) {
+            lines += 1
+            at = raw.baseAddress!.distance(to: nl) + 1
+        }
+        return lines + lines / 8
+    })
     var decoded: [UInt8] = []
     @inline(__always) func add(_ v: M.Value, to sides: inout ThreeSides<M.Value>, _ side: Int) {
         switch side {

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import Sluice
+import Synchronization
 
 /// A known reason why a view differs from the reference for a key.
 public enum CauseKind: String, Codable, Sendable {
@@ -231,6 +232,8 @@ public enum Compare {
 
         // Lambda: a fresh batch view and speed layer, or the served state.
         let store: LambdaStore
+        var speedRun: BackgroundWork?
+        let speedCancelled = Flag()
         let lateness: Int64
         let end: Int64
         if let served = options.served {
@@ -258,7 +261,36 @@ public enum Compare {
             try BatchLayer.run(job: job, log: path, store: store, cut: cut, options: run)
             var speedOptions = SpeedOptions()
             speedOptions.until = end
-            try SpeedLayer(job: job, log: path, store: store).run(speedOptions)
+            // The store is thrown away after the comparison: one checkpoint, at the end, is all
+            // the speed layer needs to hand its state to the serving layer.
+            speedOptions.checkpointEvery = .max
+            speedOptions.checkpointInterval = .infinity
+            speedOptions.isCancelled = { speedCancelled.value }
+            let options = speedOptions
+            speedRun = BackgroundWork { try SpeedLayer(job: job, log: path, store: store).run(options) }
+        }
+
+        // Kappa, and the reference (every event, no watermark: exact, and with the monoid itself
+        // when it is approximate), each run as the stream job's engine job.
+        func engineView(_ name: String, to upTo: Int64, lateness: Int64?, exact: Bool) throws -> [LateEvent] {
+            let late = lateness == nil ? nil : "\(work)/\(name)-late"
+            if let late { try Durable.makeFolder(late) }
+            try Kappa.replay(job: job, log: path, to: upTo, lateness: lateness, into: "\(work)/\(name)", late: late,
+                             format: .batch, exact: exact, options: run)
+            return try late.map { try Kappa.gatherLate($0, into: "\(work)/\(name)-late.tsv") } ?? []
+        }
+        // A fresh speed layer runs on its own thread while kappa runs on the workers (kappa
+        // does not touch the store): the speed layer is one thread, the workers leave room.
+        var kappaLate: [LateEvent]?
+        if let speedRun {
+            do {
+                kappaLate = try engineView("kappa", to: end, lateness: lateness, exact: false)
+            } catch {
+                speedCancelled.value = true
+                try? speedRun.wait()
+                throw error
+            }
+            try speedRun.wait()
         }
         var merged = try Serving.merge(job: job, store: store, program: program, whole: false)
         let config = try store.requireConfig(job.name)
@@ -300,23 +332,15 @@ public enum Compare {
                                                   detail: "batch \(b) was delivered more than once"))
         }
 
-        // Kappa, and the reference (every event, no watermark: exact, and with the monoid itself
-        // when it is approximate), each run as the stream job's engine job.
-        func engineView(_ name: String, lateness: Int64?, exact: Bool) throws -> [LateEvent] {
-            let late = lateness == nil ? nil : "\(work)/\(name)-late"
-            if let late { try Durable.makeFolder(late) }
-            try Kappa.replay(job: job, log: path, to: upTo, lateness: lateness, into: "\(work)/\(name)", late: late,
-                             format: .batch, exact: exact, options: run)
-            return try late.map { try Kappa.gatherLate($0, into: "\(work)/\(name)-late.tsv") } ?? []
-        }
-        let kappaLate = try engineView("kappa", lateness: lateness, exact: false)
+        if kappaLate == nil { kappaLate = try engineView("kappa", to: upTo, lateness: lateness, exact: false) }
+        let kappaLateEvents = kappaLate ?? []
         var kappaExplanations: [Explanation] = []
-        if !kappaLate.isEmpty {
-            kappaExplanations.append(try explain(.late, offsets: kappaLate.map(\.offset), program: program, log: log,
+        if !kappaLateEvents.isEmpty {
+            kappaExplanations.append(try explain(.late, offsets: kappaLateEvents.map(\.offset), program: program, log: log,
                                                  detail: "dropped by kappa's watermark"))
         }
-        _ = try engineView("reference", lateness: nil, exact: true)
-        if program.relativeError != nil { _ = try engineView("reference-same", lateness: nil, exact: false) }
+        _ = try engineView("reference", to: upTo, lateness: nil, exact: true)
+        if program.relativeError != nil { _ = try engineView("reference-same", to: upTo, lateness: nil, exact: false) }
 
         var compared = 0
         var differences: [KeyComparison] = []
@@ -345,7 +369,7 @@ public enum Compare {
             job: job.name, log: path, mode: options.served == nil ? "fresh" : "served",
             aggregation: "\(program.monoidName) per key, \(program.window)", end: upTo, cut: cut,
             speedRange: merged.speed.map { [$0.start, $0.next] } ?? [cut, cut], batchSize: size, allowedLateness: lateness,
-            lambdaLateEvents: lambdaLate.count, kappaLateEvents: kappaLate.count,
+            lambdaLateEvents: lambdaLate.count, kappaLateEvents: kappaLateEvents.count,
             missingRanges: missing.map { [$0.lowerBound, $0.upperBound] }, duplicateBatches: duplicates,
             keysCompared: compared, keysEqual: compared - differences.count, keysDifferent: differences.count,
             lambdaCauses: summarize(differences.compactMap(\.lambdaCause)), kappaCauses: summarize(differences.compactMap(\.kappaCause)),
@@ -456,5 +480,35 @@ final class PartViews: @unchecked Sendable {
             lambda: lambda, kappa: try BatchLayer.loadViewData(work + "/kappa", program: program, part: only),
             reference: exact, referenceSame: same,
             lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
+    }
+}
+
+/// Work on a thread of its own while the caller goes on; `wait` returns when it is done and
+/// rethrows what it threw.
+final class BackgroundWork: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var failure: Error?
+
+    init(_ body: @escaping @Sendable () throws -> Void) {
+        let thread = Thread { [self] in
+            do { try body() } catch { failure = error }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func wait() throws {
+        done.wait()
+        if let failure { throw failure }
+    }
+}
+
+/// A flag one thread sets and another reads.
+final class Flag: Sendable {
+    private let state = Mutex(false)
+    var value: Bool {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
     }
 }

@@ -235,6 +235,9 @@ public struct SpeedOptions: Sendable {
     public var until: Int64?
     /// Receives one line per notable event (a batch view applied, a checkpoint).
     public var log: (@Sendable (String) -> Void)?
+    /// Asked between reads (of up to 65 536 events): true stops the run with `CancellationError`,
+    /// without a checkpoint.
+    public var isCancelled: (@Sendable () -> Bool)?
 
     public init() {}
 }
@@ -375,6 +378,7 @@ public final class SpeedLayer {
                              watermark: Watermark(allowedLateness: state.allowedLateness, maxEventTime: state.maxEventTime),
                              next: state.next, makeTable: program.makeTable)
         while true {
+            if options.isCancelled?() == true { throw CancellationError() }
             if let until = options.until, state.next >= until {
                 if dirty { try checkpoint(); summary.checkpoints += 1 }
                 break

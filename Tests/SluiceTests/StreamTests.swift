@@ -341,6 +341,32 @@ struct LambdaKappaTests {
         #expect(try String(contentsOfFile: once.speedSideOutput, encoding: .utf8) == String(contentsOfFile: pieces.speedSideOutput, encoding: .utf8))
     }
 
+    @Test("a cancelled speed layer stops between reads without a checkpoint; the next run carries on to the same state")
+    func cancelledSpeedLayer() throws {
+        let dir = Harness.tempDir("cancel")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fixture = StreamFixture(rows: 3000, seed: 9, lateFraction: 0.03, maxLateness: 30_000)
+        let writer = try EventLogWriter(path: dir + "/log")
+        try StreamHarness.append(fixture, 0..<3000, to: writer, scratch: dir)
+        let job = StreamHarness.job("eventcounts")
+        let once = LambdaStore(folder: dir + "/once"), cancelled = LambdaStore(folder: dir + "/cancelled")
+        try SpeedLayer(job: job, log: dir + "/log", store: once, batchSize: 700, allowedLateness: 10_000).run()
+        var options = SpeedOptions()
+        options.until = 1000
+        try SpeedLayer(job: job, log: dir + "/log", store: cancelled, batchSize: 700, allowedLateness: 10_000).run(options)
+        let asked = Flag()
+        options.until = nil
+        options.isCancelled = { asked.value }
+        asked.value = true
+        #expect(throws: CancellationError.self) {
+            try SpeedLayer(job: job, log: dir + "/log", store: cancelled, batchSize: 700, allowedLateness: 10_000).run(options)
+        }
+        #expect(try SpeedState.load(cancelled, program: job.program(log: EventLog(path: dir + "/log")))?.next == 1000)
+        asked.value = false
+        try SpeedLayer(job: job, log: dir + "/log", store: cancelled, batchSize: 700, allowedLateness: 10_000).run(options)
+        #expect(try Serving.query(job: job, log: dir + "/log", store: once).rows == Serving.query(job: job, log: dir + "/log", store: cancelled).rows)
+    }
+
     @Test("speed layer killed with -9 at random points during --follow, restarted: the served view equals the reference")
     func killedSpeedLayer() throws {
         let dir = Harness.tempDir("kill")

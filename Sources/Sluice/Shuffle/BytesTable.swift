@@ -168,6 +168,18 @@ import Synchronization
         }
     }
 
+    /// Makes room for `entries` keys at the load factor before any is added: no growth step
+    /// (each a rehash and fresh pages) on the way there. Only on an empty table.
+    @usableFromInline package func reserve(_ entries: Int) {
+        guard count == 0 else { return }
+        var size = mask + 1
+        while entries * 4 > size * 3 { size *= 2 }
+        guard size > mask + 1 else { return }
+        BytesTable.freeSlots(slots, mask + 1)
+        slots = BytesTable.allocateSlots(size)
+        mask = size - 1
+    }
+
     @usableFromInline package func grow() {
         let old = slots, oldSize = mask + 1, size = BytesTable.slotSize
         slots = BytesTable.allocateSlots(oldSize * 2)
