@@ -287,7 +287,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// The number of (key, window) pairs in one part of a comparison when lambda (the batch
     /// view's lines merged with `speed`), kappa and the reference agree on every one; nil when
     /// some pair differs, or the program has no such check: `compare` then finds and explains them.
-    func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8], referenceLines: [UInt8]) throws -> Int?
+    /// `kappaLines` nil: kappa's view is the reference's.
+    func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?, referenceLines: [UInt8]) throws -> Int?
 }
 
 /// What an aggregation does its own, faster way (see `makeByteKeyProgram`); nil: the typed way.
@@ -297,7 +298,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline var partitionOf: ((K, Int) -> Int)?
     @usableFromInline var decode: ((inout ByteReader) throws -> AggregateTable)?
     @usableFromInline var split: (([AggregateTable], Int) -> [AggregateTable])?
-    @usableFromInline var countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8], [UInt8]) throws -> Int?)?
+    @usableFromInline var countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> Int?)?
 
     @inlinable init() {}
 }
@@ -553,7 +554,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
     let fastSplit: (([AggregateTable], Int) -> [AggregateTable])?
-    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8], [UInt8]) throws -> Int?)?
+    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> Int?)?
 
     @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
                            explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
@@ -562,7 +563,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
                            ops: TableOps<K, M>,
                            rows: @escaping (String, M.Value) -> [ViewRow],
                            split: (([AggregateTable], Int) -> [AggregateTable])?,
-                           countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8], [UInt8]) throws -> Int?)?) {
+                           countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> Int?)?) {
         self.monoid = monoid
         self.window = window
         self.key = key
@@ -645,7 +646,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
     @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
 
-    @usableFromInline func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8],
+    @usableFromInline func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?,
                                            referenceLines: [UInt8]) throws -> Int? {
         try quickCompare?(batchLines, speed, kappaLines, referenceLines)
     }

@@ -172,7 +172,7 @@ public enum BatchLayer {
         }
         var entries = 0
         for part in Durable.list(staging + "/data") where part.hasPrefix("part-") {
-            entries += try Durable.read("\(staging)/data/\(part)").map { $0.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } } ?? 0
+            entries += try Durable.read("\(staging)/data/\(part)").map(countLines) ?? 0
         }
         let range = try log.timeRange(before: cut)
         let view = BatchView(job: job.name, batchId: batchId, cut: cut, batchSize: size,
@@ -190,6 +190,19 @@ public enum BatchLayer {
         var landed = view
         landed.path = final
         return landed
+    }
+
+    /// The newline bytes in `bytes`.
+    @usableFromInline static func countLines(_ bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return 0 }
+            var lines = 0, at = 0
+            while at < raw.count, let nl = memchr(base + at, 0x0A, raw.count - at) {
+                lines += 1
+                at = base.distance(to: nl) + 1
+            }
+            return lines
+        }
     }
 
     /// Reads a batch view's part files into a table: all of them, or part `part` of a view

@@ -207,23 +207,18 @@ extension ByteKeyTable {
 
 /// The pairs of one comparison part when lambda (batch view lines and the speed layer's
 /// table), kappa and the reference agree on all of them, nil otherwise: all three folded into
-/// one byte-key table, a missing value counting as the identity, as `compare` counts it.
+/// one byte-key table, a missing value counting as the identity, as `compare` counts it
+/// (`kappa` nil: kappa's view is the reference's).
 /// Exact monoids only (an approximate one is compared with its exact reference: never equal).
-@inlinable func countIfAgreeing<M: Monoid>(monoid: M, batch: [UInt8]?, speed: AggregateTable?, kappa: [UInt8],
+@inlinable func countIfAgreeing<M: Monoid>(monoid: M, batch: [UInt8]?, speed: AggregateTable?, kappa: [UInt8]?,
                                            reference: [UInt8]) throws -> Int? where M.Value: BitwiseCopyable {
     guard monoid.relativeError == nil else { return nil }
     let blank = ThreeSides(monoid.identity)
     let table = BytesTable<ThreeSides<M.Value>>()
     defer { table.release() }
     // About one pair per reference line: room for them all up front.
-    table.reserve(reference.withUnsafeBytes { raw in
-        var lines = 0, at = 0
-        while at < raw.count, let nl = memchr(raw.baseAddress! + at, 0x0A, raw.count - at) {
-            lines += 1
-            at = raw.baseAddress!.distance(to: nl) + 1
-        }
-        return lines + lines / 8
-    })
+    let lines = BatchLayer.countLines(reference)
+    table.reserve(lines + lines / 8)
     var decoded: [UInt8] = []
     @inline(__always) func add(_ v: M.Value, to sides: inout ThreeSides<M.Value>, _ side: Int) {
         switch side {
@@ -251,7 +246,7 @@ extension ByteKeyTable {
         }
     }
     try addLines(reference, 2)
-    try addLines(kappa, 1)
+    if let kappa { try addLines(kappa, 1) }
     if let batch { try addLines(batch, 0) }
     if let speed {
         let bytes = speed as? ByteKeyTable<M.Value>
@@ -266,7 +261,7 @@ extension ByteKeyTable {
     }
     var agree = true
     table.forEach { _, _, sides in
-        if sides.lambda != sides.reference || sides.kappa != sides.reference { agree = false }
+        if sides.lambda != sides.reference || (kappa != nil && sides.kappa != sides.reference) { agree = false }
     }
     return agree ? table.count : nil
 }

@@ -109,6 +109,9 @@ public struct CompareReport: Codable, Sendable {
     public var speedRange: [Int64]
     public var batchSize: Int64
     public var allowedLateness: Int64
+    /// Whether the reference is kappa's own run: the same engine job over the same events when
+    /// kappa's watermark dropped none (an approximate monoid's exact reference still runs).
+    public var referenceIsKappaRun: Bool
     public var lambdaLateEvents: Int
     public var kappaLateEvents: Int
     public var missingRanges: [[Int64]]
@@ -146,7 +149,9 @@ public struct CompareReport: Codable, Sendable {
         out += "  lambda     batch view \(range(0, cut)) on the batch engine + speed layer \(range(speedRange[0], speedRange[1]))"
         out += " (\(mode)); \(lambdaLateEvents) late event\(lambdaLateEvents == 1 ? "" : "s") in its side output\n"
         out += "  kappa      one replay of \(range(0, end)); \(kappaLateEvents) late event\(kappaLateEvents == 1 ? "" : "s") in its side output\n"
-        out += "  reference  every event, no watermark (the same engine job)\n"
+        out += referenceIsKappaRun
+            ? "  reference  every event, no watermark: kappa's own run (its watermark dropped no event)\n"
+            : "  reference  every event, no watermark (the same engine job)\n"
         out += "  allowed lateness \(EventTime.describeDuration(allowedLateness)), batches of \(batchSize) events\n"
         for m in missingRanges { out += "  MISSING batch range \(range(m[0], m[1])): no batch view or speed state covers it\n" }
         for b in duplicateBatches { out += "  DUPLICATE delivery in batch \(b) (offsets \(range(b * batchSize, (b + 1) * batchSize)))\n" }
@@ -339,14 +344,24 @@ public enum Compare {
             kappaExplanations.append(try explain(.late, offsets: kappaLateEvents.map(\.offset), program: program, log: log,
                                                  detail: "dropped by kappa's watermark"))
         }
-        _ = try engineView("reference", to: upTo, lateness: nil, exact: true)
-        if program.relativeError != nil { _ = try engineView("reference-same", to: upTo, lateness: nil, exact: false) }
+        // The reference runs every event without a watermark. When kappa's watermark dropped
+        // none, kappa's run was that very job over the same events: its view is the reference
+        // (with the monoid itself; an approximate monoid's exact variant still runs).
+        let kappaIsReference = kappaLateEvents.isEmpty
+        let exactIsKappa = kappaIsReference && program.relativeError == nil
+        if !exactIsKappa { _ = try engineView("reference", to: upTo, lateness: nil, exact: true) }
+        if program.relativeError != nil && !kappaIsReference {
+            _ = try engineView("reference-same", to: upTo, lateness: nil, exact: false)
+        }
+        let referenceFolder = work + (exactIsKappa ? "/kappa" : "/reference")
+        let referenceSameFolder = program.relativeError == nil ? referenceFolder : work + (kappaIsReference ? "/kappa" : "/reference-same")
 
         var compared = 0
         var differences: [KeyComparison] = []
         let speedParts = program.split(merged.speedTables, partitions: parts)
         merged.speedTables = []
         let views = PartViews(program: program, batchView: merged.batchView.map { $0.path + "/data" }, work: work, parts: parts,
+                              reference: referenceFolder, referenceSame: referenceSameFolder,
                               speed: speedParts, lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations)
         for result in try views.compareAll(threads: options.run.workers) {
             compared += result.compared
@@ -369,6 +384,7 @@ public enum Compare {
             job: job.name, log: path, mode: options.served == nil ? "fresh" : "served",
             aggregation: "\(program.monoidName) per key, \(program.window)", end: upTo, cut: cut,
             speedRange: merged.speed.map { [$0.start, $0.next] } ?? [cut, cut], batchSize: size, allowedLateness: lateness,
+            referenceIsKappaRun: exactIsKappa,
             lambdaLateEvents: lambdaLate.count, kappaLateEvents: kappaLateEvents.count,
             missingRanges: missing.map { [$0.lowerBound, $0.upperBound] }, duplicateBatches: duplicates,
             keysCompared: compared, keysEqual: compared - differences.count, keysDifferent: differences.count,
@@ -411,6 +427,9 @@ final class PartViews: @unchecked Sendable {
     let batchView: String?
     let work: String
     let parts: Int
+    /// The folders of the exact reference's view and of the reference with the monoid itself.
+    let reference: String
+    let referenceSame: String
     /// The speed layer's tables, split by part; a part's table is dropped once compared.
     private var speed: [AggregateTable?]
     let lambdaExplanations: [Explanation]
@@ -420,12 +439,15 @@ final class PartViews: @unchecked Sendable {
     private var results: [(compared: Int, differences: [KeyComparison])?] = []
     private var failure: Error?
 
-    init(program: any StreamProgram, batchView: String?, work: String, parts: Int, speed: [AggregateTable],
+    init(program: any StreamProgram, batchView: String?, work: String, parts: Int, reference: String, referenceSame: String,
+         speed: [AggregateTable],
          lambdaExplanations: [Explanation], kappaExplanations: [Explanation]) {
         self.program = program
         self.batchView = batchView
         self.work = work
         self.parts = parts
+        self.reference = reference
+        self.referenceSame = referenceSame
         self.speed = speed
         self.lambdaExplanations = lambdaExplanations
         self.kappaExplanations = kappaExplanations
@@ -464,21 +486,25 @@ final class PartViews: @unchecked Sendable {
             return speed[part]
         }
         // Most parts agree everywhere: checked first without typed tables where the program can.
+        let kappaFolder = work + "/kappa"
         if parts > 1, program.relativeError == nil {
             func file(_ folder: String) throws -> [UInt8] { try BatchLayer.viewPartBytes(folder, part: part) }
+            let kappaLines = try file(kappaFolder)
+            let same = reference == kappaFolder
             if let agreeing = try program.countIfAgreeing(batchLines: try batchView.map(file), speed: speedPart,
-                                                          kappaLines: try file(work + "/kappa"),
-                                                          referenceLines: try file(work + "/reference")) {
+                                                          kappaLines: same ? nil : kappaLines,
+                                                          referenceLines: same ? kappaLines : try file(reference)) {
                 return (agreeing, [])
             }
         }
         let lambda = try batchView.map { try BatchLayer.loadViewData($0, program: program, part: only) } ?? program.makeTable()
         if let speedPart { program.merge(speedPart, into: lambda) }
-        let exact = try BatchLayer.loadViewData(work + "/reference", program: program, part: only)
-        let same = program.relativeError == nil ? exact : try BatchLayer.loadViewData(work + "/reference-same", program: program, part: only)
+        let kappa = try BatchLayer.loadViewData(kappaFolder, program: program, part: only)
+        let exact = reference == kappaFolder ? kappa : try BatchLayer.loadViewData(reference, program: program, part: only)
+        let same = referenceSame == reference ? exact
+            : referenceSame == kappaFolder ? kappa : try BatchLayer.loadViewData(referenceSame, program: program, part: only)
         return program.compare(ComparisonInput(
-            lambda: lambda, kappa: try BatchLayer.loadViewData(work + "/kappa", program: program, part: only),
-            reference: exact, referenceSame: same,
+            lambda: lambda, kappa: kappa, reference: exact, referenceSame: same,
             lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
     }
 }

@@ -86,14 +86,28 @@ enum Durable {
             throw SystemError("cannot open \(path)")
         }
         defer { close(fd) }
+        // Read straight into an array of the file's size (plus room to see that it ended there),
+        // growing it only if the file grew meanwhile.
+        var st = stat()
+        var capacity = (fstat(fd, &st) == 0 ? Int(st.st_size) : 0) + 4096
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        var offset: Int64 = 0
         while true {
-            let n = try chunk.withUnsafeMutableBytes { try readFully(fd, into: $0, at: offset, path: path) }
-            out.append(contentsOf: chunk[0..<n])
-            offset += Int64(n)
-            if n < chunk.count { return out }
+            let have = out.count
+            var failure: Error?
+            let grown = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                if have > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: out, byteCount: have) }
+                do {
+                    count = have + (try readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[have...]),
+                                                  at: Int64(have), path: path))
+                } catch {
+                    failure = error
+                    count = have
+                }
+            }
+            if let failure { throw failure }
+            out = grown
+            if out.count < capacity { return out }
+            capacity *= 2
         }
     }
 
