@@ -252,27 +252,9 @@ public enum Compare {
         } else {
             end = try log.endOffset()
             lateness = options.allowedLateness ?? job.allowedLateness
-            let size: Int64
-            let cut: Int64
-            if let c = options.cut {
-                cut = c
-                size = options.batchSize ?? (c > 0 ? c : max(1, end))
-            } else {
-                size = options.batchSize ?? max(1, end / 4)
-                cut = end / 2 / size * size
-            }
             store = LambdaStore(folder: work + "/lambda")
-            _ = try store.configure(job: job.name, batchSize: size, allowedLateness: lateness)
-            try BatchLayer.run(job: job, log: path, store: store, cut: cut, options: run)
-            var speedOptions = SpeedOptions()
-            speedOptions.until = end
-            // The store is thrown away after the comparison: one checkpoint, at the end, is all
-            // the speed layer needs to hand its state to the serving layer.
-            speedOptions.checkpointEvery = .max
-            speedOptions.checkpointInterval = .infinity
-            speedOptions.isCancelled = { speedCancelled.value }
-            let options = speedOptions
-            speedRun = BackgroundWork { try SpeedLayer(job: job, log: path, store: store).run(options) }
+            speedRun = try startFreshLambda(job: job, log: path, end: end, lateness: lateness, store: store, options: options,
+                                            run: run, cancelled: speedCancelled)
         }
 
         // Kappa, and the reference (every event, no watermark: exact, and with the monoid itself
@@ -303,39 +285,9 @@ public enum Compare {
         let upTo = end >= 0 ? end : merged.coverageEnd
         let cut = merged.batchView?.cut ?? 0
 
-        // Events that may explain differences, on the lambda side.
-        var lambdaExplanations: [Explanation] = []
-        var lambdaLate: [Int64] = []
-        var missing: [Range<Int64>] = merged.missing.map { [$0] } ?? []
-        var duplicates: [Int64] = []
-        if let speed = merged.speed {
-            if let bytes = try Durable.read(SpeedState.latePath(store)) {
-                for line in bytes.prefix(Int(speed.lateLength)).split(separator: 0x0A) {
-                    if let o = Int64(String(decoding: line.prefix { $0 != 0x09 }, as: UTF8.self)), o >= cut, o < upTo {
-                        lambdaLate.append(o)
-                    }
-                }
-            }
-            for b in speed.batches.values.sorted(by: { $0.id < $1.id }) where b.id >= (merged.batchView?.batchId ?? 0) {
-                let lo = max(b.id * size, speed.start), hi = min((b.id + 1) * size, speed.next)
-                let expected = max(0, hi - lo)
-                if b.delivered > expected { duplicates.append(b.id) }
-                if b.delivered < expected { missing.append(lo..<hi) }
-            }
-        }
-        if !lambdaLate.isEmpty {
-            lambdaExplanations.append(try explain(.late, offsets: lambdaLate.sorted(), program: program, log: log,
-                                                  detail: "dropped by the speed layer's watermark"))
-        }
-        for m in missing {
-            lambdaExplanations.append(try explain(.missingRange, range: m, program: program, log: log,
-                                                  detail: "offsets [\(m.lowerBound), \(m.upperBound)) are not covered"))
-        }
-        for b in duplicates {
-            let r = max(b * size, cut)..<min((b + 1) * size, upTo)
-            lambdaExplanations.append(try explain(.duplicate, range: r, program: program, log: log,
-                                                  detail: "batch \(b) was delivered more than once"))
-        }
+        let lambdaSide = try LambdaSide(merged: merged, store: store, size: size, upTo: upTo, program: program, log: log)
+        let (lambdaExplanations, lambdaLate, missing, duplicates) =
+            (lambdaSide.explanations, lambdaSide.late, lambdaSide.missing, lambdaSide.duplicates)
 
         if kappaLate == nil { kappaLate = try engineView("kappa", to: upTo, lateness: lateness, exact: false) }
         let kappaLateEvents = kappaLate ?? []
@@ -392,6 +344,32 @@ public enum Compare {
             unexplained: unexplained, agree: agree, differences: differences)
     }
 
+    /// A fresh lambda in `store`: the batch view to the cut (the middle of the log by default),
+    /// then the speed layer after it, started on a thread of its own.
+    static func startFreshLambda(job: StreamJob, log path: String, end: Int64, lateness: Int64, store: LambdaStore,
+                                 options: CompareOptions, run: RunOptions, cancelled: Flag) throws -> BackgroundWork {
+        let size: Int64
+        let cut: Int64
+        if let c = options.cut {
+            cut = c
+            size = options.batchSize ?? (c > 0 ? c : max(1, end))
+        } else {
+            size = options.batchSize ?? max(1, end / 4)
+            cut = end / 2 / size * size
+        }
+        _ = try store.configure(job: job.name, batchSize: size, allowedLateness: lateness)
+        try BatchLayer.run(job: job, log: path, store: store, cut: cut, options: run)
+        var speedOptions = SpeedOptions()
+        speedOptions.until = end
+        // The store is thrown away after the comparison: one checkpoint, at the end, is all
+        // the speed layer needs to hand its state to the serving layer.
+        speedOptions.checkpointEvery = .max
+        speedOptions.checkpointInterval = .infinity
+        speedOptions.isCancelled = { cancelled.value }
+        let speed = speedOptions
+        return BackgroundWork { try SpeedLayer(job: job, log: path, store: store).run(speed) }
+    }
+
     /// The parts a fresh comparison goes through: about 250 000 events each (a (key, window)
     /// pair per event at most), at least the run's reduce partitions.
     static func comparisonParts(log: EventLog, options: RunOptions) -> Int {
@@ -417,6 +395,48 @@ public enum Compare {
         let values = program.makeTable(), counts = program.makeCountTable()
         try log.read(from: range.lowerBound, to: range.upperBound) { e in try program.foldCounting(e, into: values, counts: counts) }
         return Explanation(kind: kind, values: values, counts: counts, detail: detail)
+    }
+}
+
+/// What may explain lambda's differences: the speed layer's late events, the batch ranges no
+/// view covers and the batches delivered twice, each with the aggregates of its events.
+struct LambdaSide {
+    var explanations: [Explanation] = []
+    var late: [Int64] = []
+    var missing: [Range<Int64>]
+    var duplicates: [Int64] = []
+
+    init(merged: MergedView, store: LambdaStore, size: Int64, upTo: Int64, program: any StreamProgram, log: EventLog) throws {
+        let cut = merged.batchView?.cut ?? 0
+        missing = merged.missing.map { [$0] } ?? []
+        if let speed = merged.speed {
+            if let bytes = try Durable.read(SpeedState.latePath(store)) {
+                for line in bytes.prefix(Int(speed.lateLength)).split(separator: 0x0A) {
+                    if let o = Int64(String(decoding: line.prefix { $0 != 0x09 }, as: UTF8.self)), o >= cut, o < upTo {
+                        late.append(o)
+                    }
+                }
+            }
+            for b in speed.batches.values.sorted(by: { $0.id < $1.id }) where b.id >= (merged.batchView?.batchId ?? 0) {
+                let lo = max(b.id * size, speed.start), hi = min((b.id + 1) * size, speed.next)
+                let expected = max(0, hi - lo)
+                if b.delivered > expected { duplicates.append(b.id) }
+                if b.delivered < expected { missing.append(lo..<hi) }
+            }
+        }
+        if !late.isEmpty {
+            explanations.append(try Compare.explain(.late, offsets: late.sorted(), program: program, log: log,
+                                                    detail: "dropped by the speed layer's watermark"))
+        }
+        for m in missing {
+            explanations.append(try Compare.explain(.missingRange, range: m, program: program, log: log,
+                                                    detail: "offsets [\(m.lowerBound), \(m.upperBound)) are not covered"))
+        }
+        for b in duplicates {
+            let r = max(b * size, cut)..<min((b + 1) * size, upTo)
+            explanations.append(try Compare.explain(.duplicate, range: r, program: program, log: log,
+                                                    detail: "batch \(b) was delivered more than once"))
+        }
     }
 }
 
