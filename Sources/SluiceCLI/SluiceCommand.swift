@@ -147,7 +147,7 @@ struct JobOptions: ParsableArguments {
     var output: String?
     @Option(name: .customLong("param"), help: "A job parameter, name=value (repeatable).")
     var params: [String] = []
-    @Option(help: "Reduce partitions per shuffle, at least 1 (default: 2 × workers).")
+    @Option(help: "Reduce partitions per shuffle, at least 1 (default: 2 × workers; a sort read straight from files gets one per half --memory-per-task of input if that is more).")
     var partitions: Int?
     @Option(name: .customLong("split-size"),
             help: "Target input split size, e.g. 32m, at least 64k (smaller sizes are raised to it); auto: two splits per worker, between 4m and 256m.")
@@ -257,7 +257,9 @@ struct Explain_: ParsableCommand {
         do {
             plan = try Sluice.Explain.render(job, args, format: format, partitions: options.partitions ?? max(2, 2 * workers),
                                              splitSize: try options.effectiveSplitSize(), workers: workers,
-                                             broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold"))
+                                             broadcastThreshold: try parseSize(options.broadcastThreshold, option: "--broadcast-threshold"),
+                                             // As `run` plans with the default --memory-per-task.
+                                             rangeShareBytes: options.partitions == nil ? RunOptions().planOptions.rangeShareBytes : 0)
         } catch let error as JobError {
             throw badCommandLine(error.description, job: job)
         }

@@ -65,6 +65,41 @@ struct PlanTests {
         }
     }
 
+    @Test("without --partitions, a sort's reducers are sized to half the budget; joins and named counts keep theirs")
+    func sortSizedToBudget() throws {
+        let dir = Harness.tempDir("plan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inputs = try Self.writeInputs(dir)
+        let bytes = try inputs.reduce(Int64(0)) { $0 + Int64(try Data(contentsOf: URL(fileURLWithPath: $1)).count) }
+        let named = Job("plan-test-named", summary: "a sort that names its partitions") { ctx in
+            ctx.csv([ctx.inputs[0]], header: false) { r -> (Int, Int)? in (try r.int(0), try r.int(1)) }.sortByKey(partitions: 3).collect()
+        }
+        func counts(_ job: Job, share: Int64) throws -> [String: [Int]] {
+            let graph = try job.graph(JobArguments(inputs: inputs))
+            let plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: 4, broadcastThreshold: 0, rangeShareBytes: share),
+                                        splits: PhysicalPlan.planSplits(graph, splitSize: 1 << 20, workers: 2))
+            var out: [String: [Int]] = [:]
+            for dep in graph.shuffles { out[dep.isRangePartitioned ? "range" : "hash", default: []].append(plan.partitions(of: dep)) }
+            return out
+        }
+        // The sort reads the joined rows through a shuffle (its input size is unknown): --partitions.
+        #expect(try counts(Self.job, share: 1024) == ["hash": [4, 4, 4], "range": [4]])
+        let sortOnly = Job("plan-test-sort", summary: "a sort straight from a file") { ctx in
+            ctx.csv([ctx.inputs[0]], header: false) { r -> (Int, Int)? in (try r.int(0), try r.int(1)) }.sortByKey().collect()
+        }
+        let big = bytes - Int64(try Data(contentsOf: URL(fileURLWithPath: inputs[1])).count)
+        #expect(try counts(sortOnly, share: 1024) == ["range": [Int((big + 1023) / 1024)]])
+        #expect(try counts(sortOnly, share: 1 << 30) == ["range": [4]], "never fewer than --partitions")
+        #expect(try counts(sortOnly, share: 0) == ["range": [4]], "off when --partitions is given")
+        #expect(try counts(named, share: 1024) == ["range": [3]], "a count the operator names wins")
+        // What `run` plans with: half of --memory-per-task, unless --partitions is given.
+        var options = RunOptions()
+        options.memoryPerTask = 64 << 20
+        #expect(options.planOptions.rangeShareBytes == 32 << 20)
+        options.partitions = 6
+        #expect(options.planOptions.rangeShareBytes == 0 && options.planOptions.partitions == 6)
+    }
+
     @Test("one graph planned twice gives two independent plans")
     func independentPlans() throws {
         let dir = Harness.tempDir("plan")

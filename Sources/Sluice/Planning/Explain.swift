@@ -11,7 +11,7 @@ public enum Explain {
     /// Plans `job` for `arguments` and renders it. Inputs that do not exist yet are shown as
     /// unplanned rather than failing.
     public static func render(_ job: Job, _ arguments: JobArguments, format: Format, partitions: Int, splitSize: Int64?, workers: Int,
-                              broadcastThreshold: Int64 = 10 << 20) throws -> String {
+                              broadcastThreshold: Int64 = 10 << 20, rangeShareBytes: Int64 = 0) throws -> String {
         let graph = try job.graph(arguments)
         var splits: [[InputSplit]]
         var note = ""
@@ -21,8 +21,8 @@ public enum Explain {
             splits = graph.fileSources.map { _ in [] }
             note = "  (inputs not planned: \(error))\n"
         }
-        let plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: partitions, broadcastThreshold: broadcastThreshold),
-                                    splits: splits)
+        let plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: partitions, broadcastThreshold: broadcastThreshold,
+                                                                       rangeShareBytes: rangeShareBytes), splits: splits)
         switch format {
         case .text: return text(job, plan, note: note)
         case .dot: return dot(job, plan)

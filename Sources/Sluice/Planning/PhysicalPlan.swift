@@ -58,9 +58,15 @@ public struct PlanOptions: Sendable, Equatable {
     /// A join side whose input is smaller than this (bytes on disk) is broadcast to every
     /// task instead of shuffled (Spark's default: 10 MB); 0 disables broadcast joins.
     public var broadcastThreshold: Int64
-    public init(partitions: Int, broadcastThreshold: Int64 = 10 << 20) {
+    /// A range shuffle (`sortByKey`) whose operator names no partition count gets at least one
+    /// reduce partition per this many bytes of its input — half a task's budget when
+    /// `--partitions` is not given — so that every reducer sorts its share in memory instead of
+    /// spilling runs and merging them (TeraSort sizes its reducers the same way); 0: off.
+    public var rangeShareBytes: Int64
+    public init(partitions: Int, broadcastThreshold: Int64 = 10 << 20, rangeShareBytes: Int64 = 0) {
         self.partitions = max(1, partitions)
         self.broadcastThreshold = max(0, broadcastThreshold)
+        self.rangeShareBytes = max(0, rangeShareBytes)
     }
 }
 
@@ -87,7 +93,7 @@ protocol BroadcastCandidate: AnyNode {
     /// By node id: the number of partitions (filled in traversal order, parents first).
     private var nodePartitions: [Int] = []
     /// By shuffle id: the number of reduce partitions (R).
-    private let shufflePartitions: [Int]
+    private var shufflePartitions: [Int] = []
     /// By shuffle id: the encoded range bounds a map task partitions by (see `withBounds`).
     private var rangeBounds: [[UInt8]]
     /// By stage id: the tasks of a stage after adaptive skew planning (see `withSkewSpecs`).
@@ -104,8 +110,8 @@ protocol BroadcastCandidate: AnyNode {
         sourceSplits = Array(repeating: [], count: graph.nodes.count)
         for (source, s) in zip(graph.fileSources, splits) { sourceSplits[source.id] = s }
         broadcastSides = Array(repeating: nil, count: graph.nodes.count)
-        shufflePartitions = graph.shuffles.map { max(1, $0.requestedPartitions ?? options.partitions) }
         rangeBounds = Array(repeating: [], count: graph.shuffles.count)
+        shufflePartitions = graph.shuffles.map(reducePartitions)
         // Broadcast joins are chosen from the inputs' sizes, before stages are cut: the same
         // splits give the same decision in every process. Parents come first, so a join sees
         // its sides as planned.
@@ -115,6 +121,16 @@ protocol BroadcastCandidate: AnyNode {
             nodePartitions.append(count)
         }
         stages = cutStages()
+    }
+
+    /// The reduce partitions of `shuffle`: the operator's count, else `--partitions`, raised
+    /// for a range shuffle over a large input so that each share fits `rangeShareBytes`.
+    private func reducePartitions(_ shuffle: ShuffleDependency) -> Int {
+        if let asked = shuffle.requestedPartitions { return max(1, asked) }
+        guard options.rangeShareBytes > 0, shuffle.isRangePartitioned, !shuffle.combinesOnMapSide,
+              let bytes = narrowInputBytes(shuffle.parent) else { return options.partitions }
+        let shares = (bytes + options.rangeShareBytes - 1) / options.rangeShareBytes
+        return max(options.partitions, Int(min(4096, shares)))
     }
 
     /// The side of `join` to broadcast: the smaller one read below the threshold, if any.

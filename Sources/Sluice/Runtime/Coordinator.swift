@@ -63,8 +63,7 @@ final class JobRun {
         do {
             graph = try job.graph(arguments)
             splits = try PhysicalPlan.planSplits(graph, splitSize: options.splitSize, workers: options.workers)
-            plan = try PhysicalPlan(graph: graph, options: PlanOptions(partitions: options.effectivePartitions,
-                                                                        broadcastThreshold: options.broadcastThreshold), splits: splits)
+            plan = try PhysicalPlan(graph: graph, options: options.planOptions, splits: splits)
         } catch JobError.badParameter(let reason) {
             throw JobError.badParameter(reason)
         } catch {

@@ -128,6 +128,7 @@ enum Message {
             s.arguments.encode(to: &w)
             w.writeVarint(UInt64(s.options.partitions))
             w.writeFixed(s.options.broadcastThreshold)
+            w.writeFixed(s.options.rangeShareBytes)
             w.writeVarint(UInt64(s.splits.count))
             for list in s.splits {
                 w.writeVarint(UInt64(list.count))
@@ -194,7 +195,7 @@ enum Message {
             let heartbeat: Int64 = try r.readFixed()
             let job = try String.decode(from: &r)
             let args = try JobArguments.decode(from: &r)
-            let options = PlanOptions(partitions: try int(), broadcastThreshold: try r.readFixed())
+            let options = PlanOptions(partitions: try int(), broadcastThreshold: try r.readFixed(), rangeShareBytes: try r.readFixed())
             var splits: [[InputSplit]] = []
             for _ in 0..<(try int()) {
                 var list: [InputSplit] = []

@@ -8,7 +8,8 @@ import Darwin
 public struct RunOptions: Sendable {
     /// Worker processes (default: the core count).
     public var workers: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    /// Reduce partitions per shuffle (default: twice the workers).
+    /// Reduce partitions per shuffle (default: twice the workers; a sort of a large input gets
+    /// more, see `planOptions`).
     public var partitions: Int?
     /// Bytes a task may hold before it spills (map-side table, buffers, reduce tables).
     public var memoryPerTask: Int = 256 << 20
@@ -67,6 +68,13 @@ public struct RunOptions: Sendable {
     public init() {}
 
     var effectivePartitions: Int { partitions ?? max(2, 2 * workers) }
+
+    /// The knobs of the plan: without `--partitions`, a sort's reducers are sized to half the
+    /// task budget (`PlanOptions.rangeShareBytes`).
+    public var planOptions: PlanOptions {
+        PlanOptions(partitions: effectivePartitions, broadcastThreshold: broadcastThreshold,
+                    rangeShareBytes: partitions == nil ? Int64(memoryPerTask / 2) : 0)
+    }
 
     /// `maxRecordBytes` within half the task's budget; tiny test budgets (which force spills)
     /// still allow lines of 4 MiB.
