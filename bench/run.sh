@@ -100,7 +100,7 @@ if [ -n "$ONLY" ]; then
   BATCH_SELECTED=0
   IFS=, read -ra _pats <<< "$ONLY"
   for _p in "${_pats[@]}"; do
-    for _b in c-wc wordcount eventsum planedelays skewjoin skewgroup test-sort tiny; do
+    for _b in c-wc wordcount eventsum planedelays skewjoin skewgroup test-sort tiny sort linesort join-large groupbykey; do
       [[ "$_b" == *"$_p"* || "$_p" == "$_b"* ]] && BATCH_SELECTED=1
     done
   done
