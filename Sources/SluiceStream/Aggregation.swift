@@ -284,11 +284,29 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// Compares the tables key by key and names the cause of each difference: the number of
     /// (key, window) pairs compared, and the differences.
     func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison])
-    /// The number of (key, window) pairs in one part of a comparison when lambda (the batch
-    /// view's lines merged with `speed`), kappa and the reference agree on every one; nil when
-    /// some pair differs, or the program has no such check: `compare` then finds and explains them.
-    /// `kappaLines` nil: kappa's view is the reference's.
-    func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?, referenceLines: [UInt8]) throws -> Int?
+    /// One part of a comparison — lambda (the batch view's lines merged with `speed`), kappa
+    /// and the reference — without typed tables for the pairs that agree: the pairs compared
+    /// and the entries of those that differ, for `compare` to explain; nil when the program
+    /// has no such path. `kappaLines` nil: kappa's view is the reference's.
+    func comparePart(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?, referenceLines: [UInt8]) throws -> PartComparison?
+}
+
+/// One comparison part done in one byte-key table (`StreamProgram.comparePart`): the pairs
+/// compared, and lambda's, kappa's and the reference's entries for the pairs that differ.
+@usableFromInline struct PartComparison {
+    @usableFromInline var compared: Int
+    @usableFromInline var differing: Int
+    @usableFromInline var lambda: AggregateTable
+    @usableFromInline var kappa: AggregateTable
+    @usableFromInline var reference: AggregateTable
+
+    @inlinable init(compared: Int, differing: Int, lambda: AggregateTable, kappa: AggregateTable, reference: AggregateTable) {
+        self.compared = compared
+        self.differing = differing
+        self.lambda = lambda
+        self.kappa = kappa
+        self.reference = reference
+    }
 }
 
 /// What an aggregation does its own, faster way (see `makeByteKeyProgram`); nil: the typed way.
@@ -298,7 +316,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline var partitionOf: ((K, Int) -> Int)?
     @usableFromInline var decode: ((inout ByteReader) throws -> AggregateTable)?
     @usableFromInline var split: (([AggregateTable], Int) -> [AggregateTable])?
-    @usableFromInline var countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> Int?)?
+    @usableFromInline var comparePart: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison?)?
 
     @inlinable init() {}
 }
@@ -390,7 +408,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     if let decode = fast.decode { ops.decode = decode }
     return TypedProgram(monoid: monoid, window: window, key: key, explode: explode,
                         replay: fast.replay ?? replay, speedRead: fast.speedRead ?? speedRead, ops: ops, rows: rows,
-                        split: fast.split, countIfAgreeing: fast.countIfAgreeing)
+                        split: fast.split, comparePart: fast.comparePart)
 }
 
 /// The per-key work on whole tables — reading a batch view's lines, merging a table's share of
@@ -554,7 +572,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
     let fastSplit: (([AggregateTable], Int) -> [AggregateTable])?
-    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> Int?)?
+    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison?)?
 
     @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
                            explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
@@ -563,7 +581,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
                            ops: TableOps<K, M>,
                            rows: @escaping (String, M.Value) -> [ViewRow],
                            split: (([AggregateTable], Int) -> [AggregateTable])?,
-                           countIfAgreeing: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> Int?)?) {
+                           comparePart: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison?)?) {
         self.monoid = monoid
         self.window = window
         self.key = key
@@ -578,7 +596,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         scan = ops.scan
         rowsOf = rows
         fastSplit = split
-        quickCompare = countIfAgreeing
+        quickCompare = comparePart
     }
 
     @usableFromInline var monoidName: String { monoid.name }
@@ -646,8 +664,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
     @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
 
-    @usableFromInline func countIfAgreeing(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?,
-                                           referenceLines: [UInt8]) throws -> Int? {
+    @usableFromInline func comparePart(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?,
+                                       referenceLines: [UInt8]) throws -> PartComparison? {
         try quickCompare?(batchLines, speed, kappaLines, referenceLines)
     }
 

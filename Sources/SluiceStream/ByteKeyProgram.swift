@@ -144,8 +144,8 @@ where M.Value: BitwiseCopyable {
     fast.partitionOf = { k, n in k.storage.withUnsafeBytes { bytesPartition(StableHasher.hash(bytes: $0), n) } }
     fast.decode = { reader in try ByteKeyTable<M.Value>.decode(from: &reader, combine: monoid.combine) }
     fast.split = { tables, partitions in ByteKeyTable<M.Value>.split(tables, partitions: partitions, combine: monoid.combine) }
-    fast.countIfAgreeing = { batch, speed, kappa, reference in
-        try countIfAgreeing(monoid: monoid, batch: batch, speed: speed, kappa: kappa, reference: reference)
+    fast.comparePart = { batch, speed, kappa, reference in
+        try comparePart(monoid: monoid, batch: batch, speed: speed, kappa: kappa, reference: reference)
     }
     return fast
 }
@@ -192,11 +192,13 @@ extension ByteKeyTable {
     }
 }
 
-/// One (key, window)'s value in lambda, kappa and the reference (`countIfAgreeing`).
+/// One (key, window)'s value in lambda, kappa and the reference (`comparePart`), and which of
+/// them hold it (bits 1, 2, 4).
 @usableFromInline struct ThreeSides<V: BitwiseCopyable>: BitwiseCopyable {
     @usableFromInline var lambda: V
     @usableFromInline var kappa: V
     @usableFromInline var reference: V
+    @usableFromInline var present: UInt8 = 0
 
     @inlinable init(_ identity: V) {
         lambda = identity
@@ -205,13 +207,13 @@ extension ByteKeyTable {
     }
 }
 
-/// The pairs of one comparison part when lambda (batch view lines and the speed layer's
-/// table), kappa and the reference agree on all of them, nil otherwise: all three folded into
-/// one byte-key table, a missing value counting as the identity, as `compare` counts it
-/// (`kappa` nil: kappa's view is the reference's).
-/// Exact monoids only (an approximate one is compared with its exact reference: never equal).
-@inlinable func countIfAgreeing<M: Monoid>(monoid: M, batch: [UInt8]?, speed: AggregateTable?, kappa: [UInt8]?,
-                                           reference: [UInt8]) throws -> Int? where M.Value: BitwiseCopyable {
+/// One comparison part in one byte-key table: lambda (batch view lines and the speed layer's
+/// table), kappa and the reference folded together, a missing value counting as the identity,
+/// as `compare` counts it (`kappa` nil: kappa's view is the reference's). The pairs compared,
+/// and typed tables of the entries of the pairs that differ, for `compare` to explain.
+/// Exact monoids only (an approximate one is compared with its exact reference: nil).
+@inlinable func comparePart<M: Monoid>(monoid: M, batch: [UInt8]?, speed: AggregateTable?, kappa: [UInt8]?,
+                                       reference: [UInt8]) throws -> PartComparison? where M.Value: BitwiseCopyable {
     guard monoid.relativeError == nil else { return nil }
     let blank = ThreeSides(monoid.identity)
     let table = BytesTable<ThreeSides<M.Value>>()
@@ -226,6 +228,7 @@ extension ByteKeyTable {
         case 1: monoid.combine(into: &sides.kappa, v)
         default: monoid.combine(into: &sides.reference, v)
         }
+        sides.present |= 1 << UInt8(side)
     }
     func addLines(_ file: [UInt8], _ side: Int) throws {
         for line in file.split(separator: 0x0A) where !line.isEmpty {
@@ -259,11 +262,23 @@ extension ByteKeyTable {
             }, update: { add(v, to: &$0, 0) })
         }
     }
-    var agree = true
-    table.forEach { _, _, sides in
-        if sides.lambda != sides.reference || (kappa != nil && sides.kappa != sides.reference) { agree = false }
+    typealias Table = TypedTable<Pair<Bytes, Int64>, M.Value>
+    let lambdaDiffering = Table(), kappaDiffering = Table(), referenceDiffering = Table()
+    var differing = 0
+    table.forEach { composite, _, sides in
+        guard sides.lambda != sides.reference || (kappa != nil && sides.kappa != sides.reference) else { return }
+        differing += 1
+        let k = Pair(Bytes(UnsafeRawBufferPointer(rebasing: composite.dropLast(8))), WindowKeyBuffer.start(composite))
+        if sides.present & 1 != 0 { lambdaDiffering.entries[k] = sides.lambda }
+        if sides.present & 4 != 0 { referenceDiffering.entries[k] = sides.reference }
+        if kappa == nil {
+            if sides.present & 4 != 0 { kappaDiffering.entries[k] = sides.reference }
+        } else if sides.present & 2 != 0 {
+            kappaDiffering.entries[k] = sides.kappa
+        }
     }
-    return agree ? table.count : nil
+    return PartComparison(compared: table.count, differing: differing, lambda: lambdaDiffering, kappa: kappaDiffering,
+                          reference: referenceDiffering)
 }
 
 /// One reduce partition's rows sorted by key, then window, handed on as borrowed `WindowRow`s.

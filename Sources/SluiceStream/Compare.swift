@@ -505,16 +505,21 @@ final class PartViews: @unchecked Sendable {
             defer { speed[part] = nil }
             return speed[part]
         }
-        // Most parts agree everywhere: checked first without typed tables where the program can.
+        // Through one byte-key table where the program can: typed entries only for the pairs
+        // that differ (most parts have none).
         let kappaFolder = work + "/kappa"
         if parts > 1, program.relativeError == nil {
             func file(_ folder: String) throws -> [UInt8] { try BatchLayer.viewPartBytes(folder, part: part) }
             let kappaLines = try file(kappaFolder)
             let same = reference == kappaFolder
-            if let agreeing = try program.countIfAgreeing(batchLines: try batchView.map(file), speed: speedPart,
-                                                          kappaLines: same ? nil : kappaLines,
-                                                          referenceLines: same ? kappaLines : try file(reference)) {
-                return (agreeing, [])
+            if let quick = try program.comparePart(batchLines: try batchView.map(file), speed: speedPart,
+                                                   kappaLines: same ? nil : kappaLines,
+                                                   referenceLines: same ? kappaLines : try file(reference)) {
+                guard quick.differing > 0 else { return (quick.compared, []) }
+                let explained = program.compare(ComparisonInput(
+                    lambda: quick.lambda, kappa: quick.kappa, reference: quick.reference, referenceSame: quick.reference,
+                    lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
+                return (quick.compared, explained.differences)
             }
         }
         let lambda = try batchView.map { try BatchLayer.loadViewData($0, program: program, part: only) } ?? program.makeTable()

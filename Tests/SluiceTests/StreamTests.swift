@@ -467,7 +467,7 @@ struct LambdaKappaTests {
         #expect(report.lambdaCauses["missing-range"]!.events == 1000)
     }
 
-    @Test("a comparison part agrees only when lambda (batch lines and speed table), kappa and the reference agree everywhere")
+    @Test("a comparison part in one byte-key table: agreement, and each side's entries of the pairs that differ")
     func partAgreement() throws {
         func line(_ key: String, _ start: Int64, _ count: Int) -> [UInt8] {
             var record = ByteWriter()
@@ -487,17 +487,28 @@ struct LambdaKappaTests {
             let composite = keys.compose(ByteView(raw), 0).raw
             speed.table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: { 1 }, update: { $0 += 1 })
         }
-        func check(batch: [UInt8]?, speed: ByteKeyTable<Int>?, kappa: [UInt8]) throws -> Int? {
-            try countIfAgreeing(monoid: Count(), batch: batch, speed: speed, kappa: kappa, reference: reference)
+        typealias Table = TypedTable<Pair<Bytes, Int64>, Int>
+        /// The pairs compared and, per differing pair, its (lambda, kappa, reference) entries.
+        func check(batch: [UInt8]?, speed: ByteKeyTable<Int>?, kappa: [UInt8]?) throws -> (Int, [String: [Int?]]) {
+            let part = try #require(try comparePart(monoid: Count(), batch: batch, speed: speed, kappa: kappa, reference: reference))
+            let sides = [part.lambda, part.kappa, part.reference].map { $0 as! Table }
+            var differing: [String: [Int?]] = [:]
+            for k in Set(sides.flatMap(\.entries.keys)) {
+                differing["\(String(decoding: k.first.storage, as: UTF8.self))@\(k.second)"] = sides.map { $0.entries[k] }
+            }
+            #expect(part.differing == differing.count)
+            return (part.compared, differing)
         }
-        #expect(try check(batch: batch, speed: speed, kappa: reference) == 3)
+        #expect(try check(batch: batch, speed: speed, kappa: reference) == (3, [:]))
+        #expect(try check(batch: batch, speed: speed, kappa: nil) == (3, [:]), "kappa's view is the reference's")
         // The lines' order does not matter; a pair only one side holds, at the identity, agrees.
-        #expect(try check(batch: batch + line("d", 0, 0), speed: speed, kappa: line("c", 0, 3) + line("b", 60_000, 1) + line("a", 0, 2)) == 4)
-        // Any one difference: the part goes to the comparison that explains it.
-        #expect(try check(batch: batch, speed: nil, kappa: reference) == nil)
-        #expect(try check(batch: batch, speed: speed, kappa: line("a", 0, 2) + line("b", 60_000, 1)) == nil)
-        #expect(try check(batch: batch, speed: speed, kappa: reference + line("e", 120_000, 1)) == nil)
-        #expect(try check(batch: batch + line("b", 0, 1), speed: speed, kappa: reference) == nil)
+        #expect(try check(batch: batch + line("d", 0, 0), speed: speed, kappa: line("c", 0, 3) + line("b", 60_000, 1) + line("a", 0, 2)) == (4, [:]))
+        // Differences come back with each side's entry (nil: the side has none).
+        #expect(try check(batch: batch, speed: nil, kappa: reference) == (3, ["c@0": [2, 3, 3]]))
+        #expect(try check(batch: batch, speed: nil, kappa: nil) == (3, ["c@0": [2, 3, 3]]))
+        #expect(try check(batch: batch, speed: speed, kappa: line("a", 0, 2) + line("b", 60_000, 1)) == (3, ["c@0": [3, nil, 3]]))
+        #expect(try check(batch: batch, speed: speed, kappa: reference + line("e", 120_000, 1)) == (4, ["e@120000": [nil, 1, nil]]))
+        #expect(try check(batch: batch + line("b", 0, 1), speed: speed, kappa: reference) == (4, ["b@0": [1, nil, nil]]))
         #expect(throws: CorruptDataError.self) { try check(batch: Array("zz\n".utf8), speed: speed, kappa: reference) }
     }
 
