@@ -225,7 +225,7 @@ struct LambdaLocation: ParsableArguments {
 struct EngineOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "Worker processes of the batch layer (default: the core count).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
-    @Option(help: "Reduce partitions of the batch layer's shuffle (default: 2 × workers).") var partitions: Int?
+    @Option(help: "Reduce partitions of the batch layer's shuffle (default: one per 625 000 events, at least 2 × workers).") var partitions: Int?
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling, e.g. 256m.") var memoryPerTask: String = "256m"
     @Flag(name: .shortAndLong, help: "Print no progress lines.") var quiet = false
 

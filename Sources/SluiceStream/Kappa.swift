@@ -99,6 +99,10 @@ public enum Kappa {
             "lateness": lateness.map(String.init) ?? "none", "late": late ?? "", "format": format.rawValue])
         var run = options
         run.overwrite = false
+        // Without --partitions, about 625 000 events per reduce partition (at least two per
+        // worker), so that a reducer's table and sort stay small (5 M events: 8 partitions,
+        // about 10 % faster than 4 and a quarter less memory per worker).
+        if run.partitions == nil { run.partitions = max(2 * max(1, run.workers), Int(min(4096, (end + 624_999) / 625_000))) }
         _ = try Coordinator(job: job.engineJob, arguments: arguments, options: run).run()
     }
 
