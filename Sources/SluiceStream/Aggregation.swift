@@ -284,11 +284,13 @@ public struct ViewRow: Sendable, Equatable, Codable {
     /// Compares the tables key by key and names the cause of each difference: the number of
     /// (key, window) pairs compared, and the differences.
     func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison])
+    /// Whether `comparePart` works: a byte-key aggregation with an exact monoid.
+    var comparesPartsAsBytes: Bool { get }
     /// One part of a comparison — lambda (the batch view's lines merged with `speed`), kappa
     /// and the reference — without typed tables for the pairs that agree: the pairs compared
-    /// and the entries of those that differ, for `compare` to explain; nil when the program
-    /// has no such path. `kappaLines` nil: kappa's view is the reference's.
-    func comparePart(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?, referenceLines: [UInt8]) throws -> PartComparison?
+    /// and the entries of those that differ, for `compare` to explain (only where
+    /// `comparesPartsAsBytes`). `kappaLines` nil: kappa's view is the reference's.
+    func comparePart(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?, referenceLines: [UInt8]) throws -> PartComparison
 }
 
 /// One comparison part done in one byte-key table (`StreamProgram.comparePart`): the pairs
@@ -316,7 +318,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline var partitionOf: ((K, Int) -> Int)?
     @usableFromInline var decode: ((inout ByteReader) throws -> AggregateTable)?
     @usableFromInline var split: (([AggregateTable], Int) -> [AggregateTable])?
-    @usableFromInline var comparePart: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison?)?
+    @usableFromInline var comparePart: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison)?
 
     @inlinable init() {}
 }
@@ -572,7 +574,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     let scan: (TypedProgram, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
     let rowsOf: (String, M.Value) -> [ViewRow]
     let fastSplit: (([AggregateTable], Int) -> [AggregateTable])?
-    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison?)?
+    let quickCompare: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison)?
 
     @usableFromInline init(monoid: M, window: Window, key: @escaping (LogEvent) throws -> K?,
                            explode: @escaping (LogEvent, (VK, M.Value) throws -> Void) throws -> Void,
@@ -581,7 +583,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
                            ops: TableOps<K, M>,
                            rows: @escaping (String, M.Value) -> [ViewRow],
                            split: (([AggregateTable], Int) -> [AggregateTable])?,
-                           comparePart: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison?)?) {
+                           comparePart: (([UInt8]?, AggregateTable?, [UInt8]?, [UInt8]) throws -> PartComparison)?) {
         self.monoid = monoid
         self.window = window
         self.key = key
@@ -664,9 +666,12 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
     @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
 
+    @usableFromInline var comparesPartsAsBytes: Bool { quickCompare != nil }
+
     @usableFromInline func comparePart(batchLines: [UInt8]?, speed: AggregateTable?, kappaLines: [UInt8]?,
-                                       referenceLines: [UInt8]) throws -> PartComparison? {
-        try quickCompare?(batchLines, speed, kappaLines, referenceLines)
+                                       referenceLines: [UInt8]) throws -> PartComparison {
+        guard let quickCompare else { throw LambdaError("\(monoid.name): this aggregation has no byte-key comparison") }
+        return try quickCompare(batchLines, speed, kappaLines, referenceLines)
     }
 
     /// Judges one (key, window) that differs somewhere and describes it for people (not per

@@ -209,22 +209,17 @@ public enum BatchLayer {
     /// whose parts hold whole keys (`sluice compare` goes through its views part by part).
     static func loadViewData(_ folder: String, program: any StreamProgram, part only: Int? = nil) throws -> AggregateTable {
         let table = program.makeTable()
-        if let only {
-            try program.addViewLines(try viewPartBytes(folder, part: only), to: table)
-            return table
-        }
-        for part in Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted() {
-            guard let bytes = try Durable.read("\(folder)/\(part)") else {
-                throw LambdaError("batch view part \(folder)/\(part) disappeared")
-            }
-            try program.addViewLines(bytes, to: table)
-        }
+        let names = only.map { [partName($0)] } ?? Durable.list(folder).filter({ $0.hasPrefix("part-") }).sorted()
+        for name in names { try program.addViewLines(try partBytes(folder, name), to: table) }
         return table
     }
 
-    /// The bytes of one part of a batch-format view.
-    static func viewPartBytes(_ folder: String, part: Int) throws -> [UInt8] {
-        let name = "part-" + String(String(part + 100_000).dropFirst())
+    /// The bytes of part `part` of a batch-format view.
+    static func viewPartBytes(_ folder: String, part: Int) throws -> [UInt8] { try partBytes(folder, partName(part)) }
+
+    private static func partName(_ part: Int) -> String { "part-" + String(String(part + 100_000).dropFirst()) }
+
+    private static func partBytes(_ folder: String, _ name: String) throws -> [UInt8] {
         guard let bytes = try Durable.read("\(folder)/\(name)") else {
             throw LambdaError("batch view part \(folder)/\(name) disappeared")
         }

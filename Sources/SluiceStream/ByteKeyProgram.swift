@@ -39,16 +39,14 @@ import Darwin
     /// converted once, when the batch is read into again.
     @inlinable static func of(_ batch: SpeedBatch, combine: (inout V, V) -> Void) -> ByteKeyTable {
         if let t = batch.table as? ByteKeyTable { return t }
-        let t = ByteKeyTable()
-        let keys = WindowKeyBuffer()
-        for (k, v) in (batch.table as! TypedTable<Pair<Bytes, Int64>, V>).entries {
-            k.first.storage.withUnsafeBytes { raw in
-                let composite = keys.compose(ByteView(raw), k.second).raw
-                t.table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: { v }, update: { combine(&$0, v) })
-            }
-        }
+        let t = split([batch.table as! TypedTable<Pair<Bytes, Int64>, V>], partitions: 1, combine: combine)[0]
         batch.table = t
         return t
+    }
+
+    /// `table` as a byte-key table: itself, or a typed table converted.
+    @inlinable static func bytes(_ table: AggregateTable, combine: (inout V, V) -> Void) -> ByteKeyTable {
+        table as? ByteKeyTable ?? split([table], partitions: 1, combine: combine)[0]
     }
 }
 
@@ -144,8 +142,10 @@ where M.Value: BitwiseCopyable {
     fast.partitionOf = { k, n in k.storage.withUnsafeBytes { bytesPartition(StableHasher.hash(bytes: $0), n) } }
     fast.decode = { reader in try ByteKeyTable<M.Value>.decode(from: &reader, combine: monoid.combine) }
     fast.split = { tables, partitions in ByteKeyTable<M.Value>.split(tables, partitions: partitions, combine: monoid.combine) }
-    fast.comparePart = { batch, speed, kappa, reference in
-        try comparePart(monoid: monoid, batch: batch, speed: speed, kappa: kappa, reference: reference)
+    if monoid.relativeError == nil {
+        fast.comparePart = { batch, speed, kappa, reference in
+            try comparePart(monoid: monoid, batch: batch, speed: speed, kappa: kappa, reference: reference)
+        }
     }
     return fast
 }
@@ -169,7 +169,7 @@ extension ByteKeyTable {
 
     /// The entries of `tables` merged and split by the reduce partition of their key, as the
     /// engine job's shuffle splits them: one table per partition.
-    @inlinable static func split(_ tables: [AggregateTable], partitions: Int, combine: (inout V, V) -> Void) -> [AggregateTable] {
+    @inlinable static func split(_ tables: [AggregateTable], partitions: Int, combine: (inout V, V) -> Void) -> [ByteKeyTable] {
         let parts = (0..<partitions).map { _ in ByteKeyTable() }
         func add(_ composite: UnsafeRawBufferPointer, hash: UInt64, _ v: V) {
             let p = partitions == 1 ? 0 : bytesPartition(StableHasher.hash(bytes: UnsafeRawBufferPointer(rebasing: composite.dropLast(8))), partitions)
@@ -211,10 +211,9 @@ extension ByteKeyTable {
 /// table), kappa and the reference folded together, a missing value counting as the identity,
 /// as `compare` counts it (`kappa` nil: kappa's view is the reference's). The pairs compared,
 /// and typed tables of the entries of the pairs that differ, for `compare` to explain.
-/// Exact monoids only (an approximate one is compared with its exact reference: nil).
+/// Exact monoids only: an approximate one is compared with its exact reference.
 @inlinable func comparePart<M: Monoid>(monoid: M, batch: [UInt8]?, speed: AggregateTable?, kappa: [UInt8]?,
-                                       reference: [UInt8]) throws -> PartComparison? where M.Value: BitwiseCopyable {
-    guard monoid.relativeError == nil else { return nil }
+                                       reference: [UInt8]) throws -> PartComparison where M.Value: BitwiseCopyable {
     let blank = ThreeSides(monoid.identity)
     let table = BytesTable<ThreeSides<M.Value>>()
     defer { table.release() }
@@ -222,13 +221,21 @@ extension ByteKeyTable {
     let lines = BatchLayer.countLines(reference)
     table.reserve(lines + lines / 8)
     var decoded: [UInt8] = []
-    @inline(__always) func add(_ v: M.Value, to sides: inout ThreeSides<M.Value>, _ side: Int) {
-        switch side {
-        case 0: monoid.combine(into: &sides.lambda, v)
-        case 1: monoid.combine(into: &sides.kappa, v)
-        default: monoid.combine(into: &sides.reference, v)
+    /// Adds `v` to side `side` (0 lambda, 1 kappa, 2 reference) of `composite`'s entry.
+    @inline(__always) func fold(_ composite: UnsafeRawBufferPointer, hash: UInt64, _ v: M.Value, _ side: Int) {
+        @inline(__always) func add(to sides: inout ThreeSides<M.Value>) {
+            switch side {
+            case 0: monoid.combine(into: &sides.lambda, v)
+            case 1: monoid.combine(into: &sides.kappa, v)
+            default: monoid.combine(into: &sides.reference, v)
+            }
+            sides.present |= 1 << UInt8(side)
         }
-        sides.present |= 1 << UInt8(side)
+        table.upsert(composite, hash: hash, create: {
+            var sides = blank
+            add(to: &sides)
+            return sides
+        }, update: { add(to: &$0) })
     }
     func addLines(_ file: [UInt8], _ side: Int) throws {
         for line in file.split(separator: 0x0A) where !line.isEmpty {
@@ -240,11 +247,7 @@ extension ByteKeyTable {
                 let composite = try r.readSlice(count: Int(length) + 8)
                 let v = try M.Value.decode(from: &r)
                 guard r.isAtEnd else { throw CorruptDataError("trailing bytes in a batch view line") }
-                table.upsert(composite, hash: StableHasher.hash(bytes: composite), create: {
-                    var sides = blank
-                    add(v, to: &sides, side)
-                    return sides
-                }, update: { add(v, to: &$0, side) })
+                fold(composite, hash: StableHasher.hash(bytes: composite), v, side)
             }
         }
     }
@@ -252,15 +255,7 @@ extension ByteKeyTable {
     if let kappa { try addLines(kappa, 1) }
     if let batch { try addLines(batch, 0) }
     if let speed {
-        let bytes = speed as? ByteKeyTable<M.Value>
-            ?? ByteKeyTable<M.Value>.split([speed], partitions: 1, combine: monoid.combine)[0] as! ByteKeyTable<M.Value>
-        bytes.table.forEach { composite, hash, v in
-            table.upsert(composite, hash: hash, create: {
-                var sides = blank
-                add(v, to: &sides, 0)
-                return sides
-            }, update: { add(v, to: &$0, 0) })
-        }
+        ByteKeyTable<M.Value>.bytes(speed, combine: monoid.combine).table.forEach { composite, hash, v in fold(composite, hash: hash, v, 0) }
     }
     typealias Table = TypedTable<Pair<Bytes, Int64>, M.Value>
     let lambdaDiffering = Table(), kappaDiffering = Table(), referenceDiffering = Table()

@@ -285,12 +285,8 @@ public enum Compare {
         let upTo = end >= 0 ? end : merged.coverageEnd
         let cut = merged.batchView?.cut ?? 0
 
-        let lambdaSide = try LambdaSide(merged: merged, store: store, size: size, upTo: upTo, program: program, log: log)
-        let (lambdaExplanations, lambdaLate, missing, duplicates) =
-            (lambdaSide.explanations, lambdaSide.late, lambdaSide.missing, lambdaSide.duplicates)
-
-        if kappaLate == nil { kappaLate = try engineView("kappa", to: upTo, lateness: lateness, exact: false) }
-        let kappaLateEvents = kappaLate ?? []
+        let lambda = try LambdaSide(merged: merged, store: store, size: size, upTo: upTo, program: program, log: log)
+        let kappaLateEvents = try kappaLate ?? engineView("kappa", to: upTo, lateness: lateness, exact: false)
         var kappaExplanations: [Explanation] = []
         if !kappaLateEvents.isEmpty {
             kappaExplanations.append(try explain(.late, offsets: kappaLateEvents.map(\.offset), program: program, log: log,
@@ -314,7 +310,7 @@ public enum Compare {
         merged.speedTables = []
         let views = PartViews(program: program, batchView: merged.batchView.map { $0.path + "/data" }, work: work, parts: parts,
                               reference: referenceFolder, referenceSame: referenceSameFolder,
-                              speed: speedParts, lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations)
+                              speed: speedParts, lambdaExplanations: lambda.explanations, kappaExplanations: kappaExplanations)
         for result in try views.compareAll(threads: options.run.workers) {
             compared += result.compared
             differences += result.differences.filter { !$0.isEqual }
@@ -337,8 +333,8 @@ public enum Compare {
             aggregation: "\(program.monoidName) per key, \(program.window)", end: upTo, cut: cut,
             speedRange: merged.speed.map { [$0.start, $0.next] } ?? [cut, cut], batchSize: size, allowedLateness: lateness,
             referenceIsKappaRun: exactIsKappa,
-            lambdaLateEvents: lambdaLate.count, kappaLateEvents: kappaLateEvents.count,
-            missingRanges: missing.map { [$0.lowerBound, $0.upperBound] }, duplicateBatches: duplicates,
+            lambdaLateEvents: lambda.late.count, kappaLateEvents: kappaLateEvents.count,
+            missingRanges: lambda.missing.map { [$0.lowerBound, $0.upperBound] }, duplicateBatches: lambda.duplicates,
             keysCompared: compared, keysEqual: compared - differences.count, keysDifferent: differences.count,
             lambdaCauses: summarize(differences.compactMap(\.lambdaCause)), kappaCauses: summarize(differences.compactMap(\.kappaCause)),
             unexplained: unexplained, agree: agree, differences: differences)
@@ -508,19 +504,18 @@ final class PartViews: @unchecked Sendable {
         // Through one byte-key table where the program can: typed entries only for the pairs
         // that differ (most parts have none).
         let kappaFolder = work + "/kappa"
-        if parts > 1, program.relativeError == nil {
+        if parts > 1, program.comparesPartsAsBytes {
             func file(_ folder: String) throws -> [UInt8] { try BatchLayer.viewPartBytes(folder, part: part) }
             let kappaLines = try file(kappaFolder)
             let same = reference == kappaFolder
-            if let quick = try program.comparePart(batchLines: try batchView.map(file), speed: speedPart,
-                                                   kappaLines: same ? nil : kappaLines,
-                                                   referenceLines: same ? kappaLines : try file(reference)) {
-                guard quick.differing > 0 else { return (quick.compared, []) }
-                let explained = program.compare(ComparisonInput(
-                    lambda: quick.lambda, kappa: quick.kappa, reference: quick.reference, referenceSame: quick.reference,
-                    lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
-                return (quick.compared, explained.differences)
-            }
+            let quick = try program.comparePart(batchLines: try batchView.map(file), speed: speedPart,
+                                                kappaLines: same ? nil : kappaLines,
+                                                referenceLines: same ? kappaLines : try file(reference))
+            guard quick.differing > 0 else { return (quick.compared, []) }
+            let explained = program.compare(ComparisonInput(
+                lambda: quick.lambda, kappa: quick.kappa, reference: quick.reference, referenceSame: quick.reference,
+                lambdaExplanations: lambdaExplanations, kappaExplanations: kappaExplanations))
+            return (quick.compared, explained.differences)
         }
         let lambda = try batchView.map { try BatchLayer.loadViewData($0, program: program, part: only) } ?? program.makeTable()
         if let speedPart { program.merge(speedPart, into: lambda) }
