@@ -231,6 +231,10 @@ public enum Compare {
         var run = options.run
         let parts = options.served == nil ? comparisonParts(log: log, options: options.run) : 1
         if options.served == nil { run.partitions = parts }
+        // A signal stops the comparison between its steps (and within its jobs), its work
+        // folder removed, rather than killing it with the folder left behind.
+        StopSignals.watch()
+        defer { StopSignals.unwatch() }
         let work = NSTemporaryDirectory() + "sluice-compare-\(getpid())-\(monotonicMicros())"
         defer { Durable.remove(work) }
         try Durable.makeFolder(work)
@@ -277,8 +281,14 @@ public enum Compare {
                 try? speedRun.wait()
                 throw error
             }
-            try speedRun.wait()
+            do {
+                try speedRun.wait()
+            } catch {
+                try stopIfSignalled() // cancelled by a signal: say so
+                throw error
+            }
         }
+        try stopIfSignalled()
         var merged = try Serving.merge(job: job, store: store, program: program, whole: false)
         let config = try store.requireConfig(job.name)
         let size = config.batchSize
@@ -304,6 +314,7 @@ public enum Compare {
         let referenceFolder = work + (exactIsKappa ? "/kappa" : "/reference")
         let referenceSameFolder = program.relativeError == nil ? referenceFolder : work + (kappaIsReference ? "/kappa" : "/reference-same")
 
+        try stopIfSignalled()
         var compared = 0
         var differences: [KeyComparison] = []
         let speedParts = program.split(merged.speedTables, partitions: parts)
@@ -340,6 +351,11 @@ public enum Compare {
             unexplained: unexplained, agree: agree, differences: differences)
     }
 
+    /// Throws when a signal asked the comparison to stop.
+    static func stopIfSignalled() throws {
+        if let name = StopSignals.caught { throw LambdaError("compare interrupted by \(name): work folder removed") }
+    }
+
     /// A fresh lambda in `store`: the batch view to the cut (the middle of the log by default),
     /// then the speed layer after it, started on a thread of its own.
     static func startFreshLambda(job: StreamJob, log path: String, end: Int64, lateness: Int64, store: LambdaStore,
@@ -361,7 +377,7 @@ public enum Compare {
         // the speed layer needs to hand its state to the serving layer.
         speedOptions.checkpointEvery = .max
         speedOptions.checkpointInterval = .infinity
-        speedOptions.isCancelled = { cancelled.value }
+        speedOptions.isCancelled = { cancelled.value || StopSignals.caught != nil }
         let speed = speedOptions
         return BackgroundWork { try SpeedLayer(job: job, log: path, store: store).run(speed) }
     }
@@ -475,6 +491,7 @@ final class PartViews: @unchecked Sendable {
         DispatchQueue.concurrentPerform(iterations: max(1, min(threads, parts))) { _ in
             while let part = take() {
                 do {
+                    try Compare.stopIfSignalled()
                     let r = try compare(part)
                     lock.withLock { results[part] = r }
                 } catch {

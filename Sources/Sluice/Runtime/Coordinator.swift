@@ -142,7 +142,14 @@ final class JobRun {
         // SIGINT, SIGTERM and SIGHUP stop the run cleanly: workers stopped, nothing committed,
         // staging and work folders removed, one line said.
         sluice_watch_signals()
-        defer { sluice_unwatch_signals() }
+        var reported = false
+        defer {
+            let late = sluice_caught_signal()
+            sluice_unwatch_signals()
+            // A signal that came while the job was committing could not stop it; it still stops
+            // the program (the default action), rather than being lost.
+            if late != 0 && !reported { raise(late) }
+        }
         do {
             if work.resumable { reuseCommittedMapStages() }
             try submitReadyStages()
@@ -155,9 +162,11 @@ final class JobRun {
                 try stopIfSignalled()
                 for event in events { try handle(event) }
             }
+            try stopIfSignalled()
             pool.shutdown()
             return try finish()
         } catch {
+            reported = true // the caller says what failed
             pool.stopAll()
             var failure = error as? JobFailure ?? JobFailure(description: "job \(job.name) failed: \(error)")
             recorder.emit("job_end", ["status": "failed", "error": failure.description])
@@ -170,10 +179,9 @@ final class JobRun {
 
     /// Throws when a signal asked the run to stop.
     func stopIfSignalled() throws {
-        let signal = sluice_caught_signal()
-        guard signal != 0 else { return }
-        let name = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGHUP: "SIGHUP"][signal] ?? "signal \(signal)"
-        throw JobFailure(description: "job \(job.name) interrupted by \(name): workers stopped, nothing committed", signal: signal)
+        guard let name = StopSignals.caught else { return }
+        throw JobFailure(description: "job \(job.name) interrupted by \(name): workers stopped, nothing committed",
+                         signal: sluice_caught_signal())
     }
 
     // MARK: Stages
