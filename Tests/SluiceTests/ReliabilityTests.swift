@@ -248,6 +248,29 @@ struct ReliabilityTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/local").isEmpty, "scratch removed when the workers end")
     }
 
+    @Test("--local-dir scratch of killed workers is removed at the job's end; a live worker's (locked) is kept")
+    func killedWorkersScratch() throws {
+        let dir = Harness.tempDir("scratchkill")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try TextGenerator(bytes: 2 << 20, seed: 9, vocabulary: 100_000).write(to: dir + "/in.txt")
+        let local = dir + "/local"
+        let fm = FileManager.default
+        // A dead worker's folder with spills in it, and a live one's, locked as a worker locks it.
+        try fm.createDirectory(atPath: local + "/sluice-scratch-99999999", withIntermediateDirectories: true)
+        fm.createFile(atPath: local + "/sluice-scratch-99999999/s0-p0-a0.spill", contents: Data(count: 10))
+        try fm.createDirectory(atPath: local + "/sluice-scratch-1", withIntermediateDirectories: true)
+        let held = open(local + "/sluice-scratch-1", O_RDONLY | O_DIRECTORY)
+        defer { close(held) }
+        #expect(flock(held, LOCK_EX | LOCK_NB) == 0)
+        // Both map tasks' workers die by SIGKILL mid-task, after spilling.
+        var o = try options("crash@0.0.0:after=20000,crash@0.1.0:after=20000", workDir: dir + "/work")
+        o.memoryPerTask = 256 << 10
+        o.localDir = local
+        let result = try Harness.checkAgainstReference("wordcount", inputs: [dir + "/in.txt"], options: o)
+        #expect(result.stages.reduce(0) { $0 + $1.spills } > 0, "the tiny budget forces spills")
+        #expect(try fm.contentsOfDirectory(atPath: local) == ["sluice-scratch-1"])
+    }
+
     @Test("staging folders of runs that died are removed by the next run to the same output; a live run's are kept")
     func abandonedStaging() throws {
         let dir = Harness.tempDir("stage")

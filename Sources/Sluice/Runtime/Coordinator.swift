@@ -164,10 +164,12 @@ final class JobRun {
             }
             try stopIfSignalled()
             pool.shutdown()
+            sweepScratch()
             return try finish()
         } catch {
             reported = true // the caller says what failed
             pool.stopAll()
+            sweepScratch()
             var failure = error as? JobFailure ?? JobFailure(description: "job \(job.name) failed: \(error)")
             recorder.emit("job_end", ["status": "failed", "error": failure.description])
             failure.eventLog = placeEventLog(success: false)
@@ -175,6 +177,12 @@ final class JobRun {
             if !options.keepWork { work.remove() }
             throw failure
         }
+    }
+
+    /// Removes the `--local-dir` scratch of workers that were killed (they could not remove
+    /// their own). Only this node's: a remote worker's is swept by the next worker on its node.
+    private func sweepScratch() {
+        if let localDir = options.localDir { ScratchFolder.sweep(ScratchFolder.base(localDir)) }
     }
 
     /// Throws when a signal asked the run to stop.

@@ -39,8 +39,8 @@ public struct Worker {
             }
             let plan = try PhysicalPlan(graph: try job.graph(setup.arguments), options: setup.options, splits: setup.splits)
             let injection = setup.inject.isEmpty ? nil : try FaultInjection(setup.inject)
-            let scratch = try Worker.scratchFolder(setup)
-            defer { if scratch != nil { try? FileManager.default.removeItem(atPath: scratch!) } }
+            let scratch = setup.localDir.isEmpty ? nil : try ScratchFolder(base: ScratchFolder.base(setup.localDir))
+            defer { scratch?.remove() }
             let watch = TaskWatch(out: out, intervalMicros: setup.heartbeatMicros)
             watch.start()
             try out.send(.ready)
@@ -48,7 +48,7 @@ public struct Worker {
                 switch message {
                 case .assign(let task):
                     let fault = injection?.fault(stage: task.stage, partition: task.partition, attempt: task.attempt)
-                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup, scratch: scratch))
+                    try out.send(run(task, fault: fault, watch: watch, plan: plan, setup: setup, scratch: scratch?.path))
                     try out.send(.ready)
                 case .shutdown:
                     return 0
@@ -62,16 +62,6 @@ public struct Worker {
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             return 1
         }
-    }
-
-    /// This worker's node-local scratch folder (`--local-dir`, created `0700`, removed when the
-    /// worker ends), or nil for the work folder's `tmp`.
-    static func scratchFolder(_ setup: Message.Setup) throws -> String? {
-        guard !setup.localDir.isEmpty else { return nil }
-        let base = setup.localDir == "$TMPDIR" ? (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") : setup.localDir
-        let path = base + "/sluice-scratch-\(getpid())"
-        guard mkdir(path, 0o700) == 0 || errno == EEXIST else { throw SystemError("cannot create the scratch folder \(path)") }
-        return path
     }
 
     /// Carries out an injected fault on the task's own thread: at assignment, or when the task's
