@@ -170,6 +170,34 @@ private func readThroughEngine(_ paths: [String], multiLine: Bool = false, quote
         #expect(rows == [Parsed(fields: ["1", "2", "3"], line: 2), Parsed(fields: ["4", "5", "6"], line: 3)])
     }
 
+    @Test("tabJoined: the fields but one, tab-joined; the record's own bytes for plain TSV, a copy otherwise")
+    func tabJoined() throws {
+        let expected = { (fields: [String], skip: Int?) in
+            fields.enumerated().filter { $0.offset != skip }.map(\.element).joined(separator: "\t")
+        }
+        for (text, delimiter) in [("a\tbb\t\tccc\n\"q\"\"x\"\tv\tw\tz\n", UInt8(ascii: "\t")), ("a,bb,,ccc\n\"q,\"\"x\",v,w,z\n", UInt8(ascii: ","))] {
+            let reader = try CSVReader(ChoppySource(text), delimiter: delimiter, hasHeader: false)
+            var views: [String] = []
+            try reader.readAll { r in
+                for skip in [nil, 0, 1, 2, 3, 9] as [Int?] {
+                    let got = r.tabJoined(skipping: skip)
+                    #expect(String(decoding: got.raw, as: UTF8.self) == expected(r.fields, skip), "\(r.fields) skipping \(String(describing: skip))")
+                    let inRecord = got.raw.baseAddress.map { $0 >= UnsafeRawPointer(r.field(0).baseAddress!) && $0 < UnsafeRawPointer(r.field(3).baseAddress!) } ?? false
+                    // Plain TSV fields side by side (the quoted one left out): no copy.
+                    #expect(inRecord == (delimiter == 9 && [nil, 0, 3, 9].contains(skip) && (r.line == 1 || skip == 0)), "\(r.fields) skipping \(String(describing: skip))")
+                }
+                views.append(String(decoding: r.tabJoined(skipping: 1).raw, as: UTF8.self))
+            }
+            #expect(views == ["a\t\tccc", (delimiter == 9 ? "q\"x" : "q,\"x") + "\tw\tz"])
+        }
+        // Kept whole (the reference executor's arena), every record's copies stay valid at once.
+        let reader = try CSVReader(ChoppySource("a,b,c\nd,e,f\ng,h,i\n"), hasHeader: false)
+        reader.arena.keepsAll = true
+        var kept: [ByteView] = []
+        try reader.readAll { kept.append($0.tabJoined(skipping: 1)) }
+        #expect(kept.map { String(decoding: $0.raw, as: UTF8.self) } == ["a\tc", "d\tf", "g\ti"])
+    }
+
     @Test func quotedFieldsWithDelimitersQuotesAndNewlines() throws {
         let text = "\"a,b\",\"say \"\"hi\"\"\",\"l1\nl2\",\"x\r\ny\"\nnext,\"\",\"\"\"\",z\n"
         let records = try parse(text)

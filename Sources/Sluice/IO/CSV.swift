@@ -247,6 +247,33 @@ public struct CSVRecord: CSVFields {
         return ByteView(UnsafeRawBufferPointer(field(index)))
     }
 
+    /// The record's fields except `skip`, joined by tabs, borrowed like `view(_:)`: the record's
+    /// own bytes when they already are that (unquoted TSV fields side by side), else a copy in
+    /// the reader's per-record arena. A join's value without an allocation per record.
+    @inlinable public func tabJoined(skipping skip: Int? = nil) -> ByteView {
+        let first = skip == 0 ? 1 : 0, last = skip == count - 1 ? count - 2 : count - 1
+        guard first <= last else { return ByteView(UnsafeRawBufferPointer(start: base, count: 0)) }
+        if reader.delimiter == 0x09 && !(first...last).contains(skip ?? -1) {
+            // Unquoted neighbours are one delimiter apart; a quoted field's bounds leave out its quotes.
+            var contiguous = true
+            for i in first..<last where bounds[2 &* i &+ 1] &+ 1 != bounds[2 &* i &+ 2] { contiguous = false; break }
+            if contiguous {
+                return ByteView(UnsafeRawBufferPointer(start: base + bounds[2 &* first], count: bounds[2 &* last &+ 1] &- bounds[2 &* first]))
+            }
+        }
+        var total = 0
+        for i in first...last where i != skip { total &+= bounds[2 &* i &+ 1] &- bounds[2 &* i] &+ 1 }
+        let out = reader.arena.reserve(total - 1)
+        var at = 0
+        for i in first...last where i != skip {
+            if at > 0 { out[at] = 0x09; at &+= 1 }
+            let f = field(i)
+            if f.count > 0 { (out + at).update(from: f.baseAddress!, count: f.count) }
+            at &+= f.count
+        }
+        return ByteView(UnsafeRawBufferPointer(start: out, count: at))
+    }
+
     /// Whether field `index` holds exactly the UTF-8 bytes of `string` (no allocation).
     @inlinable public func field(_ index: Int, equals string: StaticString) -> Bool {
         let f = field(index)
@@ -484,6 +511,9 @@ public final class CSVReader {
     /// else nil (no check).
     public private(set) var expectedFieldCount: Int?
 
+    /// Room for bytes a record hands out borrowed (`CSVRecord.tabJoined`), emptied at each record.
+    @usableFromInline let arena = RecordArena()
+
     // The reader is used by one thread and its accesses never overlap: no dynamic
     // exclusivity checks on the per-byte state (they cost ~5 % of a CSV scan).
     @exclusivity(unchecked) private var buffer: UnsafeMutablePointer<UInt8>
@@ -587,6 +617,7 @@ public final class CSVReader {
         while true {
             switch try parseNext() {
             case .record:
+                arena.reset()
                 try body(CSVRecord(base: buffer, bounds: bounds, count: fieldCount, line: recordLine, reader: self))
             case .bad(let error):
                 try onBadRecord(error)
@@ -601,6 +632,7 @@ public final class CSVReader {
     public func nextRecord<R>(_ body: (CSVRecord) throws -> R) throws -> R? {
         switch try parseNext() {
         case .record:
+            arena.reset()
             return try body(CSVRecord(base: buffer, bounds: bounds, count: fieldCount, line: recordLine, reader: self))
         case .bad(let error):
             throw error
@@ -891,5 +923,47 @@ public final class CSVReader {
             end += n
             got += n
         }
+    }
+}
+
+/// Memory for bytes that live as long as the record being processed: `reserve` hands out room
+/// that stays put until `reset` (the next record). Kept whole (`keepsAll`, for the reference
+/// executor, whose records all live at once), nothing is ever reset or moved.
+@usableFromInline final class RecordArena {
+    @usableFromInline var chunks: [UnsafeMutableRawBufferPointer] = []
+    @usableFromInline var used = 0
+    /// Never reset: every view handed out stays valid while the arena lives.
+    @usableFromInline var keepsAll = false
+
+    @usableFromInline init() {}
+
+    deinit { chunks.forEach { $0.deallocate() } }
+
+    /// `count` bytes of room, valid until the next `reset`.
+    @inlinable func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        if let chunk = chunks.last, chunk.count - used >= count {
+            defer { used &+= count }
+            return (chunk.baseAddress! + used).assumingMemoryBound(to: UInt8.self)
+        }
+        return grow(count)
+    }
+
+    /// A new chunk for `count` bytes (earlier chunks stay: their views are still handed out).
+    @usableFromInline func grow(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, (chunks.last?.count ?? 0) * 2, 1 << 12), alignment: 8)
+        chunks.append(chunk)
+        used = count
+        return chunk.baseAddress!.assumingMemoryBound(to: UInt8.self)
+    }
+
+    /// Empties the arena for the next record, keeping its largest chunk.
+    @inlinable func reset() {
+        guard !keepsAll, used > 0 || chunks.count > 1 else { return }
+        if chunks.count > 1 {
+            let largest = chunks.removeLast()
+            chunks.forEach { $0.deallocate() }
+            chunks = [largest]
+        }
+        used = 0
     }
 }

@@ -138,20 +138,27 @@ import Darwin
     override func reference(_ ref: ReferenceExecutor) throws -> [T] {
         var out: [T] = []
         for (path, _) in try SplitPlanner.expand(paths) {
-            var sources: [ByteSource] = []
+            var documents: [[UInt8]] = []
             let format = InputFormat.of(path: path)
             switch format {
-            case .plain: sources = [try FileByteSource(path: path)]
-            case .gzip: sources = [try GzipSource(path: path)]
+            case .plain: documents = [try readAll(FileByteSource(path: path))]
+            case .gzip: documents = [try readAll(GzipSource(path: path))]
             case .archive:
                 let archive = try ArchiveReader(path: path)
                 while let entry = try archive.nextEntry() {
-                    if entry.isRegularFile { sources.append(MemorySource(bytes: try readAll(archive.entrySource()), name: path)) }
+                    if entry.isRegularFile { documents.append(try readAll(archive.entrySource())) }
                 }
             }
-            for s in sources {
+            for var document in documents {
+                // Read whole into one buffer that never moves, and kept with every view of its
+                // records, so records may hold borrowed fields (`view`, `tabJoined`).
+                if let last = document.last, last != 0x0A { document.append(0x0A) }
+                let reader = try CSVReader(MemorySource(bytes: document, name: path), delimiter: delimiter, hasHeader: hasHeader,
+                                           quotes: quotes, multiLine: readsMultiLine(format), chunkSize: document.count + 1)
+                reader.arena.keepsAll = true
+                ref.retain(reader)
                 // The reference skips bad records (the engine's skip policy) and keeps the rest.
-                try reader(s, multiLine: readsMultiLine(format)).readAll({ r in
+                try reader.readAll({ r in
                     if let t = try? parse(r) { out.append(t) }
                 }, onBadRecord: { _ in })
             }

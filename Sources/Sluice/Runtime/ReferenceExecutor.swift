@@ -4,6 +4,7 @@
 public final class ReferenceExecutor {
     private var memo: [ObjectIdentifier: Any] = [:]
     private var kept: [UnsafeMutableRawBufferPointer] = []
+    private var retained: [AnyObject] = []
 
     public init() {}
 
@@ -17,6 +18,9 @@ public final class ReferenceExecutor {
         kept.append(buffer)
         return UnsafeRawBufferPointer(rebasing: buffer[0..<bytes.count])
     }
+
+    /// Keeps `object` (a reader whose buffer records' views point into) as long as the executor.
+    package func retain(_ object: AnyObject) { retained.append(object) }
 
     /// Every record of `node`, computed once.
     @usableFromInline package func records<T>(of node: Node<T>) throws -> [T] {
