@@ -4,7 +4,7 @@ import Sluice
 /// each against the reference executor) and as API examples. Hidden from `sluice jobs`
 /// unless `--all` is given.
 public enum ConformanceJobs {
-    public static var all: [Job] { [narrow, aggregate, joins, byteJoins, sort, byteSort, lineSort, actions, json, slowRecords] }
+    public static var all: [Job] { [narrow, aggregate, joins, byteJoins, viewJoins, sort, byteSort, lineSort, actions, json, slowRecords] }
 
     /// One JSON Lines record of `test-json`.
     struct KeyValue: Decodable {
@@ -130,6 +130,28 @@ public enum ConformanceJobs {
         left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
         left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
         left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
+    }
+
+    /// Joins of borrowed byte pairs, as the `join` job makes them: a CSV file's key views and
+    /// its fields tab-joined (copied: commas and quotes) with a TSV file's, keyed by its middle
+    /// column (the rest copied around it) or by its first (the record's own bytes).
+    static let viewJoins = Job("test-viewjoin", summary: "join and leftOuterJoin over ByteView pairs read from CSV and TSV",
+                               hidden: true) { ctx in
+        guard ctx.inputs.count == 2 else { throw JobError.badParameter("test-viewjoin takes two inputs: a CSV file and a TSV file") }
+        let out = try ctx.output
+        let left = ctx.csv([ctx.inputs[0]]) { r in (try r.view(0), r.tabJoined()) }
+        let byMiddle = ctx.csv([ctx.inputs[1]], delimiter: "\t") { r in (try r.view(1), r.tabJoined(skipping: 1)) }
+        let byFirst = ctx.csv([ctx.inputs[1]], delimiter: "\t") { r in (try r.view(0), r.tabJoined(skipping: 0)) }
+        func line(_ row: (ByteView, (ByteView, ByteView?)), _ w: inout ByteWriter) {
+            w.write(raw: row.0.raw)
+            w.write(0x09)
+            w.write(raw: row.1.0.raw)
+            w.write(0x09)
+            if let right = row.1.1 { w.write(raw: right.raw) } else { w.write(contentsOf: "-".utf8) }
+        }
+        left.join(byMiddle).write(to: out + "/join") { row, w in line((row.0, (row.1.0, row.1.1)), &w) }
+        left.leftOuterJoin(byMiddle).write(to: out + "/left", format: line)
+        byFirst.join(left).write(to: out + "/join-first") { row, w in line((row.0, (row.1.0, row.1.1)), &w) }
     }
 
     /// The byte sort path (`sortByKey` over `Bytes` and `ByteView` keys) as users write it: lines

@@ -47,6 +47,54 @@ struct SkewTests {
         #expect(off.stages.allSatisfy { $0.skewNotes.isEmpty })
     }
 
+    /// A CSV file (key `k0` on 40 % of the rows; quoted fields with commas and doubled quotes)
+    /// and a TSV file keyed in its middle column (keys missing, doubled, empty values).
+    static func viewJoinInputs(_ dir: String, rows: Int = 30_000) throws -> [String] {
+        var csv = "id,v,text\n", tsv = "v\tid\tname\n"
+        var rng = SplitMix64(seed: 11)
+        for i in 0..<rows {
+            let key = rng.next() % 10 < 4 ? 0 : rng.next() % 2_000
+            let text = i % 7 == 0 ? "\"a, \"\"q\"\" \(i)\"" : "t\(i)"
+            csv += "k\(key),\(i),\(text)\n"
+        }
+        for key in 0..<2_000 where key % 5 != 3 {
+            tsv += "\(key)\tk\(key)\tname-\(key)\n"
+            if key % 4 == 0 { tsv += "x\tk\(key)\t\n" }
+        }
+        tsv += "9\tk-none\tnobody\n"
+        try Data(csv.utf8).write(to: URL(fileURLWithPath: dir + "/left.csv"))
+        try Data(tsv.utf8).write(to: URL(fileURLWithPath: dir + "/right.tsv"))
+        return [dir + "/left.csv", dir + "/right.tsv"]
+    }
+
+    @Test("joins of borrowed byte pairs: exact shuffled (skew on and off, split when on), spilling with a worker killed, and broadcast either side")
+    func viewJoins() throws {
+        let dir = Harness.tempDir("viewjoin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inputs = try Self.viewJoinInputs(dir)
+        // Map tasks of 32 KiB: a skewed partition is split by groups of map outputs.
+        func options(skew: Bool, inject: String? = nil) throws -> RunOptions {
+            var o = try self.options(workers: 2, skew: skew, inject: inject)
+            o.splitSize = 32 << 10
+            return o
+        }
+        let on = try Harness.checkAgainstReference("test-viewjoin", inputs: inputs, options: try options(skew: true))
+        #expect(on.stages.filter { !$0.skewNotes.isEmpty }.count >= 2, "the joins on k0 split: \(on.stages.map(\.skewNotes))")
+        #expect(on.stages.contains { $0.hotKeys.contains { $0.key == "k0" && $0.share > 0.3 } }, "k0 named hot")
+        let off = try Harness.checkAgainstReference("test-viewjoin", inputs: inputs, options: try options(skew: false))
+        #expect(off.stages.allSatisfy { $0.skewNotes.isEmpty })
+        var tight = try options(skew: false, inject: "crash@2.1.0:after=100,crash@5.2.0:after=50")
+        tight.memoryPerTask = 1 << 16
+        let spilled = try Harness.checkAgainstReference("test-viewjoin", inputs: inputs, options: tight)
+        #expect(spilled.stages.contains { $0.spills > 0 })
+        #expect(spilled.stages.filter { $0.kind == "result" && $0.retries == 1 }.map(\.operators) == ["join", "leftOuterJoin"],
+                "workers killed in the inner and the outer join's reduce tasks: \(spilled.stages.map { ($0.id, $0.operators, $0.retries) })")
+        var small = try options(skew: false)
+        small.broadcastThreshold = 10 << 20
+        let broadcast = try Harness.checkAgainstReference("test-viewjoin", inputs: inputs, options: small)
+        #expect(broadcast.stages.allSatisfy { $0.kind != "map" }, "every join broadcast: \(broadcast.stages.map(\.kind))")
+    }
+
     @Test("a hot key larger than the memory budget: the split join still spills and stays exact")
     func hotKeyBeyondBudget() throws {
         var o = try options(workers: 2, skew: true)

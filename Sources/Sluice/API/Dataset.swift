@@ -238,6 +238,28 @@ extension Dataset {
         return Dataset<(K, (V, W?))>(leftJoin(node, other.node, partitions: partitions, skew: skew), graph)
     }
 
+    /// Inner join of borrowed byte pairs (`CSVRecord.view`, `CSVRecord.tabJoined`): records
+    /// cross the shuffle as bytes and reducers sort-merge them, with no allocation or decoding
+    /// per record on either side. The matches come out borrowed too, valid while the record
+    /// is processed (`Bytes(view)` keeps one). Broadcast and skew splitting as for `join`.
+    @inlinable public func join(
+        _ other: Dataset<(ByteView, ByteView)>, partitions: Int? = nil, skew: SkewHint = .auto
+    ) -> Dataset<(ByteView, (ByteView, ByteView))> where T == (ByteView, ByteView) {
+        graph.check(partitions: partitions, of: "join")
+        return Dataset<(ByteView, (ByteView, ByteView))>(
+            byteViewJoin(node, other.node, outer: false, partitions: partitions, skew: skew) { ($0, ($1, $2!)) }, graph)
+    }
+
+    /// Left outer join of borrowed byte pairs: as `join` of byte pairs, with every left record
+    /// kept (`nil` right value when none matches).
+    @inlinable public func leftOuterJoin(
+        _ other: Dataset<(ByteView, ByteView)>, partitions: Int? = nil, skew: SkewHint = .auto
+    ) -> Dataset<(ByteView, (ByteView, ByteView?))> where T == (ByteView, ByteView) {
+        graph.check(partitions: partitions, of: "leftOuterJoin")
+        return Dataset<(ByteView, (ByteView, ByteView?))>(
+            byteViewJoin(node, other.node, outer: true, partitions: partitions, skew: skew) { ($0, ($1, $2)) }, graph)
+    }
+
     /// Sorts by key across all partitions: range partitioning from a key sample, then a sort
     /// of each partition, so part 0 holds the smallest keys and the parts are in order.
     @inlinable public func sortByKey<K: ShuffleKey & Comparable, V: BinaryCodable>(

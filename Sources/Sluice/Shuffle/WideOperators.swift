@@ -291,50 +291,6 @@
     @usableFromInline override func reference(_ ref: ReferenceExecutor) throws -> [T] { try referenceBody(ref) }
 }
 
-/// A shuffle join of reduce partition `partition` over `Bytes` keys, as a sort-merge join on
-/// the byte sort path: both sides' records go into one `ByteRecordSorter` as bytes, the right
-/// side first, so — the sort being stable — each key's right records come out just before its
-/// left ones. The right values of the current key are kept (decoded), and every left record
-/// of the key is matched against them as it streams past: nothing else is held, no hash table
-/// of lists, and when the partition outgrows the budget the sorter spills and merges runs.
-/// `emit` gets the key (borrowed), the left value and the right one (nil: a left record
-/// without a match, handed out only when `outer`).
-@inlinable func byteJoinPartition<V: BinaryCodable, W: BinaryCodable>(
-    _ l: ShuffleDependency, _ r: ShuffleDependency, _: V.Type, _: W.Type, _ task: TaskContext, _ partition: Int,
-    outer: Bool, _ emit: (UnsafeRawBufferPointer, V, W?) throws -> Void
-) throws {
-    let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".join",
-                                       metrics: task.metrics, ascending: true)
-    defer { ByteRecordSorter.keep(sorter) }
-    try r.readPartitionSegments(task, partition: partition) { reader, start, end in
-        task.metrics.recordsRead += try sorter.add(reader, from: start, to: end, side: 1)
-    }
-    try l.readPartitionSegments(task, partition: partition) { reader, start, end in
-        task.metrics.recordsRead += try sorter.add(reader, from: start, to: end, side: 0)
-    }
-    var groupKey: [UInt8] = []
-    var ws: [W] = []
-    var inGroup = false
-    try sorter.finish { key, value, side in
-        var rd = ByteReader(value)
-        let same = inGroup && groupKey.withUnsafeBytes { compareBytes($0, key) == 0 }
-        if side == 1 {
-            if !same {
-                groupKey.removeAll(keepingCapacity: true)
-                groupKey.append(contentsOf: key)
-                ws.removeAll(keepingCapacity: true)
-                inGroup = true
-            }
-            ws.append(try W.decode(from: &rd))
-        } else if same {
-            let v = try V.decode(from: &rd)
-            for w in ws { try emit(key, v, w) }
-        } else if outer {
-            try emit(key, try V.decode(from: &rd), nil)
-        }
-    }
-}
-
 /// Loads every partition of `node` into a multimap (the small side of a broadcast join).
 @inlinable func loadWhole<K: Hashable, V>(_ node: Node<(K, V)>, _ task: TaskContext) throws -> [K: [V]] {
     var table: [K: [V]] = [:]
