@@ -290,7 +290,7 @@ struct Run: ParsableCommand {
                                discussion: "With slurm, run inside sbatch or salloc; the binary, the inputs and --work-dir must be on storage every node sees."))
     var launcher: LauncherKind = .local
     @Option(name: .customLong("local-dir"), help: ArgumentHelp("Node-local folder for spills and sort runs that never leave a task.",
-                                                               discussion: "Default: the work folder (local launcher); each worker's $TMPDIR on its node (slurm launcher)."))
+                                                               discussion: "Default: the work folder (local launcher); each worker's $TMPDIR on its node (slurm launcher). Each worker keeps a locked sluice-scratch-PID folder there; one left by a killed worker is removed by the next worker on its node and by the coordinator at the job's end."))
     var localDir: String?
     @Option(name: .customLong("memory-per-task"), help: "Memory a task may use before spilling to disk, e.g. 256m.")
     var memoryPerTask: String = "256m"
