@@ -2,33 +2,89 @@
 /// value with its length) and each reducer sort-merges them in a `ByteRecordSorter`, so no
 /// hash table of lists is built and a partition larger than the budget spills sorted runs.
 
-/// The right values of the key being joined, back to back (borrowed from `rawJoinPartition`).
+/// The right values of the key being joined, each preceded by its length (4 bytes), back to
+/// back; borrowed from `rawJoinPartition`.
 @usableFromInline struct RightGroup {
     /// Counts the groups of a partition: a new key's group has a new number.
     @usableFromInline let number: Int
     @usableFromInline let bytes: UnsafeRawBufferPointer
-    @usableFromInline let ends: UnsafeBufferPointer<Int>
 
-    @inlinable init(number: Int, bytes: UnsafeRawBufferPointer, ends: UnsafeBufferPointer<Int>) {
+    @inlinable init(number: Int, bytes: UnsafeRawBufferPointer) {
         self.number = number
         self.bytes = bytes
-        self.ends = ends
     }
 
     /// Calls `body` with each right value, in arrival order.
     @inlinable func forEach(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        var start = 0
-        for end in ends {
-            try body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
-            start = end
+        guard let base = bytes.baseAddress else { return }
+        var at = 0
+        while at < bytes.count {
+            let n = Int(base.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            try body(UnsafeRawBufferPointer(start: base + at + 4, count: n))
+            at += 4 + n
         }
+    }
+}
+
+/// The key being joined and its right values (`RightGroup`'s layout), in one buffer that is
+/// reused from key to key: no array bookkeeping per key or per value.
+@usableFromInline final class JoinGroup {
+    // Touched per record by one thread: no dynamic exclusivity checks.
+    @usableFromInline @exclusivity(unchecked) var base: UnsafeMutableRawPointer
+    @usableFromInline @exclusivity(unchecked) var capacity = 1 << 16
+    @usableFromInline @exclusivity(unchecked) var keyCount = 0
+    @usableFromInline @exclusivity(unchecked) var count = 0
+    /// The group's number (0: none yet).
+    @usableFromInline @exclusivity(unchecked) var number = 0
+
+    @inlinable init() { base = .allocate(byteCount: capacity, alignment: 8) }
+    deinit { base.deallocate() }
+
+    @inlinable var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: keyCount) }
+    @inlinable var values: RightGroup {
+        RightGroup(number: number, bytes: UnsafeRawBufferPointer(start: base + keyCount, count: count - keyCount))
+    }
+
+    /// Whether `key` is the current group's key.
+    @inlinable func holds(_ key: UnsafeRawBufferPointer) -> Bool {
+        number > 0 && compareBytes(self.key, key) == 0
+    }
+
+    /// Starts the group of `key`.
+    @inlinable func start(_ key: UnsafeRawBufferPointer) {
+        count = 0
+        reserve(key.count)
+        if key.count > 0 { (base).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        keyCount = key.count
+        count = key.count
+        number += 1
+    }
+
+    /// Adds a right value to the group.
+    @inlinable func add(_ value: UnsafeRawBufferPointer) {
+        reserve(4 + value.count)
+        (base + count).storeBytes(of: UInt32(value.count), toByteOffset: 0, as: UInt32.self)
+        if value.count > 0 { (base + count + 4).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+        count += 4 + value.count
+    }
+
+    @inlinable func reserve(_ more: Int) {
+        if count + more > capacity { grow(count + more) }
+    }
+
+    @usableFromInline func grow(_ needed: Int) {
+        while capacity < needed { capacity *= 2 }
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        grown.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = grown
     }
 }
 
 /// A sort-merge join of reduce partition `partition` of `l` and `r`, as bytes. Both sides go
 /// into one sorter, the right side first, so — the sort being stable — each key's right
 /// records come out just before its left ones. The current key's right values are copied
-/// into one buffer, and every left record of the key is handed to `emit` with them as it
+/// into one buffer (`JoinGroup`), and every left record of the key is handed to `emit` with them as it
 /// streams past: `emit(key, leftValue, group)`, group nil for a left record without a match
 /// (only when `outer`). Everything is borrowed, valid during the call.
 @inlinable func rawJoinPartition(
@@ -44,28 +100,14 @@
     try l.readPartitionSegments(task, partition: partition) { reader, start, end in
         task.metrics.recordsRead += try sorter.add(reader, from: start, to: end, side: 0)
     }
-    var groupKey: [UInt8] = []
-    var rights: [UInt8] = []
-    var ends: [Int] = []
-    var group = 0
-    var inGroup = false
+    let group = JoinGroup()
     try sorter.finish { key, value, side in
-        let same = inGroup && groupKey.withUnsafeBytes { compareBytes($0, key) == 0 }
+        let same = group.holds(key)
         if side == 1 {
-            if !same {
-                groupKey.removeAll(keepingCapacity: true)
-                groupKey.append(contentsOf: key)
-                rights.removeAll(keepingCapacity: true)
-                ends.removeAll(keepingCapacity: true)
-                group += 1
-                inGroup = true
-            }
-            rights.append(contentsOf: value)
-            ends.append(rights.count)
+            if !same { group.start(key) }
+            group.add(value)
         } else if same {
-            try rights.withUnsafeBytes { bytes in
-                try ends.withUnsafeBufferPointer { try emit(key, value, RightGroup(number: group, bytes: bytes, ends: $0)) }
-            }
+            try emit(key, value, group.values)
         } else if outer {
             try emit(key, value, nil)
         }
@@ -103,7 +145,9 @@
                                partitions: Int) throws -> MapOutputStats {
     let writer = PartitionedWriter(partitions: partitions, budget: task.memoryBudget,
                                    spillPrefix: task.tempPrefix + ".map", metrics: task.metrics)
-    var sketch = HeavyHitters<Bytes>()
+    // One key in 32 sampled (after the first 4096): a hot key's share is still far above the
+    // sampling error, and each sample copies the key.
+    var sketch = HeavyHitters<Bytes>(stride: 32)
     let n = UInt64(partitions)
     try source.compute(task, partition: partition) { kv in
         sketch.offer { Bytes(kv.0.raw) }
