@@ -402,7 +402,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
         }
     }
     let speedRead: (LogCursor, Int, Int64, SpeedRead) throws -> Int = { cursor, limit, end, state in
-        try speedLoop(cursor, limit: limit, end: end, state, table: { $0.table as! TypedTable<VK, M.Value> },
+        // The batch an event falls in is open (its table set): the log is read forward.
+        try speedLoop(cursor, limit: limit, end: end, state, table: { TableOps<K, M>.target($0.table!) },
                       fold: { e, t in _ = try accumulate(e, t) }, keyText: { try key($0).map(keyText) })
     }
     var ops = TableOps(monoid: monoid, window: window, partitionOf: fast.partitionOf ?? { k, n in hashPartition(WindowKey(k, 0), n) },
@@ -420,6 +421,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
 @usableFromInline struct TableOps<K: ShuffleKey & Comparable & TextRepresentable & Sendable, M: Monoid> {
     @usableFromInline typealias VK = Pair<K, Int64>
     @usableFromInline typealias Table = TypedTable<VK, M.Value>
+    @usableFromInline typealias Counts = TypedTable<VK, Int>
     @usableFromInline var addLines: ([UInt8], AggregateTable) throws -> Void
     @usableFromInline var splitInto: (AggregateTable, [AggregateTable]) -> Void
     @usableFromInline var scan: (TypedProgram<K, M>, ComparisonInput) -> (compared: Int, differences: [KeyComparison])
@@ -427,9 +429,22 @@ public struct ViewRow: Sendable, Equatable, Codable {
     @usableFromInline var encode: (AggregateTable, inout ByteWriter) -> Void
     @usableFromInline var decode: (inout ByteReader) throws -> AggregateTable
 
+    // The three casts of the stream layer's tables. Every table a program handles was made by
+    // that program (`makeTable`, `makeCountTable`, `decode`, or a byte-key table of the same
+    // types), so they cannot fail; a table of another program would be an engine bug.
+
+    /// `table` as this aggregation's typed table (a byte-key table converted, a copy).
+    @inlinable static func typed(_ table: AggregateTable) -> Table { table.typedForm() as! Table }
+
+    /// `table`, a typed table made by this program, to be added to in place.
+    @inlinable static func target(_ table: AggregateTable) -> Table { table as! Table }
+
+    /// `table`, a count table made by this program (`makeCountTable`).
+    @inlinable static func counts(_ table: AggregateTable) -> Counts { table as! Counts }
+
     @inlinable init(monoid: M, window: Window, partitionOf: @escaping (K, Int) -> Int, rowsOf: @escaping (String, M.Value) -> [ViewRow]) {
         encode = { table, writer in
-            let t = table.typedForm() as! Table
+            let t = Self.typed(table)
             writer.writeVarint(UInt64(t.entries.count))
             for (k, v) in t.entries {
                 k.encode(to: &writer)
@@ -448,7 +463,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
             return t
         }
         sortedRows = { table in
-            let entries = Array((table.typedForm() as! Table).entries)
+            let entries = Array(Self.typed(table).entries)
             // Sorted through a word of each key's first bytes where the key has one (`Bytes`:
             // most comparisons then touch no key), falling back to the keys' own order.
             var order = entries.indices.map { i in
@@ -481,7 +496,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
         }
         addLines = { file, table in
             var bytes: [UInt8] = []
-            let t = table.typedForm() as! Table
+            let t = Self.typed(table)
             let lines = file.split(separator: 0x0A)
             t.entries.reserveCapacity(t.entries.count + lines.count)
             for line in lines where !line.isEmpty {
@@ -498,8 +513,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
             }
         }
         splitInto = { source, parts in
-            let targets = parts.map { $0 as! Table }
-            let entries = (source.typedForm() as! Table).entries
+            let targets = parts.map(Self.target)
+            let entries = Self.typed(source).entries
             if targets.count == 1 { targets[0].entries.reserveCapacity(targets[0].entries.count + entries.count) }
             for (k, v) in entries {
                 let t = targets[targets.count == 1 ? 0 : partitionOf(k.first, targets.count)]
@@ -507,8 +522,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
             }
         }
         scan = { program, input in
-            let lambda = input.lambda.typedForm() as! Table, kappa = input.kappa.typedForm() as! Table
-            let reference = input.reference.typedForm() as! Table, same = input.referenceSame.typedForm() as! Table
+            let lambda = Self.typed(input.lambda), kappa = Self.typed(input.kappa)
+            let reference = Self.typed(input.reference), same = Self.typed(input.referenceSame)
             let identity = monoid.identity
             var compared = 0
             var differences: [KeyComparison] = []
@@ -612,7 +627,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
 
     @usableFromInline func foldCounting(_ event: LogEvent, into table: AggregateTable, counts: AggregateTable) throws {
         let t = Self.typed(table)
-        let c = counts as! TypedTable<VK, Int>
+        let c = TableOps<K, M>.counts(counts)
         let m = monoid
         try explode(event) { vk, v in
             m.combine(into: &t.entries[vk, default: m.identity], v)
@@ -662,7 +677,7 @@ public struct ViewRow: Sendable, Equatable, Codable {
     }
 
     /// `table` as this program's `TypedTable`.
-    static func typed(_ table: AggregateTable) -> Table { table.typedForm() as! Table }
+    static func typed(_ table: AggregateTable) -> Table { TableOps<K, M>.typed(table) }
 
     @usableFromInline func compare(_ input: ComparisonInput) -> (compared: Int, differences: [KeyComparison]) { scan(self, input) }
 
@@ -706,8 +721,8 @@ public struct ViewRow: Sendable, Equatable, Codable {
             var found: [(Explanation, Int)] = []
             var combined = s
             for e in explanations {
-                guard let add = (e.values as! Table).entries[k] else { continue }
-                let n = (e.counts as! TypedTable<VK, Int>).entries[k] ?? 0
+                guard let add = TableOps<K, M>.target(e.values).entries[k] else { continue }
+                let n = TableOps<K, M>.counts(e.counts).entries[k] ?? 0
                 if e.kind == .duplicate {
                     if s == monoid.combine(same, add) {
                         return Cause(kind: .duplicate, events: n, withinBound: nil, detail: e.detail)
