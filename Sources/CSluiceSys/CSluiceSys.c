@@ -81,6 +81,14 @@ int sluice_rename_noreplace(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
+void sluice_start_writeback(int fd, int64_t offset, int64_t count) {
+#ifdef __linux__
+    (void)sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd; (void)offset; (void)count;
+#endif
+}
+
 static volatile sig_atomic_t caught_signal;
 static struct sigaction previous[3];
 static const int watched[3] = {SIGINT, SIGTERM, SIGHUP};

@@ -125,7 +125,7 @@ public enum Kappa {
     static func mergeSortedParts(_ folder: String, header: [String], into path: String) throws -> Int {
         let parts = Durable.list(folder).filter { $0.hasPrefix("part-") }.sorted()
         let readers = try parts.map { try SortedPartReader(path: "\(folder)/\($0)") }
-        let out = try OutputFile(path: path, mode: 0o644)
+        let out = try OutputFile(path: path, mode: 0o644, durable: true)
         try out.write(Array((header.joined(separator: "\t") + "\n").utf8))
         var rows = 0
         while true {
@@ -142,7 +142,7 @@ public enum Kappa {
             guard let best else { break }
             rows += try best.copyLines(upTo: second, to: out)
         }
-        try out.finish(durable: true)
+        try out.finish()
         return rows
     }
 

@@ -30,6 +30,9 @@ void sluice_wait_for_coordinator_to_go(void);
 /// Renames `from` to `to` unless `to` exists (renameat2 RENAME_NOREPLACE): 0, or -1 with errno
 /// (EEXIST when `to` exists; EINVAL where the filesystem cannot do it).
 int sluice_rename_noreplace(const char *from, const char *to);
+/// Starts writing `count` bytes of `fd` from `offset` to disk without waiting for them
+/// (sync_file_range SYNC_FILE_RANGE_WRITE on Linux; nothing elsewhere). A hint: errors ignored.
+void sluice_start_writeback(int fd, int64_t offset, int64_t count);
 /// Catches SIGINT, SIGTERM and SIGHUP into a flag (interrupting blocking calls) until
 /// `sluice_unwatch_signals` restores the previous handlers.
 void sluice_watch_signals(void);

@@ -11,7 +11,7 @@ final class GzipWriter {
     private(set) var inputBytes: Int64 = 0
 
     init(path: String, level: Int32 = 6) throws {
-        out = try OutputFile(path: path, mode: 0o644)
+        out = try OutputFile(path: path, mode: 0o644, durable: true)
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         buffer = .allocate(capacity: GzipWriter.chunk)
@@ -57,7 +57,7 @@ final class GzipWriter {
         stream.pointee.next_in = nil
         stream.pointee.avail_in = 0
         try pump(flush: Z_FINISH)
-        try out.finish(durable: true)
+        try out.finish()
         return out.offset
     }
 }

@@ -50,7 +50,7 @@
     override func runTask(_ task: TaskContext, partition: Int, partPath: String?) throws -> [UInt8] {
         // Plain or gzip-compressed part file; the formatting loop is the same.
         let gzip = task.compressOutput ? try GzipWriter(path: partPath!) : nil
-        let plain = gzip == nil ? try OutputFile(path: partPath!, mode: 0o644) : nil
+        let plain = gzip == nil ? try OutputFile(path: partPath!, mode: 0o644, durable: true) : nil
         var line = ByteWriter(capacity: 256)
         let fmt = format
         try source.compute(task, partition: partition) { t in
@@ -65,7 +65,7 @@
         if let gzip {
             task.metrics.outputBytes += try gzip.finish()
         } else {
-            try plain!.finish(durable: true)
+            try plain!.finish()
             task.metrics.outputBytes += plain!.offset
         }
         return []

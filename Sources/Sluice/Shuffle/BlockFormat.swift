@@ -104,11 +104,22 @@ struct ShuffleDataError: Error, CustomStringConvertible {
     private let fd: Int32
     private var buffer = ByteWriter(capacity: 1 << 20)
     package private(set) var offset: Int64 = 0
+    /// Bytes handed to the kernel, and how far the disk was asked to catch up (write-behind).
+    private var written: Int64 = 0
+    private var writebackStarted: Int64 = 0
+    private let durable: Bool
 
     /// Creates `path`; `mode` is `0600` for work files (shuffle data, spills: nobody else's to
     /// read), `0644` (less the umask) for output the user will share.
-    package init(path: String, mode: mode_t = 0o600) throws {
+    ///
+    /// A `durable` file (committed output) is on disk when `finish` returns (`fsync`). So that
+    /// this costs no waiting, the disk is asked to start writing every 8 MiB as the file grows
+    /// (write-behind); the closing `fsync` then waits for the tail only. Work files (shuffle
+    /// data, spills) are not durable: they are checksummed, and one that a machine's crash
+    /// damaged fails its check and is recomputed, as a lost one is.
+    package init(path: String, mode: mode_t = 0o600, durable: Bool = false) throws {
         self.path = path
+        self.durable = durable
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("cannot create \(path)") }
     }
@@ -144,11 +155,15 @@ struct ShuffleDataError: Error, CustomStringConvertible {
             TaskProgress.advance()
             done += n
         }
+        written += Int64(raw.count)
+        if durable && written - writebackStarted >= 8 << 20 {
+            sluice_start_writeback(fd, writebackStarted, written - writebackStarted)
+            writebackStarted = written
+        }
     }
 
-    /// Flushes; with `durable`, also waits until the data is on disk (`fsync`), as a file
-    /// that is committed by rename and read from other nodes (shared storage) must be.
-    package func finish(durable: Bool = false) throws {
+    /// Flushes; a `durable` file is then on disk (`fsync`) before it is committed by rename.
+    package func finish() throws {
         try flush()
         if durable && fsync(fd) != 0 { throw SystemError("cannot sync \(path)") }
     }

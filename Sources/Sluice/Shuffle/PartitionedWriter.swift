@@ -25,7 +25,8 @@ import Darwin
 /// Buffers a map task's records per reduce partition in binary blocks; when the buffered
 /// bytes exceed the memory budget it spills them to a run file and carries on. `commit`
 /// writes one partitioned file (Spark's layout) under a temporary name, concatenating the
-/// runs' segments partition by partition when it spilled.
+/// runs' segments partition by partition when it spilled. Nothing is `fsync`'d: an output a
+/// machine's crash damaged fails its checksums when read, and its map task runs again.
 @usableFromInline final class PartitionedWriter {
     @usableFromInline let partitions: Int
     // Touched per record: no dynamic exclusivity checks (three per record cost 8 % of a
@@ -69,13 +70,13 @@ import Darwin
     @usableFromInline func spill() throws {
         guard buffered > 0 else { return }
         let path = "\(spillPrefix).run\(runs.count)"
-        let offsets = try writePartitioned(to: path, durable: false)
+        let offsets = try writePartitioned(to: path)
         runs.append((path, offsets))
         metrics.spills += 1
         metrics.spillBytes += offsets.last ?? 0
     }
 
-    private func writePartitioned(to path: String, durable: Bool = true) throws -> [Int64] {
+    private func writePartitioned(to path: String) throws -> [Int64] {
         let file = try OutputFile(path: path)
         var offsets: [Int64] = [0]
         for p in 0..<partitions {
@@ -86,7 +87,7 @@ import Darwin
         }
         buffered = 0
         try PartitionedWriter.writeFooter(file, offsets: offsets, partitions: partitions)
-        try file.finish(durable: durable)
+        try file.finish()
         return offsets
     }
 
@@ -147,7 +148,7 @@ import Darwin
             offsets.append(out.offset)
         }
         try PartitionedWriter.writeFooter(out, offsets: offsets, partitions: partitions)
-        try out.finish(durable: true)
+        try out.finish()
         for run in runs { unlink(run.path) }
         runs.removeAll()
         return offsets
