@@ -930,8 +930,9 @@ public final class CSVReader {
 /// that stays put until `reset` (the next record). Kept whole (`keepsAll`, for the reference
 /// executor, whose records all live at once), nothing is ever reset or moved.
 @usableFromInline final class RecordArena {
-    @usableFromInline var chunks: [UnsafeMutableRawBufferPointer] = []
-    @usableFromInline var used = 0
+    // Touched for every field copied: no dynamic exclusivity checks.
+    @usableFromInline @exclusivity(unchecked) var chunks: [UnsafeMutableRawBufferPointer] = []
+    @usableFromInline @exclusivity(unchecked) var used = 0
     /// Never reset: every view handed out stays valid while the arena lives.
     @usableFromInline var keepsAll = false
 

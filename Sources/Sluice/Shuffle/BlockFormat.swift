@@ -102,8 +102,10 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 @usableFromInline package final class OutputFile {
     package let path: String
     private let fd: Int32
-    private var buffer = ByteWriter(capacity: 1 << 20)
-    package private(set) var offset: Int64 = 0
+    // Touched for every line a result task writes: no dynamic exclusivity checks (they were
+    // 4 % of a join's CPU time).
+    @exclusivity(unchecked) private var buffer = ByteWriter(capacity: 1 << 20)
+    @exclusivity(unchecked) package private(set) var offset: Int64 = 0
     /// Bytes handed to the kernel, and how far the disk was asked to catch up (write-behind).
     private var written: Int64 = 0
     private var writebackStarted: Int64 = 0

@@ -96,6 +96,9 @@ import CSluiceSys
     private var entries: UnsafeMutablePointer<SortEntry>
     private var entryCapacity: Int
     private var entryCount = 0
+    /// The radix sort's second entry array, of `entryCapacity`: kept, like the arena, so that
+    /// each sort does not map and fault in tens of MiB afresh.
+    private var scratch: UnsafeMutablePointer<SortEntry>?
     private var runs: [String] = []
 
     /// Arena offsets are 32-bit: a sort buffer spills before it reaches 4 GiB.
@@ -149,6 +152,7 @@ import CSluiceSys
     deinit {
         arena.deallocate()
         entries.deallocate()
+        scratch?.deallocate()
         discardRuns()
     }
 
@@ -252,6 +256,8 @@ import CSluiceSys
         entries.deallocate()
         entries = fresh
         entryCapacity = cap
+        scratch?.deallocate()
+        scratch = nil
     }
 
     /// Comparison of two entries whose first eight key bytes are equal and whose `prefix`
@@ -275,9 +281,8 @@ import CSluiceSys
         let n = entryCount
         guard n > 1 else { return }
         var src = entries
-        let scratch = UnsafeMutablePointer<SortEntry>.allocate(capacity: n)
-        defer { scratch.deallocate() }
-        var dst = scratch
+        if scratch == nil { scratch = .allocate(capacity: entryCapacity) }
+        var dst = scratch!
         // All eight byte histograms in one pass.
         var counts = [Int](repeating: 0, count: 8 * 256)
         counts.withUnsafeMutableBufferPointer { c in
@@ -304,7 +309,7 @@ import CSluiceSys
                 swap(&src, &dst)
             }
         }
-        if src != entries { entries.update(from: src, count: n) }
+        if src != entries { (entries, scratch) = (src, entries) } // the same capacity
         // Runs of equal prefixes: compare the keys.
         var i = 0
         while i < n {
