@@ -128,10 +128,13 @@ struct SortTests {
         #expect(result.retries + result.mapTasksRerun > 0, "faults were injected")
     }
 
-    @Test("the sorter alone: radix and tie runs, descending, spilled runs merged")
-    func sorterUnit() throws {
+    /// With 80 000 records the second segment passes 1 MiB and is mapped into the sort buffer
+    /// rather than read (from an offset that is not a page's start); the first is read.
+    @Test("the sorter alone: radix and tie runs, descending, spilled runs merged, segments read and mapped",
+          arguments: [5_000, 80_000])
+    func sorterUnit(records: Int) throws {
         var rng = TestRandom(11)
-        let keys: [[UInt8]] = (0..<5000).map { _ in
+        let keys: [[UInt8]] = (0..<records).map { _ in
             let stem: [UInt8] = Array("abcdefghijklmnopqrstuvwxyz".utf8.prefix(rng.int(20)))
             return stem + (0..<rng.int(3)).map { _ in UInt8(rng.int(3)) }
         }
@@ -140,17 +143,19 @@ struct SortTests {
             let dir = Harness.tempDir("sorter")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             // The records as a shuffle file of one partition, as a map task writes them.
-            let writer = PartitionedWriter(partitions: 1, budget: 1 << 30, spillPrefix: dir + "/w", metrics: metrics)
+            // Two partitions: the first 333 records, then the rest.
+            let writer = PartitionedWriter(partitions: 2, budget: 1 << 30, spillPrefix: dir + "/w", metrics: metrics)
             for (i, k) in keys.enumerated() {
-                try writer.add(partition: 0) { w in
+                try writer.add(partition: i < 333 ? 0 : 1) { w in
                     k.withUnsafeBytes { SortRecord.write(key: $0, to: &w) { Int(i).encode(to: &$0) } }
                 }
             }
             _ = try writer.commit(to: dir + "/map.out")
             let reader = try BlockFileReader(path: dir + "/map.out")
-            let offsets = try reader.readIndex(expectedPartitions: 1)
+            let offsets = try reader.readIndex(expectedPartitions: 2)
             let sorter = ByteRecordSorter.make(budget: budget, spillPrefix: dir + "/s", metrics: metrics, ascending: ascending)
-            #expect(try sorter.add(reader, from: offsets[0], to: offsets[1]) == keys.count)
+            #expect(try sorter.add(reader, from: offsets[0], to: offsets[1]) + sorter.add(reader, from: offsets[1], to: offsets[2])
+                    == keys.count)
             var got: [([UInt8], Int)] = []
             try sorter.finish { k, v, _ in
                 var r = ByteReader(v)
@@ -165,6 +170,35 @@ struct SortTests {
             }
             #expect(got.map(\.0) == want.map(\.element) && got.map(\.1) == want.map(\.offset), "ascending \(ascending), budget \(budget)")
             #expect((metrics.spills > 0) == (budget < 1 << 20), "spills only under the small budget")
+        }
+    }
+
+    @Test("a mapped shuffle segment with a damaged block fails its checksum, naming the file and byte")
+    func mappedSegmentChecksum() throws {
+        let dir = Harness.tempDir("sortermap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let metrics = TaskMetrics()
+        let writer = PartitionedWriter(partitions: 1, budget: 1 << 30, spillPrefix: dir + "/w", metrics: metrics)
+        for i in 0..<100_000 {
+            try writer.add(partition: 0) { w in
+                Array("key\(i % 977)".utf8).withUnsafeBytes { SortRecord.write(key: $0, to: &w) { Int(i).encode(to: &$0) } }
+            }
+        }
+        _ = try writer.commit(to: dir + "/map.out")
+        let offsets = try BlockFileReader(path: dir + "/map.out").readIndex(expectedPartitions: 1)
+        try #require(offsets[1] > 1 << 20, "the segment is large enough to be mapped")
+        let fd = open(dir + "/map.out", O_RDWR)
+        var byte: UInt8 = 0
+        #expect(pread(fd, &byte, 1, off_t(offsets[1] / 2)) == 1)
+        byte ^= 0x40
+        #expect(pwrite(fd, &byte, 1, off_t(offsets[1] / 2)) == 1)
+        close(fd)
+        let sorter = ByteRecordSorter.make(budget: 64 << 20, spillPrefix: dir + "/s", metrics: metrics, ascending: true)
+        defer { ByteRecordSorter.keep(sorter) }
+        #expect {
+            try sorter.add(BlockFileReader(path: dir + "/map.out"), from: offsets[0], to: offsets[1])
+        } throws: { error in
+            "\(error)".contains("checksum mismatch in block at byte") && "\(error)".contains("map.out")
         }
     }
 }

@@ -241,6 +241,13 @@ package struct SystemError: Error, CustomStringConvertible {
         }
     }
 
+    /// Maps `count` bytes of the file from `offset` (a multiple of the page size) read-only
+    /// over the pages at `address`, replacing what was there; false if the kernel refused.
+    func map(_ count: Int, from offset: Int64, at address: UnsafeMutableRawPointer) -> Bool {
+        let p = mmap(address, count, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, off_t(offset))
+        return p != MAP_FAILED
+    }
+
     /// The index of a partitioned file: R+1 offsets.
     @usableFromInline func readIndex(expectedPartitions: Int) throws -> [Int64] {
         guard size >= Int64(BlockFormat.footerSize) else { throw fail("truncated (no footer)") }
