@@ -418,7 +418,11 @@ final class JobRun {
         switch fatal {
         case .badInput?: throw JobFailure(description: "bad input (\(describe(a.stage, a.index))): \(reason)")
         case .diskFull?:
-            throw JobFailure(description: "no space left on device (\(describe(a.stage, a.index))): \(reason); free some space, or give --work-dir on a larger disk")
+            // The advice names the folder that filled: work folder, local scratch, or the output's.
+            let scratch = options.localDir.map { reason.contains(ScratchFolder.base($0)) } ?? false
+            let advice = reason.contains(work.path) ? "free some space, or give --work-dir on a larger disk"
+                : scratch ? "free some space, or give --local-dir on a larger disk" : "free some space where the output goes"
+            throw JobFailure(description: "no space left on device (\(describe(a.stage, a.index))): \(reason); \(advice)")
         case nil: break
         }
         if let lost {

@@ -101,7 +101,7 @@ struct ShuffleDataError: Error, CustomStringConvertible {
 /// A file opened for writing with large buffered writes.
 @usableFromInline package final class OutputFile {
     package let path: String
-    private let fd: Int32
+    private var fd: Int32
     // Touched for every line a result task writes: no dynamic exclusivity checks (they were
     // 4 % of a join's CPU time).
     @exclusivity(unchecked) private var buffer = ByteWriter(capacity: 1 << 20)
@@ -126,7 +126,7 @@ struct ShuffleDataError: Error, CustomStringConvertible {
         guard fd >= 0 else { throw SystemError("cannot create \(path)") }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     package func write(_ raw: UnsafeRawBufferPointer) throws {
         offset += Int64(raw.count)
@@ -164,10 +164,15 @@ struct ShuffleDataError: Error, CustomStringConvertible {
         }
     }
 
-    /// Flushes; a `durable` file is then on disk (`fsync`) before it is committed by rename.
+    /// Flushes and closes; a `durable` file is then on disk (`fsync`) before it is committed by
+    /// rename. Closing first matters on NFS, which sends a file's data to the server (and
+    /// reports a full disk) at `close`: another node then reads it whole once it is renamed.
     package func finish() throws {
         try flush()
         if durable && fsync(fd) != 0 { throw SystemError("cannot sync \(path)") }
+        let closed = close(fd)
+        fd = -1
+        if closed != 0 { throw SystemError("cannot write \(path)") }
     }
 }
 
