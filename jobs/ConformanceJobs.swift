@@ -130,6 +130,8 @@ public enum ConformanceJobs {
         left.join(right).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join")
         left.leftOuterJoin(right).map { ($0.0, Pair($0.1.0, $0.1.1 ?? "-")) }.write(to: out + "/left")
         left.cogroup(right).map { ($0.0, Pair($0.1.0.sorted(), $0.1.1.sorted())) }.write(to: out + "/cogroup")
+        // The hot key on the right: its values outgrow a small budget's group limit.
+        right.join(left).map { ($0.0, Pair($0.1.0, $0.1.1)) }.write(to: out + "/join-hot-right")
     }
 
     /// Joins of borrowed byte pairs, as the `join` job makes them: a CSV file's key views and
@@ -152,6 +154,8 @@ public enum ConformanceJobs {
         left.join(byMiddle).write(to: out + "/join") { row, w in line((row.0, (row.1.0, row.1.1)), &w) }
         left.leftOuterJoin(byMiddle).write(to: out + "/left", format: line)
         byFirst.join(left).write(to: out + "/join-first") { row, w in line((row.0, (row.1.0, row.1.1)), &w) }
+        // The CSV's hot key on the right: its values outgrow a small budget's group limit.
+        byMiddle.join(left).write(to: out + "/join-hot-right") { row, w in line((row.0, (row.1.0, row.1.1)), &w) }
     }
 
     /// The byte sort path (`sortByKey` over `Bytes` and `ByteView` keys) as users write it: lines

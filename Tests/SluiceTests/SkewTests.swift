@@ -40,11 +40,16 @@ struct SkewTests {
         #expect(joinOn.maxTaskRecords * 4 < joinOff.maxTaskRecords * 3, "\(joinOn.maxTaskRecords) vs \(joinOff.maxTaskRecords)")
     }
 
-    @Test("byte joins with a key holding 40 % of the rows: exact with skew handling on and off, split when on")
+    @Test("byte joins with a key holding 40 % of the rows: exact with skew handling on and off, split when on, and with the hot key's right values spilled")
     func skewedByteJoin() throws {
         let (on, off) = try onAndOff("test-bytejoin", workers: 2)
-        #expect(on.stages.filter { !$0.skewNotes.isEmpty }.count == 2, "inner and left outer join split: \(on.stages.map(\.skewNotes))")
+        #expect(on.stages.filter { !$0.skewNotes.isEmpty }.count == 3,
+                "both inner joins and the left outer join split: \(on.stages.map(\.skewNotes))")
         #expect(off.stages.allSatisfy { $0.skewNotes.isEmpty })
+        // A 64 KiB budget: the hot key's right values (16 000 of them) go to the group's file.
+        var tight = try options(workers: 2, skew: false)
+        tight.memoryPerTask = 1 << 16
+        _ = try Harness.checkAgainstReference("test-bytejoin", parameters: hot, options: tight)
     }
 
     /// A CSV file (key `k0` on 40 % of the rows; quoted fields with commas and doubled quotes)
@@ -67,7 +72,7 @@ struct SkewTests {
         return [dir + "/left.csv", dir + "/right.tsv"]
     }
 
-    @Test("joins of borrowed byte pairs: exact shuffled (skew on and off, split when on), spilling with a worker killed, and broadcast either side")
+    @Test("joins of borrowed byte pairs: exact shuffled (skew on and off, split when on), spilling (a hot right key's values too) with a worker killed, and broadcast either side")
     func viewJoins() throws {
         let dir = Harness.tempDir("viewjoin")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -237,5 +242,33 @@ struct BroadcastTests {
         let text = try Explain.render(Harness.job("join"), JobArguments(output: "o", parameters: [
             "left": dir + "/big.csv", "right": dir + "/small.csv", "on": "id"]), format: .text, partitions: 4, splitSize: 1 << 20, workers: 2)
         #expect(text.contains("broadcast hash join"))
+    }
+
+    @Test("a join key's right values beyond the group's limit go to a scratch file and come back whole, in order, for every left record")
+    func joinGroupSpill() throws {
+        let dir = Harness.tempDir("joingroup")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let metrics = TaskMetrics()
+        let group = JoinGroup(limit: 4096, spillPath: dir + "/group", metrics: metrics)
+        var rng = TestRandom(5)
+        // A hot key, a small one, then a hot one with a value larger than the read chunk (1 MiB).
+        for (round, n) in [5_000, 10, 3_000].enumerated() {
+            var values: [[UInt8]] = (0..<n).map { i in [UInt8](repeating: UInt8(i % 251), count: rng.int(300)) }
+            if round == 2 { values.insert([UInt8](repeating: 7, count: 3 << 20), at: 1_000) }
+            try Array("key\(round)".utf8).withUnsafeBytes { try group.start($0) }
+            var held = 0
+            for v in values {
+                try v.withUnsafeBytes { try group.add($0) }
+                held = max(held, group.count - group.keyCount)
+            }
+            #expect(held <= 4096 || round == 2, "at most the limit in memory")
+            #expect(group.values.spilled == (n > 10))
+            for _ in 0..<2 { // two left records of the key
+                var got: [[UInt8]] = []
+                try group.values.forEach { got.append(Array($0)) }
+                #expect(got == values, "round \(round)")
+            }
+        }
+        #expect(metrics.spills == 2)
     }
 }

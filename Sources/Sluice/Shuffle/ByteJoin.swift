@@ -1,27 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Joins on the byte sort path: both sides' records cross the shuffle as bytes (key, then the
 /// value with its length) and each reducer sort-merges them in a `ByteRecordSorter`, so no
 /// hash table of lists is built and a partition larger than the budget spills sorted runs.
 
 /// The right values of the key being joined, each preceded by its length (4 bytes), back to
-/// back; borrowed from `rawJoinPartition`.
+/// back: the first ones in a file when the group outgrew its memory (`spilled`), the rest in
+/// `bytes`; borrowed from `rawJoinPartition`.
 @usableFromInline struct RightGroup {
     /// Counts the groups of a partition: a new key's group has a new number.
     @usableFromInline let number: Int
     @usableFromInline let bytes: UnsafeRawBufferPointer
+    @usableFromInline let spill: GroupSpill?
 
-    @inlinable init(number: Int, bytes: UnsafeRawBufferPointer) {
+    @inlinable init(number: Int, bytes: UnsafeRawBufferPointer, spill: GroupSpill? = nil) {
         self.number = number
         self.bytes = bytes
+        self.spill = spill
     }
 
+    /// Part of the group is on disk: each `forEach` reads it again.
+    @inlinable var spilled: Bool { spill != nil }
+
     /// Calls `body` with each right value, in arrival order.
-    @inlinable func forEach(_ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    @inlinable func forEach(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if let spill { try spill.forEach(body) }
+        try RightGroup.forEach(in: bytes, body)
+    }
+
+    /// Calls `body` with each length-prefixed value of `bytes`.
+    @inlinable static func forEach(in bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
         guard let base = bytes.baseAddress else { return }
         var at = 0
         while at < bytes.count {
             let n = Int(base.loadUnaligned(fromByteOffset: at, as: UInt32.self))
             try body(UnsafeRawBufferPointer(start: base + at + 4, count: n))
             at += 4 + n
+        }
+    }
+}
+
+/// The right values of a key too many for memory (a hot key on the join's right side), in a
+/// scratch file that each left record of the key reads through again — the output holds
+/// every pair anyway — as Spark's sort-merge join spills its buffered rows.
+@usableFromInline final class GroupSpill {
+    let path: String
+    private let fd: Int32
+    private(set) var size: Int64 = 0
+    private var chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SystemError("cannot create \(path)") }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+        chunk.deallocate()
+    }
+
+    /// Empties the file for the next key.
+    func clear() throws {
+        guard ftruncate(fd, 0) == 0 else { throw SystemError("cannot truncate \(path)") }
+        size = 0
+    }
+
+    /// Appends length-prefixed values.
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(size) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("cannot write \(path)")
+            }
+            done += n
+        }
+        size += Int64(bytes.count)
+    }
+
+    /// Calls `body` with each value in the file, in order, reading it in large chunks.
+    @usableFromInline func forEach(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var at: Int64 = 0
+        while at < size {
+            let want = Int(min(Int64(chunk.count), size - at))
+            var got = 0
+            while got < want {
+                let n = pread(fd, chunk.baseAddress! + got, want - got, off_t(at) + off_t(got))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw SystemError("cannot read \(path)") }
+                got += n
+            }
+            // Whole values only; one cut by the chunk's end is read again from its start.
+            var used = 0
+            while used + 4 <= got {
+                let n = Int(chunk.baseAddress!.loadUnaligned(fromByteOffset: used, as: UInt32.self))
+                guard used + 4 + n <= got else { break }
+                try body(UnsafeRawBufferPointer(start: chunk.baseAddress! + used + 4, count: n))
+                used += 4 + n
+            }
+            if used == 0 {
+                // A value larger than the chunk: grow the chunk to hold it.
+                let n = Int(chunk.baseAddress!.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+                chunk.deallocate()
+                chunk = .allocate(byteCount: 4 + n, alignment: 8)
+                continue
+            }
+            at += Int64(used)
         }
     }
 }
@@ -36,13 +127,28 @@
     @usableFromInline @exclusivity(unchecked) var count = 0
     /// The group's number (0: none yet).
     @usableFromInline @exclusivity(unchecked) var number = 0
+    /// Bytes of right values held before they go to `spill`.
+    @usableFromInline let limit: Int
+    private let spillPath: String
+    private let metrics: TaskMetrics?
+    /// The current group's values that did not fit `limit` (nil: none did).
+    @usableFromInline @exclusivity(unchecked) var spill: GroupSpill?
+    private var spillFile: GroupSpill?
 
-    @inlinable init() { base = .allocate(byteCount: capacity, alignment: 8) }
+    /// A group that keeps at most about `limit` bytes of values in memory; more go to a file
+    /// at `spillPath`.
+    @usableFromInline init(limit: Int, spillPath: String, metrics: TaskMetrics?) {
+        self.limit = max(limit, 4096)
+        self.spillPath = spillPath
+        self.metrics = metrics
+        base = .allocate(byteCount: capacity, alignment: 8)
+    }
+
     deinit { base.deallocate() }
 
     @inlinable var key: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: keyCount) }
     @inlinable var values: RightGroup {
-        RightGroup(number: number, bytes: UnsafeRawBufferPointer(start: base + keyCount, count: count - keyCount))
+        RightGroup(number: number, bytes: UnsafeRawBufferPointer(start: base + keyCount, count: count - keyCount), spill: spill)
     }
 
     /// Whether `key` is the current group's key.
@@ -51,7 +157,8 @@
     }
 
     /// Starts the group of `key`.
-    @inlinable func start(_ key: UnsafeRawBufferPointer) {
+    @inlinable func start(_ key: UnsafeRawBufferPointer) throws {
+        if spill != nil { try endSpill() }
         count = 0
         reserve(key.count)
         if key.count > 0 { (base).copyMemory(from: key.baseAddress!, byteCount: key.count) }
@@ -61,7 +168,8 @@
     }
 
     /// Adds a right value to the group.
-    @inlinable func add(_ value: UnsafeRawBufferPointer) {
+    @inlinable func add(_ value: UnsafeRawBufferPointer) throws {
+        if count - keyCount + 4 + value.count > limit && count > keyCount { try spillValues() }
         reserve(4 + value.count)
         (base + count).storeBytes(of: UInt32(value.count), toByteOffset: 0, as: UInt32.self)
         if value.count > 0 { (base + count + 4).copyMemory(from: value.baseAddress!, byteCount: value.count) }
@@ -70,6 +178,24 @@
 
     @inlinable func reserve(_ more: Int) {
         if count + more > capacity { grow(count + more) }
+    }
+
+    /// Moves the values held in memory to the end of the spill file.
+    @usableFromInline func spillValues() throws {
+        if spill == nil {
+            if spillFile == nil { spillFile = try GroupSpill(path: spillPath) }
+            spill = spillFile
+            metrics?.spills += 1
+        }
+        let bytes = UnsafeRawBufferPointer(start: base + keyCount, count: count - keyCount)
+        try spill!.append(bytes)
+        metrics?.spillBytes += Int64(bytes.count)
+        count = keyCount
+    }
+
+    @usableFromInline func endSpill() throws {
+        try spill?.clear()
+        spill = nil
     }
 
     @usableFromInline func grow(_ needed: Int) {
@@ -100,12 +226,13 @@
     try l.readPartitionSegments(task, partition: partition) { reader, start, end in
         task.metrics.recordsRead += try sorter.add(reader, from: start, to: end, side: 0)
     }
-    let group = JoinGroup()
+    // A key's right values beyond a quarter of the budget go to a file.
+    let group = JoinGroup(limit: task.memoryBudget / 4, spillPath: task.tempPrefix + ".group", metrics: task.metrics)
     try sorter.finish { key, value, side in
         let same = group.holds(key)
         if side == 1 {
-            if !same { group.start(key) }
-            group.add(value)
+            if !same { try group.start(key) }
+            try group.add(value)
         } else if same {
             try emit(key, value, group.values)
         } else if outer {
@@ -127,6 +254,13 @@
         var rd = ByteReader(value)
         let v = try V.decode(from: &rd)
         guard let group else { return try emit(key, v, nil) }
+        if group.spilled {
+            // Too many to hold decoded: decoded again for each left value.
+            return try group.forEach { bytes in
+                var rw = ByteReader(bytes)
+                try emit(key, v, try W.decode(from: &rw))
+            }
+        }
         if group.number != decodedGroup {
             ws.removeAll(keepingCapacity: true)
             try group.forEach { bytes in
