@@ -294,6 +294,55 @@ import Darwin
     return stats
 }
 
+/// The small side of a broadcast join of byte pairs: its keys in a `BytesTable`, probed with
+/// borrowed bytes (no allocation per probe), each key's values chained in arrival order in
+/// one flat buffer (next record's offset, length, bytes), which does not move once built.
+@usableFromInline final class BroadcastTable {
+    /// Per key: the offsets of its first and its last record.
+    @usableFromInline struct Ends: BitwiseCopyable {
+        @usableFromInline var first: Int64
+        @usableFromInline var last: Int64
+    }
+    @usableFromInline let keys = BytesTable<Ends>()
+    @usableFromInline var records = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 8)
+    @usableFromInline var capacity = 1 << 16
+    @usableFromInline var used = 0
+    @usableFromInline init() {}
+    deinit { records.deallocate() }
+
+    /// Adds a record of the small side.
+    @usableFromInline func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let at = used
+        if used + 12 + value.count > capacity {
+            while used + 12 + value.count > capacity { capacity *= 2 }
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+            grown.copyMemory(from: records, byteCount: used)
+            records.deallocate()
+            records = grown
+        }
+        records.storeBytes(of: Int64(-1), toByteOffset: at, as: Int64.self)
+        records.storeBytes(of: UInt32(value.count), toByteOffset: at + 8, as: UInt32.self)
+        if value.count > 0 { (records + at + 12).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+        used += 12 + value.count
+        let records = records
+        keys.upsert(key, hash: StableHasher.hash(bytes: key), create: { Ends(first: Int64(at), last: Int64(at)) }, update: { ends in
+            records.storeBytes(of: Int64(at), toByteOffset: Int(ends.last), as: Int64.self)
+            ends.last = Int64(at)
+        })
+    }
+
+    /// Calls `body` with each value of `key`, in arrival order; false if it has none.
+    @inlinable func forEachValue(of key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows -> Bool {
+        guard var at = keys.find(key, hash: StableHasher.hash(bytes: key)).map({ Int($0.first) }) else { return false }
+        while at >= 0 {
+            let n = Int(records.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+            try body(UnsafeRawBufferPointer(start: records + at + 12, count: n))
+            at = Int(records.loadUnaligned(fromByteOffset: at, as: Int64.self))
+        }
+        return true
+    }
+}
+
 /// A join of borrowed byte pairs (`join` and `leftOuterJoin` over `(ByteView, ByteView)`):
 /// shuffled as bytes and sort-merged by `rawJoinPartition`, or broadcast when the plan says
 /// so (the small side loaded whole, owned). `make` builds an output record from the key, the
@@ -319,20 +368,15 @@ import Darwin
     /// Streams `big` past `small` loaded whole; `flip`: the small side is the left one.
     func broadcast(small: Node<(ByteView, ByteView)>, big: Node<(ByteView, ByteView)>, flip: Bool) -> JoinNode<T>.Body {
         { task, partition, sink in
-            var table: [Bytes: [Bytes]] = [:]
+            let table = BroadcastTable()
             for p in 0..<task.plan.partitionCount(of: small) {
-                try small.compute(task, partition: p) { kv in table[Bytes(kv.0.raw), default: []].append(Bytes(kv.1.raw)) }
+                try small.compute(task, partition: p) { kv in table.add(kv.0.raw, kv.1.raw) }
             }
             try big.compute(task, partition: partition) { kv in
-                guard let matches = table[Bytes(kv.0.raw)] else {
-                    if outer { try sink(make(kv.0, kv.1, nil)) }
-                    return
+                let matched = try table.forEachValue(of: kv.0.raw) { other in
+                    try sink(flip ? make(kv.0, ByteView(other), kv.1) : make(kv.0, kv.1, ByteView(other)))
                 }
-                for m in matches {
-                    try m.storage.withUnsafeBytes { other in
-                        try sink(flip ? make(kv.0, ByteView(other), kv.1) : make(kv.0, kv.1, ByteView(other)))
-                    }
-                }
+                if !matched && outer { try sink(make(kv.0, kv.1, nil)) }
             }
         }
     }

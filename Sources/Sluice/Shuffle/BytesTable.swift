@@ -111,6 +111,27 @@ import Synchronization
     @inlinable @inline(__always)
     package func upsert(count n: Int, words: (UInt32, UInt64), hash: UInt64, bytes: UnsafeRawPointer?,
                 create: () throws -> V, update: (inout V) throws -> Void) rethrows {
+        let (i, found) = probe(count: n, words: words, hash: hash, bytes: bytes)
+        guard found else {
+            return insertNew(count: n, bytes: bytes, hash: hash | 1, words: words, at: i, value: try create())
+        }
+        let slot = slots + i * BytesTable.slotSize
+        var value = slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self)
+        try update(&value)
+        slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
+    }
+
+    /// The value of `key` (whose stable hash is `hash`), if the table holds it.
+    @inlinable package func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> V? {
+        let (w0, w1) = StableHasher.headWords(key)
+        let (i, found) = probe(count: key.count, words: BytesTable.slotWords(count: key.count, w0, w1), hash: hash,
+                               bytes: key.baseAddress)
+        return found ? (slots + i * BytesTable.slotSize).load(fromByteOffset: BytesTable.valueOffset, as: V.self) : nil
+    }
+
+    /// The slot holding the key of `n` bytes, or the empty slot where it would go.
+    @inlinable @inline(__always)
+    package func probe(count n: Int, words: (UInt32, UInt64), hash: UInt64, bytes: UnsafeRawPointer?) -> (index: Int, found: Bool) {
         let h = hash | 1
         let size = BytesTable.slotSize
         // Bytes 8–15 of a slot hold the length and then, for a short key, its first 4 bytes.
@@ -120,21 +141,17 @@ import Synchronization
         while true {
             let slot = slots + i * size
             let stored = slot.load(as: UInt64.self)
-            if stored == 0 { break }
+            if stored == 0 { return (i, false) }
             if stored == h && slot.load(fromByteOffset: 16, as: UInt64.self) == words.1 {
                 let stamp = slot.load(fromByteOffset: 8, as: UInt64.self)
                 if short ? stamp == lengthWord
                          : UInt32(truncatingIfNeeded: stamp) == UInt32(truncatingIfNeeded: n)
                              && memcmp(arena + Int(stamp >> 32), bytes!, n) == 0 {
-                    var value = slot.load(fromByteOffset: BytesTable.valueOffset, as: V.self)
-                    try update(&value)
-                    slot.storeBytes(of: value, toByteOffset: BytesTable.valueOffset, as: V.self)
-                    return
+                    return (i, true)
                 }
             }
             i = (i + 1) & mask
         }
-        insertNew(count: n, bytes: bytes, hash: h, words: words, at: i, value: try create())
     }
 
     @inlinable package func insertNew(count n: Int, bytes: UnsafeRawPointer?, hash h: UInt64, words: (UInt32, UInt64),
