@@ -121,6 +121,24 @@ struct CoreTests {
         #expect(pieces(1100 * mib, 2) % 2 == 0, "no worker gets one task more")
         #expect(pieces(1100 * mib, 3) % 3 == 0)
         #expect(pieces(10 * mib, 4) <= 4, "no split below 4 MiB")
+        #expect(SplitPlanner.automaticSplitSize(totalBytes: 1024 * mib, workers: 2, largest: 64 * mib) == 64 * mib,
+                "64 MiB where no shuffle combines")
+    }
+
+    @Test("jobs whose shuffles carry records whole (sort, join) get splits of at most 64 MiB; combining ones up to 256 MiB")
+    func splitCapByShuffle() throws {
+        let dir = Harness.tempDir("splitcap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A sparse 1 GiB file: planning reads only its size.
+        let path = dir + "/big.txt"
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
+        #expect(truncate(path, 1 << 30) == 0)
+        func splits(_ job: String) throws -> Int {
+            let graph = try Harness.job(job).graph(JobArguments(inputs: [path], output: dir + "/out"))
+            return try PhysicalPlan.planSplits(graph, splitSize: nil, workers: 2).map(\.count).reduce(0, +)
+        }
+        #expect(try splits("sort") == 16)
+        #expect(try splits("wordcount") == 4)
     }
 
     @Test("a corrupt or truncated block is detected, never silently read")

@@ -253,7 +253,9 @@ protocol BroadcastCandidate: AnyNode {
     static func planSplits(_ graph: JobGraph, splitSize: Int64?, workers: Int) throws -> [[InputSplit]] {
         let inputs = graph.fileSources.flatMap(\.paths)
         for output in graph.actions.compactMap(\.outputPath) { try SplitPlanner.checkOutput(output, against: inputs) }
-        let planner = SplitPlanner(splitSize: splitSize, workers: workers)
+        let wholeRecords = !graph.shuffles.isEmpty && graph.shuffles.allSatisfy { !$0.combinesOnMapSide }
+        let planner = SplitPlanner(splitSize: splitSize, workers: workers,
+                                   largestAutomaticSplit: wholeRecords ? SplitPlanner.largestSplitWithoutCombining : SplitPlanner.largestSplit)
         return try graph.fileSources.map { try planner.plan($0.paths, splittable: $0.splittable) }
     }
 }
