@@ -150,7 +150,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Reduce partitions per shuffle, at least 1 (default: 2 × workers; a sort read straight from files gets one per half --memory-per-task of input if that is more).")
     var partitions: Int?
     @Option(name: .customLong("split-size"),
-            help: "Target input split size, e.g. 32m, at least 64k (smaller sizes are raised to it); auto: two splits per worker, between 4m and 256m.")
+            help: "Target input split size, e.g. 32m, at least 64k (smaller sizes are raised to it); auto: two splits per worker, between 4m and 256m (64m for a job whose shuffles carry every record, such as sort and join, whose map output is as big as its input).")
     var splitSize: String = "auto"
     @Option(name: .customLong("broadcast-threshold"), help: "Broadcast a join side whose input is below this size instead of shuffling it (0: never).")
     var broadcastThreshold: String = "10m"
