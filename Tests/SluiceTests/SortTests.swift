@@ -153,7 +153,7 @@ struct SortTests {
             _ = try writer.commit(to: dir + "/map.out")
             let reader = try BlockFileReader(path: dir + "/map.out")
             let offsets = try reader.readIndex(expectedPartitions: 2)
-            let sorter = ByteRecordSorter.make(budget: budget, spillPrefix: dir + "/s", metrics: metrics, ascending: ascending)
+            let sorter = try ByteRecordSorter.make(budget: budget, spillPrefix: dir + "/s", metrics: metrics, ascending: ascending)
             #expect(try sorter.add(reader, from: offsets[0], to: offsets[1]) + sorter.add(reader, from: offsets[1], to: offsets[2])
                     == keys.count)
             var got: [([UInt8], Int)] = []
@@ -193,7 +193,7 @@ struct SortTests {
         byte ^= 0x40
         #expect(pwrite(fd, &byte, 1, off_t(offsets[1] / 2)) == 1)
         close(fd)
-        let sorter = ByteRecordSorter.make(budget: 64 << 20, spillPrefix: dir + "/s", metrics: metrics, ascending: true)
+        let sorter = try ByteRecordSorter.make(budget: 64 << 20, spillPrefix: dir + "/s", metrics: metrics, ascending: true)
         defer { ByteRecordSorter.keep(sorter) }
         #expect {
             try sorter.add(BlockFileReader(path: dir + "/map.out"), from: offsets[0], to: offsets[1])

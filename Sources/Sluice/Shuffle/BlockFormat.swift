@@ -106,8 +106,7 @@ struct ShuffleDataError: Error, CustomStringConvertible {
     // 4 % of a join's CPU time).
     @exclusivity(unchecked) private var buffer = ByteWriter(capacity: 1 << 20)
     @exclusivity(unchecked) package private(set) var offset: Int64 = 0
-    /// Bytes handed to the kernel, and how far the disk was asked to catch up (write-behind).
-    private var written: Int64 = 0
+    /// How far the disk was asked to catch up (write-behind).
     private var writebackStarted: Int64 = 0
     private let durable: Bool
 
@@ -129,12 +128,14 @@ struct ShuffleDataError: Error, CustomStringConvertible {
     deinit { if fd >= 0 { close(fd) } }
 
     package func write(_ raw: UnsafeRawBufferPointer) throws {
-        offset += Int64(raw.count)
         if buffer.count + raw.count > (1 << 20) { try flush() }
         if raw.count >= (1 << 20) {
             try writeFully(raw)
+            offset += Int64(raw.count)
+            startWriteback()
         } else {
             buffer.write(raw: raw)
+            offset += Int64(raw.count)
         }
     }
 
@@ -144,6 +145,16 @@ struct ShuffleDataError: Error, CustomStringConvertible {
         guard buffer.count > 0 else { return }
         try buffer.bytes.withUnsafeBytes { try writeFully($0) }
         buffer.removeAll()
+        startWriteback()
+    }
+
+    /// For a durable file, asks the disk to start writing what the kernel has been handed,
+    /// every 8 MiB of it.
+    private func startWriteback() {
+        let handed = offset - Int64(buffer.count)
+        guard durable, handed - writebackStarted >= 8 << 20 else { return }
+        sluice_start_writeback(fd, writebackStarted, handed - writebackStarted)
+        writebackStarted = handed
     }
 
     private func writeFully(_ raw: UnsafeRawBufferPointer) throws {
@@ -156,11 +167,6 @@ struct ShuffleDataError: Error, CustomStringConvertible {
             }
             TaskProgress.advance()
             done += n
-        }
-        written += Int64(raw.count)
-        if durable && written - writebackStarted >= 8 << 20 {
-            sluice_start_writeback(fd, writebackStarted, written - writebackStarted)
-            writebackStarted = written
         }
     }
 

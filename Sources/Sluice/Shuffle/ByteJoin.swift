@@ -49,54 +49,35 @@ import Darwin
 /// every pair anyway — as Spark's sort-merge join spills its buffered rows.
 @usableFromInline final class GroupSpill {
     let path: String
-    private let fd: Int32
-    private(set) var size: Int64 = 0
+    private var out: OutputFile
+    private var reader: BlockFileReader?
     private var chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
 
     init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemError("cannot create \(path)") }
+        out = try OutputFile(path: path)
     }
 
     deinit {
-        close(fd)
         unlink(path)
         chunk.deallocate()
     }
 
     /// Empties the file for the next key.
-    func clear() throws {
-        guard ftruncate(fd, 0) == 0 else { throw SystemError("cannot truncate \(path)") }
-        size = 0
-    }
+    func clear() throws { out = try OutputFile(path: path) }
 
     /// Appends length-prefixed values.
-    func append(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(size) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("cannot write \(path)")
-            }
-            done += n
-        }
-        size += Int64(bytes.count)
-    }
+    func append(_ bytes: UnsafeRawBufferPointer) throws { try out.write(bytes) }
 
     /// Calls `body` with each value in the file, in order, reading it in large chunks.
     @usableFromInline func forEach(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try out.flush()
+        let reader = try self.reader ?? BlockFileReader(path: path)
+        self.reader = reader
         var at: Int64 = 0
-        while at < size {
-            let want = Int(min(Int64(chunk.count), size - at))
-            var got = 0
-            while got < want {
-                let n = pread(fd, chunk.baseAddress! + got, want - got, off_t(at) + off_t(got))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw SystemError("cannot read \(path)") }
-                got += n
-            }
+        while at < out.offset {
+            let got = Int(min(Int64(chunk.count), out.offset - at))
+            try reader.readExactly(UnsafeMutableRawBufferPointer(rebasing: chunk[0..<got]), at: at)
             // Whole values only; one cut by the chunk's end is read again from its start.
             var used = 0
             while used + 4 <= got {
@@ -217,7 +198,7 @@ import Darwin
     _ l: ShuffleDependency, _ r: ShuffleDependency, _ task: TaskContext, _ partition: Int, outer: Bool,
     _ emit: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, RightGroup?) throws -> Void
 ) throws {
-    let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".join",
+    let sorter = try ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".join",
                                        metrics: task.metrics, ascending: true)
     defer { ByteRecordSorter.keep(sorter) }
     try r.readPartitionSegments(task, partition: partition) { reader, start, end in
@@ -296,7 +277,7 @@ import Darwin
 
 /// The small side of a broadcast join of byte pairs: its keys in a `BytesTable`, probed with
 /// borrowed bytes (no allocation per probe), each key's values chained in arrival order in
-/// one flat buffer (next record's offset, length, bytes), which does not move once built.
+/// one flat buffer (next record's offset, length, bytes).
 @usableFromInline final class BroadcastTable {
     /// Per key: the offsets of its first and its last record.
     @usableFromInline struct Ends: BitwiseCopyable {
@@ -304,29 +285,18 @@ import Darwin
         @usableFromInline var last: Int64
     }
     @usableFromInline let keys = BytesTable<Ends>()
-    @usableFromInline var records = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 8)
-    @usableFromInline var capacity = 1 << 16
-    @usableFromInline var used = 0
+    @usableFromInline @exclusivity(unchecked) var records = ByteWriter(capacity: 1 << 16)
+
     @usableFromInline init() {}
-    deinit { records.deallocate() }
 
     /// Adds a record of the small side.
     @usableFromInline func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-        let at = used
-        if used + 12 + value.count > capacity {
-            while used + 12 + value.count > capacity { capacity *= 2 }
-            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
-            grown.copyMemory(from: records, byteCount: used)
-            records.deallocate()
-            records = grown
-        }
-        records.storeBytes(of: Int64(-1), toByteOffset: at, as: Int64.self)
-        records.storeBytes(of: UInt32(value.count), toByteOffset: at + 8, as: UInt32.self)
-        if value.count > 0 { (records + at + 12).copyMemory(from: value.baseAddress!, byteCount: value.count) }
-        used += 12 + value.count
-        let records = records
+        let at = records.count
+        records.writeFixed(Int64(-1))
+        records.writeFixed(UInt32(value.count))
+        records.write(raw: value)
         keys.upsert(key, hash: StableHasher.hash(bytes: key), create: { Ends(first: Int64(at), last: Int64(at)) }, update: { ends in
-            records.storeBytes(of: Int64(at), toByteOffset: Int(ends.last), as: Int64.self)
+            records.bytes.withUnsafeMutableBytes { $0.storeBytes(of: Int64(at), toByteOffset: Int(ends.last), as: Int64.self) }
             ends.last = Int64(at)
         })
     }
@@ -334,10 +304,12 @@ import Darwin
     /// Calls `body` with each value of `key`, in arrival order; false if it has none.
     @inlinable func forEachValue(of key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows -> Bool {
         guard var at = keys.find(key, hash: StableHasher.hash(bytes: key)).map({ Int($0.first) }) else { return false }
-        while at >= 0 {
-            let n = Int(records.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
-            try body(UnsafeRawBufferPointer(start: records + at + 12, count: n))
-            at = Int(records.loadUnaligned(fromByteOffset: at, as: Int64.self))
+        try records.bytes.withUnsafeBytes { records in
+            while at >= 0 {
+                let n = Int(records.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                try body(UnsafeRawBufferPointer(rebasing: records[at + 12 ..< at + 12 + n]))
+                at = Int(records.loadUnaligned(fromByteOffset: at, as: Int64.self))
+            }
         }
         return true
     }

@@ -110,7 +110,7 @@ import CSluiceSys
     /// 4 KiB of records cost a tenth of the sort's CPU time.
     private static let hugePage = 2 << 20
 
-    private init(budget: Int, spillPrefix: String, metrics: TaskMetrics, ascending: Bool) {
+    private init(budget: Int, spillPrefix: String, metrics: TaskMetrics, ascending: Bool) throws {
         self.budget = max(budget, 1 << 16)
         self.spillPrefix = spillPrefix
         self.metrics = metrics
@@ -118,30 +118,32 @@ import CSluiceSys
         // Reserved whole at once (up to 1 GiB): the pages cost nothing until touched, and
         // the arena never has to be copied to grow.
         arenaCapacity = min(self.budget, 1 << 30)
-        arena = ByteRecordSorter.allocateArena(arenaCapacity)
+        arena = try ByteRecordSorter.allocateArena(arenaCapacity)
         entryCapacity = 1 << 14
         entries = .allocate(capacity: entryCapacity)
     }
 
     /// The arena is mapped here rather than allocated, so that shuffle segments can be mapped
     /// into it.
-    private static func allocateArena(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        precondition(p != MAP_FAILED, "out of memory: cannot map a sort buffer of \(bytes) bytes")
+    private static func allocateArena(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            throw SystemError("cannot map a sort buffer of \(bytes) bytes")
+        }
         #if os(Linux)
         if bytes >= hugePage { _ = madvise(p, bytes, MADV_HUGEPAGE) }
         #endif
-        return p!
+        return p
     }
 
     /// Empties the arena, turning mapped segments back into anonymous pages.
-    private func emptyArena() {
-        for range in mapped {
-            let p = mmap(arena + range.lowerBound, range.count, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
-            precondition(p != MAP_FAILED, "cannot remap \(range.count) bytes of a sort buffer")
+    private func emptyArena() throws {
+        while let range = mapped.last {
+            guard mmap(arena + range.lowerBound, range.count, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED else {
+                throw SystemError("cannot remap \(range.count) bytes of a sort buffer")
+            }
+            mapped.removeLast()
         }
-        mapped.removeAll()
         arenaUsed = 0
         entryCount = 0
     }
@@ -149,9 +151,9 @@ import CSluiceSys
     /// A sorter for a task: the one the worker's previous task of this stage kept (its
     /// buffers already faulted in), or a new one.
     @usableFromInline static func make(budget: Int, spillPrefix: String, metrics: TaskMetrics,
-                                       ascending: Bool) -> ByteRecordSorter {
+                                       ascending: Bool) throws -> ByteRecordSorter {
         guard let kept = BytesTableShelf.takeObject(ByteRecordSorter.self), kept.budget == max(budget, 1 << 16) else {
-            return ByteRecordSorter(budget: budget, spillPrefix: spillPrefix, metrics: metrics, ascending: ascending)
+            return try ByteRecordSorter(budget: budget, spillPrefix: spillPrefix, metrics: metrics, ascending: ascending)
         }
         kept.spillPrefix = spillPrefix
         kept.metrics = metrics
@@ -159,10 +161,11 @@ import CSluiceSys
         return kept
     }
 
-    /// Keeps `sorter`, emptied, for the worker's next task of the stage.
+    /// Keeps `sorter`, emptied, for the worker's next task of the stage (unless its arena
+    /// could not be emptied: then it is dropped).
     @usableFromInline static func keep(_ sorter: ByteRecordSorter) {
         sorter.discardRuns()
-        sorter.emptyArena()
+        guard (try? sorter.emptyArena()) != nil else { return }
         BytesTableShelf.putObject(sorter)
     }
 
@@ -196,11 +199,7 @@ import CSluiceSys
         var offset = start + Int64(h)
         var added = 0
         while true {
-            let (length, count, crc) = header.withUnsafeBytes {
-                (Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
-                 Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self))),
-                 UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-            }
+            let (length, count, crc) = header.withUnsafeBytes { ByteRecordSorter.blockHeader($0.baseAddress!) }
             guard Int64(length) <= end - offset else {
                 throw reader.fail("block at byte \(offset) runs past its segment (truncated or corrupt)")
             }
@@ -211,20 +210,11 @@ import CSluiceSys
                                   || arenaUsed + length + more > ByteRecordSorter.maxArena) {
                 try spillRun()
             }
-            reserveArena(length + more)
-            reserveEntries(count)
+            try reserveArena(length + more)
             let payload = UnsafeMutableRawBufferPointer(start: arena + arenaUsed, count: length + more)
             try reader.readExactly(payload, at: offset)
-            let block = UnsafeRawBufferPointer(rebasing: payload[0..<length])
-            guard BlockFormat.crc(block) == crc else {
-                throw reader.fail("checksum mismatch in block at byte \(offset - Int64(h))")
-            }
+            try indexChecked(reader, at: arenaUsed, length: length, count: count, crc: crc, blockAt: offset - Int64(h), side: side)
             if more > 0 { header.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: payload[length...])) } }
-            do {
-                try indexBlock(at: arenaUsed, length: length, count: count, side: UInt32(side) << 31)
-            } catch let e as CorruptDataError {
-                throw reader.fail("undecodable record: \(e)")
-            }
             arenaUsed += length
             added += count
             offset += Int64(length + more)
@@ -264,23 +254,12 @@ import CSluiceSys
         var added = 0
         while offset < limit {
             guard limit - offset >= h else { throw reader.fail("truncated block header at byte \(start + Int64(offset - at - lead))") }
-            let header = UnsafeRawPointer(arena + offset)
-            let length = Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
-            let count = Int(UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
-            let crc = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            let (length, count, crc) = ByteRecordSorter.blockHeader(arena + offset)
             let blockAt = start + Int64(offset - at - lead)
             guard length <= limit - offset - h else {
                 throw reader.fail("block at byte \(blockAt + Int64(h)) runs past its segment (truncated or corrupt)")
             }
-            guard BlockFormat.crc(UnsafeRawBufferPointer(start: arena + offset + h, count: length)) == crc else {
-                throw reader.fail("checksum mismatch in block at byte \(blockAt)")
-            }
-            reserveEntries(count)
-            do {
-                try indexBlock(at: offset + h, length: length, count: count, side: UInt32(side) << 31)
-            } catch let e as CorruptDataError {
-                throw reader.fail("undecodable record: \(e)")
-            }
+            try indexChecked(reader, at: offset + h, length: length, count: count, crc: crc, blockAt: blockAt, side: side)
             TaskProgress.advance()
             added += count
             offset += h + length
@@ -288,6 +267,28 @@ import CSluiceSys
         // Past the mapping's last page: reads into the arena must not land on mapped pages.
         arenaUsed = at + mappedBytes
         return added
+    }
+
+    /// A block header's fields: payload length, record count, CRC-32.
+    private static func blockHeader(_ p: UnsafeRawPointer) -> (length: Int, count: Int, crc: UInt32) {
+        (Int(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
+         Int(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))),
+         UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+    }
+
+    /// Checks the block of `length` bytes at arena offset `at` against `crc` and indexes its
+    /// `count` records; errors name the file and the block's byte `blockAt`.
+    private func indexChecked(_ reader: BlockFileReader, at: Int, length: Int, count: Int, crc: UInt32,
+                              blockAt: Int64, side: Int) throws {
+        guard BlockFormat.crc(UnsafeRawBufferPointer(start: arena + at, count: length)) == crc else {
+            throw reader.fail("checksum mismatch in block at byte \(blockAt)")
+        }
+        reserveEntries(count)
+        do {
+            try indexBlock(at: at, length: length, count: count, side: UInt32(side) << 31)
+        } catch let e as CorruptDataError {
+            throw reader.fail("undecodable record: \(e)")
+        }
     }
 
     /// Indexes the `count` records of the block of `length` bytes at `start` in the arena.
@@ -313,11 +314,11 @@ import CSluiceSys
         entryCount += n
     }
 
-    private func reserveArena(_ extra: Int) {
+    private func reserveArena(_ extra: Int) throws {
         guard arenaUsed + extra > arenaCapacity else { return }
         var cap = arenaCapacity
         while cap < arenaUsed + extra { cap *= 2 }
-        let fresh = ByteRecordSorter.allocateArena(cap)
+        let fresh = try ByteRecordSorter.allocateArena(cap)
         fresh.copyMemory(from: arena, byteCount: arenaUsed)
         munmap(arena, arenaCapacity)
         arena = fresh
@@ -444,7 +445,7 @@ import CSluiceSys
         runs.append(path)
         metrics.spills += 1
         metrics.spillBytes += bytes
-        emptyArena()
+        try emptyArena()
     }
 
     /// Hands out every record in key order, then frees the buffer.
@@ -452,7 +453,7 @@ import CSluiceSys
         if runs.isEmpty {
             sortEntries()
             try forEachSorted(emit)
-            emptyArena()
+            try emptyArena()
             return
         }
         if entryCount > 0 { try spillRun() }

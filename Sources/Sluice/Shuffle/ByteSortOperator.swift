@@ -145,7 +145,7 @@ extension ByteView: SortableBytes {
         try rangeBounds(samples, partitions: partitions) { (a: Bytes, b: Bytes) in ascending ? a < b : b < a }
     }
     let node = ClosureNode<(K, V)>(op: "sortByKey", parents: [source], shuffles: [dep], body: { task, partition, sink in
-        let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".sort",
+        let sorter = try ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".sort",
                                            metrics: task.metrics, ascending: ascending)
         defer { ByteRecordSorter.keep(sorter) }
         try dep.readPartitionSegments(task, partition: partition) { reader, start, end in

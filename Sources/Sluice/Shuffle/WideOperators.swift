@@ -161,7 +161,7 @@
     _ dep: ShuffleDependency, _: V.Type, _ task: TaskContext, _ partition: Int,
     _ emit: (UnsafeRawBufferPointer, [V]) throws -> Void
 ) throws {
-    let sorter = ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".group",
+    let sorter = try ByteRecordSorter.make(budget: task.memoryBudget, spillPrefix: task.tempPrefix + ".group",
                                        metrics: task.metrics, ascending: true)
     defer { ByteRecordSorter.keep(sorter) }
     try dep.readPartitionSegments(task, partition: partition) { reader, start, end in
