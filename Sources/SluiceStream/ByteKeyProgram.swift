@@ -38,8 +38,7 @@ import Darwin
     /// `batch`'s table as a byte-key table: a table restored from a checkpoint (typed) is
     /// converted once, when the batch is read into again.
     @inlinable static func of(_ batch: SpeedBatch, combine: (inout V, V) -> Void) -> ByteKeyTable {
-        if let t = batch.table as? ByteKeyTable { return t }
-        let t = split([batch.table as! TypedTable<Pair<Bytes, Int64>, V>], partitions: 1, combine: combine)[0]
+        let t = bytes(batch.table!, combine: combine) // the loop reads into open batches only
         batch.table = t
         return t
     }
@@ -180,6 +179,8 @@ extension ByteKeyTable {
             if let bytes = source as? ByteKeyTable {
                 bytes.table.forEach { composite, hash, v in add(composite, hash: hash, v) }
             } else {
+                // A byte-key program's tables are its own: byte-key tables, or the typed tables
+                // of the same key and value its checkpoints decode into. Another cannot reach here.
                 for (k, v) in (source.typedForm() as! TypedTable<Pair<Bytes, Int64>, V>).entries {
                     k.first.storage.withUnsafeBytes { raw in
                         let composite = keys.compose(ByteView(raw), k.second).raw
